@@ -1,0 +1,42 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+
+const HealthResponse = Type.Object({
+  status: Type.Literal('ok'),
+  timestamp: Type.String(),
+  server: Type.String(),
+  version: Type.String(),
+  protocolVersions: Type.Array(Type.String()),
+  uptime: Type.Number({ description: 'seconds since start' }),
+  streams: Type.Integer({ description: 'open SSE streams on this process' }),
+  sessions: Type.Integer({ description: 'live MCP sessions' })
+})
+
+const ReadyResponse = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('draining'), Type.Literal('unavailable')]),
+  checks: Type.Record(Type.String(), Type.Boolean())
+})
+
+/** Liveness (/health) and readiness (/ready) probes; both are public even when auth is on. */
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/health', { schema: { response: { 200: HealthResponse } } }, async () => ({
+    status: 'ok' as const,
+    timestamp: new Date().toISOString(),
+    server: SERVER_NAME,
+    version: SERVER_VERSION,
+    protocolVersions: [...PROTOCOL_VERSIONS],
+    uptime: Math.round((Date.now() - app.lifecycle.startedAt) / 1000),
+    streams: app.hub.stats().streams,
+    sessions: app.mcp.stats().sessions
+  }))
+
+  app.get('/ready', { schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {
+    const { ready, checks } = await app.lifecycle.readiness()
+    if (ready) return { status: 'ready' as const, checks }
+    reply.header('Retry-After', '5')
+    return reply.code(503).send({ status: app.lifecycle.draining ? 'draining' as const : 'unavailable' as const, checks })
+  })
+}
+
+export default healthRoutes

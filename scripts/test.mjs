@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// `npm test`: build once (end-to-end tests run the built server, as `npm start` does), then run every
+// test file with node's test runner. Extra arguments are passed to the runner (e.g. a file list).
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+process.chdir(root)
+
+function findTests (dir) {
+  const out = []
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name)
+    if (name === 'node_modules' || name === 'artifacts') continue
+    if (statSync(p).isDirectory()) out.push(...findTests(p))
+    else if (name.endsWith('.test.ts')) out.push(relative(root, p))
+  }
+  return out
+}
+
+const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' })
+if (build.status !== 0) process.exit(build.status ?? 1)
+
+const args = process.argv.slice(2)
+const files = args.some((a) => !a.startsWith('-')) ? [] : findTests('test')
+const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...args, ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, NODE_ENV: 'test' }
+})
+process.exit(run.status ?? 1)

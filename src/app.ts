@@ -1,0 +1,82 @@
+import Fastify, { type FastifyError, type FastifyServerOptions } from 'fastify'
+import sensible from '@fastify/sensible'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { readFileSync } from 'node:fs'
+import { STATUS_CODES } from 'node:http'
+import type { Config } from './config.js'
+import configPlugin from '../plugins/config.js'
+import lifecyclePlugin from '../plugins/lifecycle.js'
+import corsPlugin from '../plugins/cors.js'
+import originGuard from '../plugins/origin-guard.js'
+import authPlugin from '../plugins/auth.js'
+import hubPlugin from '../plugins/sse-hub.js'
+import mcpPlugin from '../plugins/mcp.js'
+import healthRoutes from '../routes/health.js'
+
+export interface BuildOptions {
+  /** Overrides the pino logger options (tests pass `false`). */
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Secrets never reach the logs. */
+export const LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.query.token', 'req.query.access_token']
+
+function loggerOptions (config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: { paths: LOG_REDACT, censor: '[redacted]' },
+    // Pretty output for a person at a terminal, JSON for everything else (files, collectors, CI).
+    ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {})
+  }
+}
+
+/**
+ * Builds the whole service from a validated config: one plugin per concern, composed in order.
+ * Tests call this and use `app.inject`; `src/server.ts` calls it and listens.
+ */
+export async function buildApp (config: Config, options: BuildOptions = {}) {
+  const https = config.tls
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
+    : null
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.bodyLimit,
+    // A hop count trusts that many proxies in front of us (nginx = 1).
+    trustProxy: typeof config.trustProxy === 'number'
+      ? (_addr: string, hop: number) => hop < (config.trustProxy as number)
+      : config.trustProxy,
+    // Long-lived SSE sockets must not hold up app.close().
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 65_000,
+    routerOptions: { ignoreTrailingSlash: true },
+    ...(https ? { https } : {})
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // Client mistakes are answered with a 4xx JSON body and logged without a stack trace;
+  // only genuine server faults are 5xx, and they never leak internals.
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (status >= 500) request.log.error({ err }, 'request failed')
+    else request.log.info({ code: err.code, message: err.message }, 'client error')
+    return reply.code(status).send({
+      statusCode: status,
+      error: STATUS_CODES[status] ?? 'Error',
+      message: status >= 500 ? 'Internal Server Error' : err.message
+    })
+  })
+
+  await app.register(configPlugin, { config })
+  await app.register(lifecyclePlugin)
+  await app.register(sensible)
+  await app.register(corsPlugin)
+  await app.register(originGuard)
+  await app.register(authPlugin)
+  await app.register(hubPlugin)
+  await app.register(mcpPlugin)
+  await app.register(healthRoutes)
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,150 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/**
+ * The environment contract (SPEC.md "Configuration"). Every variable is a string in the
+ * environment; TypeBox converts, defaults and validates it, and `loadConfig` turns the result
+ * into the typed `Config` the app is built from.
+ */
+const Int = (min: number, max: number, def: number) =>
+  Type.Integer({ minimum: min, maximum: max, default: def })
+
+export const EnvSchema = Type.Object({
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Int(0, 65535, 8080),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' }
+  ),
+  AUTH_TOKENS: Type.String({ default: '' }),
+  ALLOWED_ORIGINS: Type.String({ default: '' }),
+  ALLOWED_HOSTS: Type.String({ default: '' }),
+  MAX_CONNECTIONS: Int(1, 1_000_000, 1000),
+  HEARTBEAT_INTERVAL_MS: Int(100, 3_600_000, 15_000),
+  SESSION_IDLE_TIMEOUT_MS: Int(1000, 7 * 24 * 3_600_000, 1_800_000),
+  REPLAY_BUFFER_SIZE: Int(1, 1_000_000, 1000),
+  BODY_LIMIT: Int(1024, 1024 * 1024 * 1024, 1_048_576),
+  REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
+  TLS_CERT_FILE: Type.String({ default: '' }),
+  TLS_KEY_FILE: Type.String({ default: '' }),
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  MCP_FIXTURES: Type.Union([Type.Literal(''), Type.Literal('conformance')], { default: '' })
+})
+export type Env = Static<typeof EnvSchema>
+export type LogLevel = Env['LOG_LEVEL']
+
+export interface Config {
+  host: string
+  port: number
+  logLevel: LogLevel
+  /** Bearer tokens; empty means auth is off. */
+  authTokens: string[]
+  /** Allowed browser origins; `*` allows any. An entry without a port matches any port. */
+  allowedOrigins: string[]
+  /** Allowed Host header names (without port); empty means any host. */
+  allowedHosts: string[]
+  maxConnections: number
+  heartbeatIntervalMs: number
+  sessionIdleTimeoutMs: number
+  replayBufferSize: number
+  bodyLimit: number
+  redisUrl: string | undefined
+  tls: { certFile: string, keyFile: string } | undefined
+  trustProxy: boolean | number | string
+  fixtures: 'conformance' | undefined
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export const DEFAULT_ALLOWED_ORIGINS = [
+  'http://localhost', 'https://localhost',
+  'http://127.0.0.1', 'https://127.0.0.1',
+  'http://[::1]', 'https://[::1]'
+]
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]', '::1']
+
+const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean)
+
+function isLoopback (host: string): boolean {
+  return LOOPBACK_HOSTS.includes(host) || host.startsWith('127.')
+}
+
+function parseTrustProxy (raw: string): boolean | number | string {
+  const v = raw.trim().toLowerCase()
+  if (v === 'true') return true
+  if (v === 'false' || v === '') return false
+  if (/^\d+$/.test(v)) return Number(v)
+  return raw.trim() // addresses / CIDRs, as Fastify accepts them
+}
+
+function fail (variable: string, value: unknown, why: string): never {
+  throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
+}
+
+/** Reads the environment; throws ConfigError with one line naming the first bad variable. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
+  const first = Value.Errors(EnvSchema, converted).First()
+  if (first) {
+    const variable = first.path.replace(/^\//, '') || 'environment'
+    fail(variable, raw[variable], `is invalid: ${first.message}`)
+  }
+  const e = converted as Env
+
+  if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
+    fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
+  }
+  const allowedOrigins = list(e.ALLOWED_ORIGINS)
+  for (const origin of allowedOrigins) {
+    if (origin !== '*' && !URL.canParse(origin)) fail('ALLOWED_ORIGINS', origin, 'is not an origin such as https://app.example.com')
+  }
+  const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    authTokens: list(e.AUTH_TOKENS),
+    allowedOrigins: allowedOrigins.length > 0 ? allowedOrigins : DEFAULT_ALLOWED_ORIGINS,
+    allowedHosts: explicitHosts.length > 0
+      ? explicitHosts
+      : isLoopback(e.HOST) ? LOOPBACK_HOSTS : [],
+    maxConnections: e.MAX_CONNECTIONS,
+    heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
+    sessionIdleTimeoutMs: e.SESSION_IDLE_TIMEOUT_MS,
+    replayBufferSize: e.REPLAY_BUFFER_SIZE,
+    bodyLimit: e.BODY_LIMIT,
+    redisUrl: e.REDIS_URL || undefined,
+    tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    fixtures: e.MCP_FIXTURES || undefined
+  }
+}
+
+/** True when `origin` (a request's Origin header) is on the allow-list. */
+export function originAllowed (origin: string, allowed: readonly string[]): boolean {
+  if (allowed.includes('*')) return true
+  if (!URL.canParse(origin)) return false
+  const o = new URL(origin)
+  return allowed.some((entry) => {
+    if (!URL.canParse(entry)) return false
+    const a = new URL(entry)
+    return a.protocol === o.protocol && a.hostname === o.hostname && (a.port === '' || a.port === o.port)
+  })
+}
+
+/** True when the Host header's name (port stripped) is on the allow-list; an empty list allows all. */
+export function hostAllowed (hostHeader: string | undefined, allowed: readonly string[]): boolean {
+  if (allowed.length === 0 || allowed.includes('*')) return true
+  if (!hostHeader) return false
+  const name = hostHeader.startsWith('[')
+    ? hostHeader.slice(0, hostHeader.indexOf(']') + 1)
+    : hostHeader.replace(/:\d+$/, '')
+  return allowed.includes(name.toLowerCase())
+}

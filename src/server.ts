@@ -1,0 +1,40 @@
+import closeWithGrace from 'close-with-grace'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { buildApp } from './app.js'
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(err.message + '\n')
+    process.exit(1)
+  }
+  throw err
+}
+
+const app = await buildApp(config)
+
+// SIGTERM/SIGINT: stop accepting, mark not-ready, tell streams, let in-flight work finish, close.
+closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  if (err) app.log.error({ err }, 'fatal error, shutting down')
+  else app.log.info({ signal }, 'shutting down')
+  app.lifecycle.startDraining()
+  await app.close()
+})
+
+try {
+  await app.listen({ host: config.host, port: config.port })
+} catch (err) {
+  app.log.error({ err }, 'could not listen')
+  process.exit(1)
+}
+const address = app.server.address()
+const port = typeof address === 'object' && address !== null ? address.port : config.port
+const scheme = config.tls ? 'https' : 'http'
+const host = config.host.includes(':') ? `[${config.host}]` : config.host
+const base = `${scheme}://${host}:${port}`
+app.log.info(`MCP endpoint (Streamable HTTP): ${base}/mcp`)
+app.log.info(`Legacy SSE endpoint: ${base}/sse`)
+app.log.info(`Health: ${base}/health`)
+app.log.info(`Docs: ${base}/docs`)

@@ -1,0 +1,79 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, hostAllowed, loadConfig, originAllowed } from '../src/config.js'
+
+test('an empty environment gives the documented defaults', () => {
+  const c = loadConfig({})
+  assert.equal(c.host, '127.0.0.1')
+  assert.equal(c.port, 8080)
+  assert.equal(c.logLevel, 'info')
+  assert.deepEqual(c.authTokens, [])
+  assert.equal(c.maxConnections, 1000)
+  assert.equal(c.heartbeatIntervalMs, 15000)
+  assert.equal(c.sessionIdleTimeoutMs, 1800000)
+  assert.equal(c.replayBufferSize, 1000)
+  assert.equal(c.bodyLimit, 1048576)
+  assert.equal(c.redisUrl, undefined)
+  assert.equal(c.tls, undefined)
+  assert.equal(c.trustProxy, false)
+  assert.equal(c.fixtures, undefined)
+  assert.ok(c.allowedHosts.includes('localhost'))
+})
+
+test('values are converted and lists are split', () => {
+  const c = loadConfig({ PORT: '9000', AUTH_TOKENS: 'a, b ,,c', ALLOWED_ORIGINS: 'https://app.example.com', TRUST_PROXY: '1', MCP_FIXTURES: 'conformance' })
+  assert.equal(c.port, 9000)
+  assert.deepEqual(c.authTokens, ['a', 'b', 'c'])
+  assert.deepEqual(c.allowedOrigins, ['https://app.example.com'])
+  assert.equal(c.trustProxy, 1)
+  assert.equal(c.fixtures, 'conformance')
+})
+
+test('binding to all interfaces drops the default Host allow-list', () => {
+  assert.deepEqual(loadConfig({ HOST: '0.0.0.0' }).allowedHosts, [])
+})
+
+for (const [env, variable] of [
+  [{ PORT: 'abc' }, 'PORT'],
+  [{ PORT: '70000' }, 'PORT'],
+  [{ MAX_CONNECTIONS: '-1' }, 'MAX_CONNECTIONS'],
+  [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
+  [{ TLS_CERT_FILE: '/tmp/cert.pem' }, 'TLS_KEY_FILE'],
+  [{ ALLOWED_ORIGINS: 'not an origin' }, 'ALLOWED_ORIGINS'],
+  [{ MCP_FIXTURES: 'everything' }, 'MCP_FIXTURES']
+] as const) {
+  test(`a bad ${variable} is a ConfigError naming it`, () => {
+    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message.includes(variable))
+  })
+}
+
+test('the server exits 1 with one clear line and no stack trace on a bad value', () => {
+  const entry = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+  const r = spawnSync(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, PORT: 'abc' }, encoding: 'utf8', timeout: 20_000 })
+  assert.equal(r.status, 1)
+  const lines = r.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, r.stderr)
+  assert.match(lines[0], /^Invalid configuration: PORT="abc"/)
+  assert.doesNotMatch(r.stderr, /\bat .*\(/)
+})
+
+test('origin matching: an entry without a port matches any port, * matches all', () => {
+  assert.ok(originAllowed('http://localhost:5173', ['http://localhost']))
+  assert.ok(!originAllowed('http://localhost.evil.com', ['http://localhost']))
+  assert.ok(!originAllowed('https://localhost:1', ['http://localhost']))
+  assert.ok(originAllowed('https://a.example:8443', ['https://a.example:8443']))
+  assert.ok(!originAllowed('https://a.example:9443', ['https://a.example:8443']))
+  assert.ok(originAllowed('null', ['*']))
+  assert.ok(!originAllowed('null', ['http://localhost']))
+})
+
+test('host matching strips the port and handles IPv6', () => {
+  assert.ok(hostAllowed('localhost:8080', ['localhost']))
+  assert.ok(hostAllowed('[::1]:8080', ['[::1]']))
+  assert.ok(!hostAllowed('evil.example', ['localhost']))
+  assert.ok(hostAllowed('anything', []))
+  assert.ok(!hostAllowed(undefined, ['localhost']))
+})
