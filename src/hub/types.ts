@@ -81,3 +81,75 @@ export function parseEventId (id: string | undefined): { streamPart: string, seq
 export function formatEventId (streamPart: string, seq: number): string {
   return `${streamPart}-${seq}`
 }
+
+/** Why a connection ended. */
+export type CloseReason = 'client' | 'ended' | 'slow-consumer' | 'shutdown' | 'replaced'
+
+export interface AttachOptions {
+  key: string
+  kind: StreamKind
+  /** The id prefix for this key's events (`g`, `r12`, `p`, `l`); see formatEventId. */
+  streamPart: string
+  /**
+   * Headers for the SSE response head, on top of the hub's own (Content-Type: text/event-stream,
+   * Cache-Control: no-cache, Connection: keep-alive, X-Accel-Buffering: no). The caller passes
+   * `reply.getHeaders()` here (CORS!) plus e.g. Mcp-Session-Id.
+   */
+  headers?: Record<string, string | number | string[] | undefined>
+  /** Replay this key's events with seq > afterSeq before going live (from Last-Event-ID). */
+  afterSeq?: number
+  /** Written first, not logged, no id (e.g. legacy `endpoint`, public `welcome`). */
+  prelude?: HubEvent[]
+  /** SSE `retry:` hint (ms) written at open. */
+  retryMs?: number
+  /** Called once when the connection is gone, whatever the reason. */
+  onClose?: (reason: CloseReason) => void
+}
+
+export interface Connection {
+  readonly id: number
+  readonly key: string
+  readonly kind: StreamKind
+  close (reason?: CloseReason): void
+}
+
+/** Thrown by attach() before anything is written when MAX_CONNECTIONS is reached (route: 503 + Retry-After). */
+export class OverCapacityError extends Error {
+  override name = 'OverCapacityError'
+  readonly retryAfterSeconds: number
+  constructor (retryAfterSeconds = 5) {
+    super('Too many open streams; retry later')
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/**
+ * The hub, as `app.hub` (plugins/sse-hub.ts decorates it). The routes translate HTTP ↔ these calls.
+ */
+export interface Hub {
+  /**
+   * Turns a raw HTTP response into an SSE connection on `opts.key`: writes the head, the `retry:`
+   * hint and prelude, replays history after `afterSeq` (an `evicted` notice first if part of it is
+   * gone), then delivers live events; heartbeats as comments; frees everything on close. If the key
+   * is already ended, it replays and closes. Throws OverCapacityError (nothing written) when full.
+   */
+  attach (raw: import('node:http').ServerResponse, opts: AttachOptions): Promise<Connection>
+  /** Appends to `key`'s log and delivers to its connections on every replica. Returns the event id. */
+  publish (key: string, event: HubEvent): Promise<string>
+  /** No more events on `key`: connections close once what was published is written. */
+  end (key: string): Promise<void>
+  /** Drops `key`'s log and closes its connections (session deleted or evicted). */
+  forget (key: string): Promise<void>
+  /**
+   * Operator broadcast: the public stream gets `event: <event>` with JSON `data`; every broadcast
+   * target (see addBroadcastTarget) gets the MCP notification `notifications/message` with
+   * `{ level: 'info', logger: 'broadcast', data: { event, data } }`. Logged per key, so replayable.
+   */
+  broadcast (event: string, data: unknown): Promise<void>
+  /** Registers a key (an MCP session's standalone or legacy stream) to receive broadcasts. */
+  addBroadcastTarget (key: string): Promise<void>
+  removeBroadcastTarget (key: string): Promise<void>
+  stats (): HubStats
+  /** Tells every connection (a `shutdown` event) and closes them; closes log and bus. */
+  close (): Promise<void>
+}
