@@ -32,8 +32,10 @@ const authPlugin: FastifyPluginAsync = async (app) => {
   const tokens = app.config.authTokens.map((t) => ({ hash: digest(t), id: digest(t).subarray(0, 8).toString('hex') }))
   if (tokens.length === 0) return
 
+  // METRICS_PUBLIC=true lets a scraper read /metrics without a token.
+  const publicPaths = app.config.metricsPublic ? new Set([...PUBLIC_PATHS, '/metrics']) : PUBLIC_PATHS
   app.addHook('onRequest', async (request, reply) => {
-    if (request.method === 'OPTIONS' || PUBLIC_PATHS.has(request.url.split('?', 1)[0])) return
+    if (request.method === 'OPTIONS' || publicPaths.has(request.url.split('?', 1)[0])) return
     const token = bearerToken(request)
     let match: string | null = null
     if (token !== undefined) {

@@ -28,7 +28,8 @@ export const EnvSchema = Type.Object({
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
-  MCP_FIXTURES: Type.Union([Type.Literal(''), Type.Literal('conformance')], { default: '' })
+  MCP_FIXTURES: Type.Union([Type.Literal(''), Type.Literal('conformance')], { default: '' }),
+  METRICS_PUBLIC: Type.Boolean({ default: false })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -52,6 +53,8 @@ export interface Config {
   tls: { certFile: string, keyFile: string } | undefined
   trustProxy: boolean | number | string
   fixtures: 'conformance' | undefined
+  /** When true, /metrics needs no token even with auth on (a scraper inside the network). */
+  metricsPublic: boolean
 }
 
 export class ConfigError extends Error {
@@ -123,7 +126,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL || undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
-    fixtures: e.MCP_FIXTURES || undefined
+    fixtures: e.MCP_FIXTURES || undefined,
+    metricsPublic: e.METRICS_PUBLIC
   }
 }
 
