@@ -12,6 +12,10 @@ import authPlugin from '../plugins/auth.js'
 import hubPlugin from '../plugins/sse-hub.js'
 import mcpPlugin from '../plugins/mcp.js'
 import healthRoutes from '../routes/health.js'
+import metricsPlugin from '../plugins/metrics.js'
+import { RequestLogController } from '../plugins/request-log.js'
+import metricsRoutes from '../routes/metrics.js'
+import docsRoutes from '../routes/docs.js'
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
@@ -47,6 +51,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
       : config.trustProxy,
     // Long-lived SSE sockets must not hold up app.close().
     forceCloseConnections: true,
+    // One log line per request, with MCP session id and JSON-RPC method (plugins/request-log.ts).
+    logController: new RequestLogController(),
     return503OnClosing: true,
     requestTimeout: 30_000,
     keepAliveTimeout: 65_000,
@@ -75,7 +81,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(authPlugin)
   await app.register(hubPlugin)
   await app.register(mcpPlugin)
+  await app.register(metricsPlugin)
   await app.register(healthRoutes)
+  await app.register(metricsRoutes)
+  await app.register(docsRoutes)
   return app
 }
 

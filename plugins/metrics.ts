@@ -1,0 +1,252 @@
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync } from 'fastify'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { HubStats, StreamKind } from '../src/hub/types.js'
+
+const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'legacy']
+
+/** Label values that come from clients (method names, tool names) are capped so a client cannot blow up cardinality. */
+const MAX_LABEL_VALUES = 100
+const OTHER = 'other'
+
+/** Reads a counter-like total the hub or MCP layer keeps, for a counter mirrored at scrape time. */
+type Total = () => number
+
+interface MetricsSources {
+  hubStats: () => Partial<HubStats>
+  sessions: () => number
+  startedAt: number
+}
+
+/** A bounded set of label values: the first MAX_LABEL_VALUES distinct values are kept, the rest become `other`. */
+function boundedLabel () {
+  const seen = new Set<string>()
+  return (value: string): string => {
+    if (seen.has(value)) return value
+    if (seen.size >= MAX_LABEL_VALUES) return OTHER
+    seen.add(value)
+    return value
+  }
+}
+
+/**
+ * The metrics of one app instance, on their own prom-client Registry (never the global one: tests
+ * build many apps in one process). HTTP and MCP traffic is counted as it happens; the hub and
+ * session figures are read from their owners at scrape time.
+ */
+export function createMetrics (sources: MetricsSources) {
+  const registry = new Registry()
+  const registers = [registry]
+  // Process metrics: CPU, memory, heap, handles, GC, event-loop lag (nodejs_eventloop_lag_*).
+  collectDefaultMetrics({ register: registry })
+
+  const counted = { requests: 0 }
+  const methodLabel = boundedLabel()
+  const toolLabel = boundedLabel()
+
+  const httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers
+  })
+  const httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration (for SSE streams: how long the stream stayed open), by method, route and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers
+  })
+  const authFailures = new Counter({
+    name: 'http_auth_failures_total',
+    help: 'Requests refused with 401 (missing or invalid credentials).',
+    registers
+  })
+  const rateLimited = new Counter({
+    name: 'http_rate_limited_total',
+    help: 'Requests refused with 429 (rate limit).',
+    registers
+  })
+  const rpcRequests = new Counter({
+    name: 'mcp_jsonrpc_requests_total',
+    help: 'JSON-RPC requests handled, by method and outcome (ok | error).',
+    labelNames: ['method', 'outcome'] as const,
+    registers
+  })
+  const rpcDuration = new Histogram({
+    name: 'mcp_jsonrpc_request_duration_seconds',
+    help: 'JSON-RPC request handling time, by method.',
+    labelNames: ['method'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+    registers
+  })
+  const toolDuration = new Histogram({
+    name: 'mcp_tool_call_duration_seconds',
+    help: 'Tool call duration, by tool and outcome (ok | error); _count is the number of calls.',
+    labelNames: ['tool', 'outcome'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    registers
+  })
+
+  const sessionsGauge = new Gauge({
+    name: 'mcp_sessions',
+    help: 'Live MCP sessions on this process.',
+    registers,
+    collect () { this.set(sources.sessions()) }
+  })
+  const streamsGauge = new Gauge({
+    name: 'sse_streams_open',
+    help: 'Open SSE streams on this process, by kind (public | session | request | legacy).',
+    labelNames: ['kind'] as const,
+    registers,
+    collect () {
+      const byKind = sources.hubStats().byKind
+      for (const kind of STREAM_KINDS) this.set({ kind }, byKind?.[kind] ?? 0)
+    }
+  })
+
+  /** A counter whose value is a running total someone else keeps (the hub), read at scrape time. */
+  const mirrored = (name: string, help: string, total: Total) => new Counter({
+    name,
+    help,
+    registers,
+    collect () {
+      this.reset()
+      this.inc(Math.max(0, total()))
+    }
+  })
+  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity'): Total =>
+    () => sources.hubStats()[field] ?? 0
+  mirrored('sse_events_sent_total', 'SSE events written to clients.', hub('eventsSent'))
+  mirrored('sse_events_replayed_total', 'SSE events replayed to reconnecting clients (Last-Event-ID).', hub('eventsReplayed'))
+  mirrored('sse_slow_consumers_dropped_total', 'SSE connections dropped because the client could not keep up.', hub('droppedSlowConsumers'))
+  mirrored('sse_connections_rejected_total', 'SSE connections refused with 503 because MAX_CONNECTIONS was reached.', hub('rejectedOverCapacity'))
+
+  return {
+    registry,
+    /** The Content-Type of `text()` (Prometheus text exposition 0.0.4). */
+    contentType: registry.contentType,
+    httpRequests,
+    authFailures,
+    rateLimited,
+    rpcRequests,
+    toolDuration,
+    sessionsGauge,
+    streamsGauge,
+
+    /** Counts one answered HTTP request. `route` is the route pattern (never the raw URL), `unmatched` for 404s. */
+    recordHttp (method: string, route: string | undefined, statusCode: number, seconds: number) {
+      const labels = { method, route: route ?? 'unmatched', status_code: String(statusCode) }
+      counted.requests++
+      httpRequests.inc(labels)
+      httpDuration.observe(labels, seconds)
+      if (statusCode === 401) authFailures.inc()
+      else if (statusCode === 429) rateLimited.inc()
+    },
+    /** Counts one JSON-RPC request. Unknown methods (-32601) share one label so clients cannot create series. */
+    recordRpc (method: string, outcome: 'ok' | 'error', ms: number, code?: number) {
+      const label = code === -32601 ? 'unknown' : methodLabel(method)
+      rpcRequests.inc({ method: label, outcome })
+      rpcDuration.observe({ method: label }, ms / 1000)
+    },
+    recordTool (name: string, ms: number, isError: boolean) {
+      toolDuration.observe({ tool: toolLabel(name), outcome: isError ? 'error' : 'ok' }, ms / 1000)
+    },
+
+    /** Prometheus text exposition. */
+    async text (): Promise<string> {
+      return await registry.metrics()
+    },
+
+    /** The JSON view: the seed's fields first, then the rest. */
+    async json () {
+      const stats = sources.hubStats()
+      const mem = process.memoryUsage()
+      const byKind: Record<string, number> = {}
+      for (const kind of STREAM_KINDS) byKind[kind] = stats.byKind?.[kind] ?? 0
+
+      const jsonrpc: Record<string, { ok: number, error: number }> = {}
+      for (const v of (await rpcRequests.get()).values) {
+        const method = String(v.labels.method)
+        const entry = jsonrpc[method] ?? (jsonrpc[method] = { ok: 0, error: 0 })
+        if (v.labels.outcome === 'error') entry.error += v.value
+        else entry.ok += v.value
+      }
+      const tools: Record<string, { calls: number, errors: number, totalSeconds: number }> = {}
+      for (const v of (await toolDuration.get()).values) {
+        if (!('metricName' in v) || (v.metricName !== 'mcp_tool_call_duration_seconds_count' && v.metricName !== 'mcp_tool_call_duration_seconds_sum')) continue
+        const tool = String(v.labels.tool)
+        const entry = tools[tool] ?? (tools[tool] = { calls: 0, errors: 0, totalSeconds: 0 })
+        if (v.metricName.endsWith('_sum')) entry.totalSeconds += v.value
+        else {
+          entry.calls += v.value
+          if (v.labels.outcome === 'error') entry.errors += v.value
+        }
+      }
+      const byStatus: Record<string, number> = {}
+      for (const v of (await httpRequests.get()).values) {
+        const status = String(v.labels.status_code)
+        byStatus[status] = (byStatus[status] ?? 0) + v.value
+      }
+
+      return {
+        active_connections: stats.streams ?? 0,
+        total_requests: counted.requests,
+        uptime: Math.round((Date.now() - sources.startedAt) / 1000),
+        memory_usage: {
+          rss: mem.rss,
+          heapTotal: mem.heapTotal,
+          heapUsed: mem.heapUsed,
+          external: mem.external,
+          arrayBuffers: mem.arrayBuffers
+        },
+        sessions: sources.sessions(),
+        streams_by_kind: byKind,
+        requests_by_status: byStatus,
+        jsonrpc_requests: jsonrpc,
+        tool_calls: tools,
+        events_sent: stats.eventsSent ?? 0,
+        events_replayed: stats.eventsReplayed ?? 0,
+        dropped_slow_consumers: stats.droppedSlowConsumers ?? 0,
+        rejected_over_capacity: stats.rejectedOverCapacity ?? 0,
+        auth_failures: (await authFailures.get()).values[0]?.value ?? 0,
+        rate_limited: (await rateLimited.get()).values[0]?.value ?? 0
+      }
+    }
+  }
+}
+export type Metrics = ReturnType<typeof createMetrics>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics
+  }
+}
+
+/**
+ * Prometheus metrics (issue 8): decorates `app.metrics`; counts every answered HTTP request
+ * (onResponse, by route pattern and status), and JSON-RPC requests and tool calls through
+ * `app.mcp.observe`. routes/metrics.ts serves them.
+ */
+const metricsPlugin: FastifyPluginAsync = async (app) => {
+  const metrics = createMetrics({
+    // Read defensively: a hub may report only part of HubStats.
+    hubStats: (): Partial<HubStats> => app.hub.stats(),
+    sessions: () => app.mcp.stats().sessions,
+    startedAt: app.lifecycle.startedAt
+  })
+  app.decorate('metrics', metrics)
+
+  app.mcp.observe({
+    rpc (e) { metrics.recordRpc(e.method, e.outcome, e.ms, e.code) },
+    tool (e) { metrics.recordTool(e.name, e.ms, e.isError) }
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.recordHttp(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+  })
+
+  app.addHook('onClose', async () => { metrics.registry.clear() })
+}
+
+export default fp(metricsPlugin, { name: 'metrics', dependencies: ['config', 'lifecycle', 'sse-hub', 'mcp'] })

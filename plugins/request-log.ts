@@ -1,0 +1,81 @@
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
+
+/** JSON-RPC methods named in a request body (a single message or a batch); undefined when it is not JSON-RPC. */
+function rpcMethods (body: unknown): { rpc?: string, tool?: string } {
+  const messages = Array.isArray(body) ? body.slice(0, 10) : [body]
+  const methods: string[] = []
+  let tool: string | undefined
+  for (const m of messages) {
+    if (typeof m !== 'object' || m === null || !('method' in m) || typeof m.method !== 'string') continue
+    methods.push(m.method.slice(0, 100))
+    if (m.method === 'tools/call' && tool === undefined && 'params' in m && typeof m.params === 'object' && m.params !== null &&
+      'name' in m.params && typeof m.params.name === 'string') {
+      tool = m.params.name.slice(0, 100)
+    }
+  }
+  return {
+    ...(methods.length > 0 ? { rpc: methods.join(',') } : {}),
+    ...(tool !== undefined ? { tool } : {})
+  }
+}
+
+const first = (v: unknown): string | undefined => {
+  const s = Array.isArray(v) ? v[0] : v
+  return typeof s === 'string' && s !== '' ? s.slice(0, 128) : undefined
+}
+
+/** Query-string secrets never reach the logs, even if a client puts them there. */
+export function redactUrl (url: string): string {
+  return url.replace(/([?&](?:access_token|token)=)[^&#]*/gi, '$1[redacted]')
+}
+
+/**
+ * The fields of the one line logged per request: what was asked (method, url, JSON-RPC method and
+ * tool), by whom (session, token fingerprint, ip) and how it ended (status, ms). Never headers,
+ * never bodies, never tokens.
+ */
+export function requestLogFields (request: FastifyRequest, reply: FastifyReply) {
+  const query = request.query
+  const legacySession = typeof query === 'object' && query !== null && 'sessionId' in query ? first(query.sessionId) : undefined
+  const session = first(reply.getHeader('mcp-session-id')) ?? first(request.headers['mcp-session-id']) ?? legacySession
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    statusCode: reply.statusCode,
+    ms: Math.round(reply.elapsedTime * 10) / 10,
+    ...(session !== undefined ? { session } : {}),
+    ...(request.method === 'POST' ? rpcMethods(request.body) : {}),
+    ...(request.identity ? { client: request.identity } : {}),
+    ip: request.ip
+  }
+}
+
+/**
+ * Fastify's request logging, one line per request (issue 8 "Logs"): Fastify's default
+ * "incoming request" + "request completed" pair becomes a single `request completed` line carrying
+ * the MCP session id and JSON-RPC method. Client errors are `info` (401/403/429 `warn`, worth an
+ * operator's eye), server errors `error`; no stack traces (src/app.ts's error handler logs faults).
+ * Passed to Fastify as `logController` (src/app.ts).
+ */
+export class RequestLogController extends LogController {
+  override incomingRequest (request: FastifyRequest): void {
+    if (this.isLogDisabled(request)) return
+    request.log.debug({ method: request.method, url: redactUrl(request.url) }, 'incoming request')
+  }
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    const fields = requestLogFields(request, reply)
+    const status = reply.statusCode
+    if (error || status >= 500) {
+      reply.log.error({ ...fields, ...(error ? { error: error.message } : {}) }, 'request completed')
+    } else if (status === 401 || status === 403 || status === 429) {
+      reply.log.warn(fields, 'request completed')
+    } else {
+      reply.log.info(fields, 'request completed')
+    }
+  }
+
+  /** The 404 is in the `request completed` line already. */
+  override routeNotFound (): void {}
+}
