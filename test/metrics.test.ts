@@ -1,0 +1,236 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { buildApp } from '../src/app.js'
+import { createMetrics } from '../plugins/metrics.js'
+import { build, listen, testConfig } from './helper.js'
+import { parsePrometheusText, sampleValue, type Family } from './prom-text.js'
+
+type App = Awaited<ReturnType<typeof build>>
+
+async function scrape (app: App, headers: Record<string, string> = {}): Promise<Map<string, Family>> {
+  const res = await app.inject({ method: 'GET', url: '/metrics', headers })
+  assert.equal(res.statusCode, 200, res.body)
+  assert.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8')
+  return parsePrometheusText(res.body)
+}
+
+const MCP_HEADERS = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' }
+
+test('/metrics is valid Prometheus text with process, event-loop, HTTP, MCP and SSE metrics', async (t) => {
+  const app = await build(t)
+  await app.inject({ method: 'GET', url: '/health' })
+  const families = await scrape(app)
+  const expected: Array<[string, Family['type']]> = [
+    ['process_cpu_user_seconds_total', 'counter'],
+    ['process_resident_memory_bytes', 'gauge'],
+    ['nodejs_eventloop_lag_seconds', 'gauge'],
+    ['nodejs_eventloop_lag_p99_seconds', 'gauge'],
+    ['nodejs_heap_size_used_bytes', 'gauge'],
+    ['http_requests_total', 'counter'],
+    ['http_request_duration_seconds', 'histogram'],
+    ['http_auth_failures_total', 'counter'],
+    ['http_rate_limited_total', 'counter'],
+    ['mcp_jsonrpc_requests_total', 'counter'],
+    ['mcp_jsonrpc_request_duration_seconds', 'histogram'],
+    ['mcp_tool_call_duration_seconds', 'histogram'],
+    ['mcp_sessions', 'gauge'],
+    ['sse_streams_open', 'gauge'],
+    ['sse_events_sent_total', 'counter'],
+    ['sse_events_replayed_total', 'counter'],
+    ['sse_slow_consumers_dropped_total', 'counter'],
+    ['sse_connections_rejected_total', 'counter']
+  ]
+  for (const [name, type] of expected) {
+    const family = families.get(name)
+    assert.ok(family, `${name} is exposed`)
+    assert.equal(family.type, type, `${name} is a ${type}`)
+    assert.ok(family.help, `${name} has HELP`)
+  }
+  assert.equal(sampleValue(families, 'sse_streams_open', { kind: 'public' }), 0)
+})
+
+test('the exposition check rejects malformed text (so it can catch a broken /metrics)', () => {
+  const bad = [
+    'no_newline 1',
+    'a b\n',
+    'm{l="unterminated} 1\n',
+    '# TYPE c counter\nc -1\n',
+    '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
+    '# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n',
+    '# TYPE g gauge\ng 1\n# TYPE k gauge\nk 1\ng{x="1"} 2\n',
+    'dup 1\ndup 2\n',
+    '# TYPE x wrong\nx 1\n'
+  ]
+  for (const text of bad) assert.throws(() => parsePrometheusText(text), undefined, JSON.stringify(text))
+  const good = parsePrometheusText('# HELP h A histogram.\n# TYPE h histogram\nh_bucket{le="0.5",a="q\\"x"} 1\nh_bucket{le="+Inf",a="q\\"x"} 2\nh_sum{a="q\\"x"} 3\nh_count{a="q\\"x"} 2\n')
+  assert.equal(sampleValue(good, 'h_count', { a: 'q"x' }), 2)
+})
+
+test('HTTP request counters move with traffic, labelled by route pattern and status, never the raw URL', async (t) => {
+  const app = await build(t)
+  const before = await scrape(app)
+  const healthBefore = sampleValue(before, 'http_requests_total', { method: 'GET', route: '/health', status_code: '200' }) ?? 0
+  for (let i = 0; i < 3; i++) await app.inject({ method: 'GET', url: `/health?probe=${i}` })
+  for (let i = 0; i < 2; i++) await app.inject({ method: 'GET', url: `/no/such/page/${i}` })
+  const after = await scrape(app)
+  assert.equal(sampleValue(after, 'http_requests_total', { method: 'GET', route: '/health', status_code: '200' }), healthBefore + 3)
+  assert.equal(sampleValue(after, 'http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' }), 2)
+  assert.equal(sampleValue(after, 'http_request_duration_seconds_count', { method: 'GET', route: '/health', status_code: '200' }), healthBefore + 3)
+  const routes = after.get('http_requests_total')?.samples.map((s) => s.labels.route) ?? []
+  assert.ok(!routes.some((r) => r.includes('/no/such') || r.includes('?')), `no raw URLs in labels: ${routes.join(', ')}`)
+})
+
+test('401 answers count as auth failures and 429 answers as rate-limited', async (t) => {
+  const app = await buildApp(testConfig({ authTokens: ['metrics-test-token'] }), { logger: false })
+  t.after(() => app.close())
+  // A stand-in for the rate limiter: whatever answers 429 is counted.
+  app.get('/limited', async (_request, reply) => reply.code(429).header('Retry-After', '1').send({ statusCode: 429 }))
+  await app.ready()
+  const auth = { authorization: 'Bearer metrics-test-token' }
+  await app.inject({ method: 'GET', url: '/health' })
+  await app.inject({ method: 'GET', url: '/docs' })
+  await app.inject({ method: 'GET', url: '/docs', headers: { authorization: 'Bearer wrong' } })
+  await app.inject({ method: 'GET', url: '/limited', headers: auth })
+  const families = await scrape(app, auth)
+  assert.equal(sampleValue(families, 'http_auth_failures_total'), 2)
+  assert.equal(sampleValue(families, 'http_rate_limited_total'), 1)
+  assert.equal(sampleValue(families, 'http_requests_total', { route: '/docs', status_code: '401' }), 2)
+})
+
+test('/metrics needs a token when auth is on', async (t) => {
+  const app = await build(t, { authTokens: ['metrics-test-token'] })
+  assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 401)
+  const ok = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer metrics-test-token' } })
+  assert.equal(ok.statusCode, 200)
+})
+
+test('METRICS_PUBLIC=true opens /metrics to a scraper without a token, and nothing else', async (t) => {
+  const app = await build(t, { authTokens: ['metrics-test-token'], metricsPublic: true })
+  assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200)
+  assert.equal((await app.inject({ method: 'GET', url: '/docs' })).statusCode, 401)
+  assert.equal((await app.inject({ method: 'POST', url: '/broadcast', payload: {} })).statusCode, 401)
+})
+
+test('Accept: application/json gives the JSON view with active_connections, total_requests, uptime and memory_usage', async (t) => {
+  const app = await build(t)
+  await app.inject({ method: 'GET', url: '/health' })
+  await app.inject({ method: 'GET', url: '/health' })
+  const res = await app.inject({ method: 'GET', url: '/metrics', headers: { accept: 'application/json' } })
+  assert.equal(res.statusCode, 200)
+  assert.match(String(res.headers['content-type']), /^application\/json/)
+  const body = res.json()
+  assert.equal(body.active_connections, 0)
+  assert.equal(body.total_requests, 2)
+  assert.equal(typeof body.uptime, 'number')
+  assert.ok(body.memory_usage.rss > 0 && body.memory_usage.heapUsed > 0)
+  assert.equal(body.sessions, 0)
+  assert.deepEqual(body.streams_by_kind, { public: 0, session: 0, request: 0, legacy: 0 })
+  assert.equal(body.requests_by_status['200'], 2)
+  for (const key of ['events_sent', 'events_replayed', 'dropped_slow_consumers', 'rejected_over_capacity', 'auth_failures', 'rate_limited']) {
+    assert.equal(body[key], 0, key)
+  }
+})
+
+test('a Prometheus scraper\'s Accept header gets the text format', async (t) => {
+  const app = await build(t)
+  const families = await scrape(app, { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' })
+  assert.ok(families.has('http_requests_total'))
+})
+
+test('each app instance has its own registry', async (t) => {
+  const a = await build(t)
+  const b = await build(t)
+  for (let i = 0; i < 4; i++) await a.inject({ method: 'GET', url: '/health' })
+  const fromB = await scrape(b)
+  assert.equal(sampleValue(fromB, 'http_requests_total', { route: '/health' }), undefined)
+  const fromA = await scrape(a)
+  assert.equal(sampleValue(fromA, 'http_requests_total', { route: '/health' }), 4)
+})
+
+test('hub and session figures are read at scrape time', async () => {
+  const stats = { streams: 3, byKind: { public: 2, session: 1, request: 0, legacy: 0 }, eventsSent: 10, eventsReplayed: 4, droppedSlowConsumers: 1, rejectedOverCapacity: 2 }
+  const sessions = { n: 5 }
+  const metrics = createMetrics({ hubStats: () => stats, sessions: () => sessions.n, startedAt: Date.now() })
+  let families = parsePrometheusText(await metrics.text())
+  assert.equal(sampleValue(families, 'sse_streams_open', { kind: 'public' }), 2)
+  assert.equal(sampleValue(families, 'sse_streams_open', { kind: 'session' }), 1)
+  assert.equal(sampleValue(families, 'mcp_sessions'), 5)
+  assert.equal(sampleValue(families, 'sse_events_sent_total'), 10)
+  assert.equal(sampleValue(families, 'sse_events_replayed_total'), 4)
+  assert.equal(sampleValue(families, 'sse_slow_consumers_dropped_total'), 1)
+  assert.equal(sampleValue(families, 'sse_connections_rejected_total'), 2)
+  stats.eventsSent = 25
+  stats.byKind.public = 0
+  sessions.n = 1
+  families = parsePrometheusText(await metrics.text())
+  assert.equal(sampleValue(families, 'sse_events_sent_total'), 25)
+  assert.equal(sampleValue(families, 'sse_streams_open', { kind: 'public' }), 0)
+  assert.equal(sampleValue(families, 'mcp_sessions'), 1)
+  const json = await metrics.json()
+  assert.equal(json.active_connections, 3)
+  assert.equal(json.events_sent, 25)
+  metrics.registry.clear()
+})
+
+test('JSON-RPC outcomes and tool-call durations are recorded with bounded labels', async () => {
+  const metrics = createMetrics({ hubStats: () => ({ streams: 0 }), sessions: () => 0, startedAt: Date.now() })
+  metrics.recordRpc('tools/call', 'ok', 12)
+  metrics.recordRpc('tools/call', 'error', 3, -32602)
+  metrics.recordRpc('made/up', 'error', 1, -32601)
+  for (let i = 0; i < 150; i++) metrics.recordRpc(`weird/${i}`, 'ok', 1)
+  metrics.recordTool('current_time', 5, false)
+  metrics.recordTool('current_time', 7, true)
+  const families = parsePrometheusText(await metrics.text())
+  assert.equal(sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'tools/call', outcome: 'ok' }), 1)
+  assert.equal(sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'tools/call', outcome: 'error' }), 1)
+  assert.equal(sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'unknown', outcome: 'error' }), 1)
+  assert.ok((families.get('mcp_jsonrpc_requests_total')?.samples.length ?? 0) <= 103, 'label values are capped')
+  assert.ok((sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'other' }) ?? 0) > 0)
+  assert.equal(sampleValue(families, 'mcp_tool_call_duration_seconds_count', { tool: 'current_time', outcome: 'ok' }), 1)
+  assert.equal(sampleValue(families, 'mcp_tool_call_duration_seconds_count', { tool: 'current_time', outcome: 'error' }), 1)
+  const json = await metrics.json()
+  assert.deepEqual(json.tool_calls.current_time.calls, 2)
+  assert.deepEqual(json.tool_calls.current_time.errors, 1)
+  metrics.registry.clear()
+})
+
+test('MCP traffic moves the JSON-RPC and tool-call metrics', async (t) => {
+  const app = await build(t)
+  const init = await app.inject({
+    method: 'POST',
+    url: '/mcp',
+    headers: MCP_HEADERS,
+    payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'metrics-test', version: '1.0.0' } } }
+  })
+  assert.equal(init.statusCode, 200, init.body)
+  const session = String(init.headers['mcp-session-id'])
+  const headers = { ...MCP_HEADERS, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }
+  await app.inject({ method: 'POST', url: '/mcp', headers, payload: { jsonrpc: '2.0', method: 'notifications/initialized' } })
+  const call = await app.inject({ method: 'POST', url: '/mcp', headers, payload: { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'current_time', arguments: {} } } })
+  assert.equal(call.statusCode, 200, call.body)
+  await app.inject({ method: 'POST', url: '/mcp', headers, payload: { jsonrpc: '2.0', id: 3, method: 'no/such/method' } })
+
+  const families = await scrape(app)
+  assert.equal(sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'initialize', outcome: 'ok' }), 1)
+  assert.equal(sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'tools/call', outcome: 'ok' }), 1)
+  assert.equal(sampleValue(families, 'mcp_jsonrpc_requests_total', { method: 'unknown', outcome: 'error' }), 1)
+  assert.equal(sampleValue(families, 'mcp_tool_call_duration_seconds_count', { tool: 'current_time', outcome: 'ok' }), 1)
+  assert.equal(sampleValue(families, 'mcp_sessions'), 1)
+  assert.equal(sampleValue(families, 'http_requests_total', { method: 'POST', route: '/mcp', status_code: '200' }), 3)
+})
+
+test('an open public SSE stream shows in sse_streams_open and active_connections', async (t) => {
+  const { app, url } = await listen(t)
+  const controller = new AbortController()
+  t.after(() => controller.abort())
+  const res = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream' }, signal: controller.signal })
+  assert.equal(res.status, 200)
+  const reader = res.body?.getReader()
+  assert.ok(reader)
+  await reader.read() // the stream is open once its first bytes arrive
+  const families = await scrape(app)
+  assert.equal(sampleValue(families, 'sse_streams_open', { kind: 'public' }), 1)
+  const json = (await app.inject({ method: 'GET', url: '/metrics', headers: { accept: 'application/json' } })).json()
+  assert.equal(json.active_connections, 1)
+  await reader.cancel()
+})
