@@ -61,7 +61,7 @@ test('the exposition check rejects malformed text (so it can catch a broken /met
     'dup 1\ndup 2\n',
     '# TYPE x wrong\nx 1\n'
   ]
-  for (const text of bad) assert.throws(() => parsePrometheusText(text), undefined, JSON.stringify(text))
+  for (const text of bad) assert.throws(() => parsePrometheusText(text), Error, JSON.stringify(text))
   const good = parsePrometheusText('# HELP h A histogram.\n# TYPE h histogram\nh_bucket{le="0.5",a="q\\"x"} 1\nh_bucket{le="+Inf",a="q\\"x"} 2\nh_sum{a="q\\"x"} 3\nh_count{a="q\\"x"} 2\n')
   assert.equal(sampleValue(good, 'h_count', { a: 'q"x' }), 2)
 })
