@@ -43,7 +43,7 @@ test('data from the catalog renders as text: a <script> in a tool description is
 })
 
 test('escaping helpers cover HTML, inline JSON and shell words', () => {
-  assert.equal(escapeHtml(`<a href="x" title='y'>&</a>`), '&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;')
+  assert.equal(escapeHtml('<a href="x" title=\'y\'>&</a>'), '&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;')
   assert.equal(jsonForScript({ s: '</script><!--&\u2028' }), '{"s":"\\u003c/script\\u003e\\u003c!--\\u0026\\u2028"}')
   assert.deepEqual(JSON.parse(jsonForScript({ s: '</script>' })), { s: '</script>' })
   assert.equal(shellQuote("it's"), "'it'\\''s'")
