@@ -1,0 +1,105 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import { buildApp, LOG_REDACT } from '../src/app.js'
+import type { Config } from '../src/config.js'
+import { testConfig } from './helper.js'
+
+interface LogLine { level: number, msg: string, [key: string]: unknown }
+
+/** An app whose pino JSON lines are captured (same redaction as production). */
+async function buildLogged (t: TestContext, overrides: Partial<Config> = {}, setup?: (app: Awaited<ReturnType<typeof buildApp>>) => void) {
+  const lines: LogLine[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as LogLine)
+      cb()
+    }
+  })
+  const app = await buildApp(testConfig(overrides), { logger: { level: 'info', stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
+  t.after(() => app.close())
+  setup?.(app)
+  await app.ready()
+  const requestLines = () => lines.filter((l) => l.msg === 'request completed' || l.msg === 'incoming request')
+  return { app, lines, requestLines }
+}
+
+test('each request is logged once, with method, url, status and response time', async (t) => {
+  const { app, requestLines } = await buildLogged(t)
+  await app.inject({ method: 'GET', url: '/health' })
+  await app.inject({ method: 'GET', url: '/nope' })
+  const lines = requestLines()
+  assert.equal(lines.length, 2, JSON.stringify(lines))
+  assert.equal(lines[0].msg, 'request completed')
+  assert.equal(lines[0].level, 30)
+  assert.equal(lines[0].method, 'GET')
+  assert.equal(lines[0].url, '/health')
+  assert.equal(lines[0].statusCode, 200)
+  assert.equal(typeof lines[0].ms, 'number')
+  assert.equal(typeof lines[0].reqId, 'string')
+  assert.equal(lines[1].statusCode, 404)
+  assert.equal(lines[1].level, 30, 'a 404 is info')
+})
+
+test('a JSON-RPC request is logged with its session id, method and tool name', async (t) => {
+  const { app, requestLines } = await buildLogged(t, {}, (app) => {
+    // Any POST with a JSON-RPC body is described the same way as POST /mcp.
+    app.post('/rpc-echo', async (_request, reply) => reply.header('mcp-session-id', 'from-response').send({ ok: true }))
+  })
+  await app.inject({
+    method: 'POST',
+    url: '/rpc-echo',
+    headers: { 'mcp-session-id': 'session-abc' },
+    payload: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'current_time', arguments: {} } }
+  })
+  await app.inject({
+    method: 'POST',
+    url: '/rpc-echo',
+    payload: [{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', method: 'notifications/initialized' }]
+  })
+  const [call, batch] = requestLines()
+  assert.equal(call.rpc, 'tools/call')
+  assert.equal(call.tool, 'current_time')
+  assert.equal(call.session, 'from-response', 'the session a response assigns wins (initialize)')
+  assert.equal(batch.rpc, 'ping,notifications/initialized')
+})
+
+test('POST /mcp lines name the JSON-RPC method and the session the server assigned', async (t) => {
+  const { app, requestLines } = await buildLogged(t)
+  const res = await app.inject({
+    method: 'POST',
+    url: '/mcp',
+    headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+    payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'log-test', version: '1.0.0' } } }
+  })
+  assert.equal(res.statusCode, 200, res.body)
+  const [line] = requestLines()
+  assert.equal(line.rpc, 'initialize')
+  assert.equal(line.session, res.headers['mcp-session-id'])
+})
+
+test('tokens never reach the logs, from headers or the query string', async (t) => {
+  const token = 'log-secret-token-789'
+  const { app, lines } = await buildLogged(t, { authTokens: [token] })
+  await app.inject({ method: 'GET', url: `/health?token=${token}`, headers: { authorization: `Bearer ${token}` } })
+  await app.inject({ method: 'GET', url: `/docs?access_token=${token}`, headers: { authorization: `Bearer ${token}x` } })
+  await app.inject({ method: 'GET', url: '/docs', headers: { authorization: `Bearer ${token}` } })
+  const all = JSON.stringify(lines)
+  assert.ok(lines.length >= 3)
+  assert.ok(!all.includes(token), all)
+  assert.ok(all.includes('token=[redacted]'))
+})
+
+test('client errors are logged at info or warn and never with a stack trace', async (t) => {
+  const { app, lines, requestLines } = await buildLogged(t, { authTokens: ['some-token'] })
+  await app.inject({ method: 'GET', url: '/docs' }) // 401
+  await app.inject({ method: 'GET', url: '/nope', headers: { authorization: 'Bearer some-token' } }) // 404
+  const [unauthorized, notFound] = requestLines()
+  assert.equal(unauthorized.statusCode, 401)
+  assert.equal(unauthorized.level, 40, '401 is a warn: worth an operator\'s eye')
+  assert.equal(notFound.level, 30)
+  for (const line of lines) {
+    assert.ok(line.level < 50, `no error-level line: ${JSON.stringify(line)}`)
+    assert.ok(!JSON.stringify(line).includes('"stack"'), `no stack: ${JSON.stringify(line)}`)
+  }
+})
