@@ -208,6 +208,7 @@ export function renderDocsPage (o: DocsPageOptions): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(SERVER_NAME)} — docs</title>
+<link rel="icon" href="data:,">
 <style nonce="${nonce}">${STYLE}</style>
 </head>
 <body>
@@ -253,7 +254,7 @@ export function renderDocsPage (o: DocsPageOptions): string {
       </form>`}
       <div id="result" class="result" data-state="idle">
         <pre id="result-text" class="result-text"></pre>
-        <details><summary>JSON-RPC response</summary><pre id="result-json"></pre></details>
+        <details><summary>JSON-RPC messages</summary><pre id="result-json"></pre></details>
       </div>
     </div>
   </div>
@@ -573,11 +574,12 @@ const CLIENT_SCRIPT = String.raw`
   }
   $('connect-form').addEventListener('submit', function (e) {
     e.preventDefault()
+    var state = $('status').dataset.state
     if (conn) {
       conn.close()
       conn = null
-      setStatus('disconnected')
-      return
+      // Connected (or trying): the button disconnects. After an error it connects again.
+      if (state !== 'error') { setStatus('disconnected'); return }
     }
     var useEventSource = $('transport').value === 'eventsource' && !token()
     if ($('transport').value === 'eventsource' && token()) addEvent('status', 'note', 'EventSource cannot send a token: using fetch')
@@ -798,8 +800,10 @@ const CLIENT_SCRIPT = String.raw`
           throw err
         }
       }
-      if (answer.error) showResult('error', 'error ' + answer.error.code + ': ' + answer.error.message, answer)
-      else showResult(answer.result.isError ? 'error' : 'ok', describe(answer.result), answer)
+      var notes = log.length > 0 ? '\n\n— ' + log.length + ' notification(s) before the result, see below —' : ''
+      var full = log.length > 0 ? { notifications: log, response: answer } : answer
+      if (answer.error) showResult('error', 'error ' + answer.error.code + ': ' + answer.error.message + notes, full)
+      else showResult(answer.result.isError ? 'error' : 'ok', describe(answer.result) + notes, full)
     } catch (err) {
       showResult('error', String(err && err.message ? err.message : err))
     } finally {
