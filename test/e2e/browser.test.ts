@@ -122,7 +122,6 @@ test('with auth on, the console sends the token it is given, for the stream and 
   await page.click('#connect')
   await page.waitForSelector('#status[data-state="error"]')
   await page.waitForSelector('#events li[data-event="HTTP 401"]')
-  problems.length = 0 // the browser logs the refused fetch as a console error
 
   await page.fill('#token', token)
   await page.click('#connect')
@@ -133,7 +132,8 @@ test('with auth on, the console sends the token it is given, for the stream and 
 
   const result = await callSelectedTool(page)
   assert.equal(result.state, 'ok', result.text)
-  assert.deepEqual(problems, [])
+  // The browser logs the refused fetch itself as a console error; nothing else may go wrong.
+  assert.deepEqual(problems.filter((p) => !/status of 401/.test(p)), [])
 })
 
 test('a tool description containing <script> shows as text in the browser and never runs', async (t) => {
