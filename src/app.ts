@@ -12,6 +12,7 @@ import authPlugin from '../plugins/auth.js'
 import hubPlugin from '../plugins/sse-hub.js'
 import mcpPlugin from '../plugins/mcp.js'
 import healthRoutes from '../routes/health.js'
+import broadcastRoutes from '../routes/broadcast.js'
 import metricsPlugin from '../plugins/metrics.js'
 import { RequestLogController } from '../plugins/request-log.js'
 import metricsRoutes from '../routes/metrics.js'
@@ -83,6 +84,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(mcpPlugin)
   await app.register(metricsPlugin)
   await app.register(healthRoutes)
+  await app.register(broadcastRoutes)
   await app.register(metricsRoutes)
   await app.register(docsRoutes)
   return app

@@ -78,6 +78,13 @@ export function parseEventId (id: string | undefined): { streamPart: string, seq
   return Number.isSafeInteger(seq) ? { streamPart: m[1], seq } : undefined
 }
 
+/** The id prefix of a key's events: `public` → `p`, `l:<sid>` → `l`, `s:<sid>:<part>` → `<part>`. */
+export function streamPartOf (key: string): string {
+  if (key === 'public') return 'p'
+  if (key.startsWith('l:')) return 'l'
+  return key.slice(key.lastIndexOf(':') + 1)
+}
+
 export function formatEventId (streamPart: string, seq: number): string {
   return `${streamPart}-${seq}`
 }

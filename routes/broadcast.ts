@@ -1,0 +1,22 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+
+const BroadcastBody = Type.Object({
+  event: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\r\\n:]+$', description: 'SSE event name for the public stream' }),
+  data: Type.Optional(Type.Unknown())
+}, { additionalProperties: false })
+
+/** POST /broadcast: an operator message to every open stream (behind auth when auth is on). */
+const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/broadcast', {
+    schema: {
+      body: BroadcastBody,
+      response: { 202: Type.Object({ accepted: Type.Boolean(), streams: Type.Integer() }) }
+    }
+  }, async (request, reply) => {
+    await app.hub.broadcast(request.body.event, request.body.data ?? null)
+    return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams })
+  })
+}
+
+export default broadcastRoutes
