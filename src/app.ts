@@ -13,6 +13,8 @@ import hubPlugin from '../plugins/sse-hub.js'
 import mcpPlugin from '../plugins/mcp.js'
 import healthRoutes from '../routes/health.js'
 import broadcastRoutes from '../routes/broadcast.js'
+import mcpRoutes from '../routes/mcp.js'
+import sseRoutes from '../routes/sse.js'
 import metricsPlugin from '../plugins/metrics.js'
 import { RequestLogController } from '../plugins/request-log.js'
 import metricsRoutes from '../routes/metrics.js'
@@ -85,6 +87,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(metricsPlugin)
   await app.register(healthRoutes)
   await app.register(broadcastRoutes)
+  await app.register(mcpRoutes)
+  await app.register(sseRoutes)
   await app.register(metricsRoutes)
   await app.register(docsRoutes)
   return app

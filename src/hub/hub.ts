@@ -265,6 +265,14 @@ export class HubImpl implements Hub {
     await Promise.all(work)
   }
 
+  /**
+   * Closes this process's connections on `key` without ending it (SEP-1699 polling: the client
+   * reconnects with Last-Event-ID and gets what is published meanwhile).
+   */
+  closeConnections (key: string): void {
+    for (const conn of [...(this.#byKey.get(key) ?? [])]) conn.close('ended')
+  }
+
   async addBroadcastTarget (key: string): Promise<void> { await this.#targets.add(key) }
   async removeBroadcastTarget (key: string): Promise<void> { await this.#targets.remove(key) }
 
@@ -353,7 +361,7 @@ export class HubImpl implements Hub {
   }
 
   #forgetLocal (key: string): void {
-    for (const conn of [...(this.#byKey.get(key) ?? [])]) conn.close('ended')
+    this.closeConnections(key)
   }
 
   async #subscribe (key: string): Promise<void> {

@@ -1,0 +1,57 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError } from '../src/mcp/jsonrpc.js'
+import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
+
+/** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
+export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
+  return await reply.code(status).type('application/json; charset=utf-8').send(error)
+}
+
+/**
+ * Keeps the JSON body as text in this encapsulated context, so a malformed body becomes a JSON-RPC
+ * parse error (-32700, id null) instead of Fastify's generic 400, and other types a 415.
+ */
+export function rawJsonBodies (app: FastifyInstance): void {
+  app.removeContentTypeParser(['application/json', 'text/plain'])
+  app.addContentTypeParser(/^application\/([\w.+-]+\+)?json(\s*;.*)?$/i, { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
+}
+
+/** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */
+export async function readMessage (request: FastifyRequest, reply: FastifyReply): Promise<Exclude<Classified, { kind: 'invalid' }> | undefined> {
+  const raw = request.body
+  let parsed: unknown
+  try {
+    if (typeof raw !== 'string') throw new Error('no body')
+    parsed = JSON.parse(raw)
+  } catch {
+    await rpcFail(reply, 400, errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON'))
+    return undefined
+  }
+  const classified = classify(parsed)
+  if (classified.kind === 'invalid') {
+    await rpcFail(reply, 400, errorResponse(classified.id, ErrorCode.InvalidRequest, `Invalid request: ${classified.reason}`))
+    return undefined
+  }
+  return classified
+}
+
+/**
+ * Finds the session a request names. A session belongs to the identity that created it: anyone
+ * else gets the same 404 as for a session that does not exist.
+ */
+export async function findSession (app: FastifyInstance, request: FastifyRequest, id: unknown): Promise<SessionRecord | undefined> {
+  if (!isSessionId(id)) return undefined
+  const session = await app.mcp.sessions.get(id)
+  if (session === undefined || session.identity !== request.identity) return undefined
+  return session
+}
+
+/** True when an Accept header admits `type` (or any type). */
+export function accepts (header: string | undefined, type: string): boolean {
+  if (header === undefined) return false
+  const [major] = type.split('/')
+  return header.split(',').some((part) => {
+    const media = part.split(';')[0].trim().toLowerCase()
+    return media === type || media === '*/*' || media === `${major}/*`
+  })
+}

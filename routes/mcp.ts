@@ -1,0 +1,172 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { randomBytes } from 'node:crypto'
+import { ErrorCode, errorResponse, type JsonRpcMessage, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
+import type { SessionRecord } from '../src/mcp/session.js'
+import type { TransportContext } from '../src/mcp/server.js'
+import { parseEventId } from '../src/hub/types.js'
+import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { accepts, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+
+const SESSION_HEADER = 'mcp-session-id'
+/** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
+const REQUEST_STREAM_RETRY_MS = 1000
+
+const header = (request: FastifyRequest, name: string): string | undefined => {
+  const v = request.headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/**
+ * Streamable HTTP (MCP 2025-03-26 … 2025-11-25) at /mcp: POST carries one JSON-RPC message, GET
+ * opens a session's stream (or the public stream without a session), DELETE ends the session.
+ */
+const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  rawJsonBodies(app)
+  const server = app.mcp.server
+
+  /** 400 when MCP-Protocol-Version names a version we do not speak. */
+  async function badVersion (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const version = header(request, 'mcp-protocol-version')
+    if (version === undefined || (PROTOCOL_VERSIONS as readonly string[]).includes(version)) return false
+    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version: ${version.slice(0, 40)}; supported: ${PROTOCOL_VERSIONS.join(', ')}`))
+    return true
+  }
+
+  /** The session the request names: 400 without the header, 404 when unknown or not the caller's. */
+  async function requireSession (request: FastifyRequest, reply: FastifyReply): Promise<SessionRecord | undefined> {
+    const id = header(request, SESSION_HEADER)
+    if (id === undefined) {
+      await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'))
+      return undefined
+    }
+    const session = await findSession(app, request, id)
+    if (session === undefined) {
+      await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
+      return undefined
+    }
+    return session
+  }
+
+  app.post('/mcp', async (request, reply) => {
+    const accept = header(request, 'accept')
+    if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
+      return await rpcFail(reply, 406, errorResponse(null, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include application/json and text/event-stream'))
+    }
+    const classified = await readMessage(request, reply)
+    if (classified === undefined) return reply
+
+    if (classified.kind === 'request' && classified.message.method === 'initialize') {
+      const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: async () => {} }
+      const { response, created } = await server.initialize(classified.message, ctx)
+      if (created === undefined) return await reply.code(200).send(response)
+      await app.hub.addBroadcastTarget(`s:${created.id}:g`)
+      return await reply.code(200).header(SESSION_HEADER, created.id).type('application/json; charset=utf-8').send(response)
+    }
+
+    if (await badVersion(request, reply)) return reply
+    const session = await requireSession(request, reply)
+    if (session === undefined) return reply
+    app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+
+    if (classified.kind === 'notification') {
+      await server.notification(classified.message, session)
+      return await reply.code(202).send()
+    }
+    if (classified.kind === 'response') {
+      server.response(classified.message, session)
+      return await reply.code(202).send()
+    }
+    return await answer(classified.message, session, request, reply)
+  })
+
+  /**
+   * Runs one request. The answer is JSON unless the handler sends something first (progress, a
+   * log, a server→client request, a stream cut): then the reply becomes an SSE stream of its own,
+   * resumable with Last-Event-ID, carrying those messages and finally the response.
+   */
+  async function answer (message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    let key: string | undefined
+    let chain: Promise<void> = Promise.resolve()
+    const upgrade = async (): Promise<string> => {
+      if (key !== undefined) return key
+      const part = `r${randomBytes(5).toString('hex')}`
+      key = `s:${session.id}:${part}`
+      await app.hub.open(reply, { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS })
+      // Priming event (2025-11-25): an id and empty data, so the client can resume from the start.
+      await app.hub.publish(key, { data: '' })
+      return key
+    }
+    const enqueue = (work: (key: string) => Promise<void> | void): Promise<void> => {
+      chain = chain.then(async () => { await work(await upgrade()) })
+      return chain
+    }
+    const ctx: TransportContext = {
+      transport: 'streamable',
+      identity: request.identity,
+      send: async (msg: JsonRpcMessage) => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
+      closeStream: () => { enqueue((k) => { app.hub.closeConnections(k) }).catch(() => {}) }
+    }
+    const { response } = await server.request(message, session, ctx)
+    await chain
+    if (key === undefined) {
+      // Cancelled requests get no JSON-RPC response.
+      if (response === null) return await reply.code(202).send()
+      return await reply.code(200).header(SESSION_HEADER, session.id).type('application/json; charset=utf-8').send(response)
+    }
+    if (response !== null) await app.hub.publish(key, { event: 'message', data: JSON.stringify(response) })
+    await app.hub.end(key)
+    return reply
+  }
+
+  app.get('/mcp', async (request, reply) => {
+    if (!accepts(header(request, 'accept'), 'text/event-stream')) {
+      return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+    }
+    const last = parseEventId(header(request, 'last-event-id'))
+    if (header(request, SESSION_HEADER) === undefined) {
+      // The public stream: welcome, heartbeats and operator broadcasts (a browser EventSource can open it).
+      await app.hub.open(reply, {
+        key: 'public',
+        kind: 'public',
+        streamPart: 'p',
+        afterSeq: last?.streamPart === 'p' ? last.seq : undefined,
+        prelude: [{ event: 'welcome', data: JSON.stringify({ message: 'Connected to the MCP server event stream', server: SERVER_NAME, version: SERVER_VERSION, timestamp: new Date().toISOString() }) }]
+      })
+      return reply
+    }
+    if (await badVersion(request, reply)) return reply
+    const session = await requireSession(request, reply)
+    if (session === undefined) return reply
+    app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+    // Last-Event-ID names the stream to resume: `g-…` the standalone stream, `r…-…` a request's stream.
+    const part = last !== undefined && /^r[0-9a-f]+$/.test(last.streamPart) ? last.streamPart : 'g'
+    await app.hub.open(reply, {
+      key: `s:${session.id}:${part}`,
+      kind: part === 'g' ? 'session' : 'request',
+      streamPart: part,
+      headers: { [SESSION_HEADER]: session.id },
+      afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
+      retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS
+    })
+    return reply
+  })
+
+  app.delete('/mcp', async (request, reply) => {
+    if (await badVersion(request, reply)) return reply
+    const session = await requireSession(request, reply)
+    if (session === undefined) return reply
+    await app.mcp.sessions.delete(session.id)
+    await app.hub.forget(`s:${session.id}:g`)
+    return await reply.code(204).send()
+  })
+
+  app.route({
+    method: ['PUT', 'PATCH'],
+    url: '/mcp',
+    handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, POST, DELETE, OPTIONS')
+      .send({ statusCode: 405, error: 'Method Not Allowed', message: 'Use POST, GET or DELETE on /mcp' })
+  })
+}
+
+export default mcpRoutes

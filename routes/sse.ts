@@ -1,0 +1,96 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrpc.js'
+import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
+import type { TransportContext } from '../src/mcp/server.js'
+import { parseEventId } from '../src/hub/types.js'
+import { accepts, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+
+/**
+ * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
+ * the POST endpoint in an `endpoint` event; POST /messages?sessionId= carries client messages
+ * (202), and every reply travels back on the stream as an `event: message`.
+ */
+const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  rawJsonBodies(app)
+  const server = app.mcp.server
+  const keyOf = (id: string): string => `l:${id}`
+
+  app.get('/sse', async (request, reply) => {
+    const accept = request.headers.accept
+    if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
+      return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+    }
+    const now = Date.now()
+    const session: SessionRecord = {
+      id: newSessionId(),
+      transport: 'legacy',
+      protocolVersion: '2024-11-05',
+      clientInfo: null,
+      clientCapabilities: {},
+      logLevel: null,
+      subscriptions: [],
+      identity: request.identity,
+      initialized: false,
+      createdAt: now,
+      lastSeenAt: now
+    }
+    const key = keyOf(session.id)
+    const last = parseEventId(typeof request.headers['last-event-id'] === 'string' ? request.headers['last-event-id'] : undefined)
+    await app.mcp.sessions.create(session)
+    await app.hub.addBroadcastTarget(key)
+    const conn = await app.hub.open(reply, {
+      key,
+      kind: 'legacy',
+      streamPart: 'l',
+      afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
+      prelude: [{ event: 'endpoint', data: `/messages?sessionId=${encodeURIComponent(session.id)}` }],
+      // In this transport the session lives as long as its stream.
+      onClose: () => {
+        app.mcp.sessions.delete(session.id).catch(() => {})
+        app.hub.forget(key).catch(() => {})
+      }
+    })
+    if (conn === undefined) {
+      await app.mcp.sessions.delete(session.id)
+      await app.hub.forget(key)
+    }
+    return reply
+  })
+
+  app.post('/messages', {
+    schema: { querystring: Type.Object({ sessionId: Type.Optional(Type.String({ maxLength: 128 })) }) }
+  }, async (request, reply) => {
+    const id = request.query.sessionId
+    if (id === undefined || id === '') {
+      return await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: sessionId query parameter is required'))
+    }
+    const session = await findSession(app, request, id)
+    if (session === undefined) return await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
+    const classified = await readMessage(request, reply)
+    if (classified === undefined) return reply
+    app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+
+    const key = keyOf(session.id)
+    const publish = async (msg: JsonRpcMessage): Promise<void> => {
+      await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
+    }
+    const ctx: TransportContext = { transport: 'legacy', identity: request.identity, send: publish }
+    if (classified.kind === 'notification') {
+      await server.notification(classified.message, session)
+    } else if (classified.kind === 'response') {
+      server.response(classified.message, session)
+    } else {
+      const message = classified.message
+      // Accepted at once; the answer follows on the stream, so a slow tool never holds the POST.
+      const work = message.method === 'initialize'
+        ? server.initialize(message, ctx, session)
+        : server.request(message, session, ctx)
+      work.then(async ({ response }) => { if (response !== null) await publish(response) })
+        .catch((err: unknown) => { request.log.error({ err }, 'legacy message failed') })
+    }
+    return await reply.code(202).type('text/plain; charset=utf-8').send('Accepted')
+  })
+}
+
+export default sseRoutes

@@ -1,0 +1,434 @@
+import type { TSchema } from '@sinclair/typebox'
+import { LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS } from '../meta.js'
+import type { CallContext } from './context.js'
+import {
+  ErrorCode, RpcError, errorResponse, resultResponse,
+  type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId
+} from './jsonrpc.js'
+import {
+  Registry, type CallToolResult, type ListKind, type PromptDefinition, type ResourceDefinition,
+  type ResourceTemplateDefinition, type ToolDefinition
+} from './registry.js'
+import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
+
+/** How the transport lets the core reach the client while it handles one message. */
+export interface TransportContext {
+  transport: 'streamable' | 'legacy'
+  identity: string | null
+  /** Messages tied to the current request (progress, logs, server→client requests). */
+  send (message: JsonRpcMessage): Promise<void>
+  /** SEP-1699: close the current request's stream now; the client resumes with Last-Event-ID. */
+  closeStream?: () => void
+}
+
+export interface McpObserver {
+  rpc?(e: { method: string, outcome: 'ok' | 'error', code?: number, ms: number }): void
+  tool?(e: { name: string, ms: number, isError: boolean }): void
+}
+
+export interface McpServerOptions {
+  name: string
+  version: string
+  title?: string
+  instructions?: string
+  sessions: SessionStore
+  /** Delivers a session-wide notification (list_changed, resources/updated) to the session's stream. */
+  notify: (session: SessionRecord, message: JsonRpcNotification) => Promise<void>
+  /** How long a server→client request waits for the client's answer. */
+  clientRequestTimeoutMs?: number
+  /** Items per page in list results. */
+  pageSize?: number
+}
+
+/** The outcome of one inbound message: a response to send, or nothing (notifications, responses, cancelled requests). */
+export interface Handled {
+  response: JsonRpcResponse | null
+  /** Set when this message created the session (initialize). */
+  created?: SessionRecord
+}
+
+interface Pending {
+  resolve: (result: Record<string, unknown>) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+const CAPABILITY_FOR: Record<string, string> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots'
+}
+
+const levelRank = (level: LoggingLevel): number => LOGGING_LEVELS.indexOf(level)
+
+function encodeCursor (offset: number): string {
+  return Buffer.from(JSON.stringify({ o: offset })).toString('base64url')
+}
+
+function decodeCursor (cursor: unknown): number {
+  if (cursor === undefined) return 0
+  if (typeof cursor !== 'string' || cursor.length > 100) throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
+  try {
+    const o = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown }).o
+    if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o
+  } catch {}
+  throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
+}
+
+const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
+const obj = (v: unknown): Record<string, unknown> | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
+
+/**
+ * The MCP protocol engine: lifecycle, dispatcher, registry, sessions, server→client requests.
+ * Transport-agnostic: routes/mcp.ts and routes/sse.ts feed it messages and carry what it sends.
+ */
+export class McpServer {
+  readonly registry = new Registry()
+  readonly sessions: SessionStore
+  readonly #opts: McpServerOptions
+  readonly #observers: McpObserver[] = []
+  /** In-flight requests by `${sessionId}:${id}`, for notifications/cancelled. */
+  readonly #inflight = new Map<string, AbortController>()
+  /** Server→client requests awaiting the client's response, by `${sessionId}:${id}`. */
+  readonly #pending = new Map<string, Pending>()
+  #nextOutboundId = 1
+  readonly #handlers: Record<string, (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal) => Promise<Record<string, unknown>>>
+
+  constructor (opts: McpServerOptions) {
+    this.#opts = opts
+    this.sessions = opts.sessions
+    this.registry.onChange((kind) => { this.#listChanged(kind).catch(() => {}) })
+    this.#handlers = {
+      ping: async () => ({}),
+      'tools/list': async (req) => this.#page(req, 'tools', [...this.registry.tools.values()].map((t) => t.listing)),
+      'tools/call': async (req, session, ctx, signal) => await this.#callTool(req, session, ctx, signal),
+      'resources/list': async (req) => this.#page(req, 'resources', [...this.registry.resources.values()].map((r) => this.registry.resourceListing(r))),
+      'resources/templates/list': async (req) => this.#page(req, 'resourceTemplates', this.registry.templateListings()),
+      'resources/read': async (req, session, ctx, signal) => await this.#readResource(req, session, ctx, signal),
+      'resources/subscribe': async (req, session) => await this.#subscribe(req, session, true),
+      'resources/unsubscribe': async (req, session) => await this.#subscribe(req, session, false),
+      'prompts/list': async (req) => this.#page(req, 'prompts', [...this.registry.prompts.values()].map((p) => this.registry.promptListing(p))),
+      'prompts/get': async (req, session, ctx, signal) => await this.#getPrompt(req, session, ctx, signal),
+      'completion/complete': async (req) => await this.#complete(req),
+      'logging/setLevel': async (req, session) => await this.#setLevel(req, session)
+    }
+  }
+
+  observe (observer: McpObserver): void { this.#observers.push(observer) }
+
+  // Registration API (also exposed as app.mcp.*).
+  tool<S extends TSchema> (def: ToolDefinition<S>): void { this.registry.addTool(def) }
+  resource (def: ResourceDefinition): void { this.registry.addResource(def) }
+  resourceTemplate (def: ResourceTemplateDefinition): void { this.registry.addResourceTemplate(def) }
+  prompt (def: PromptDefinition): void { this.registry.addPrompt(def) }
+
+  capabilities (): Record<string, unknown> {
+    return {
+      tools: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      prompts: { listChanged: true },
+      logging: {},
+      completions: {}
+    }
+  }
+
+  /** Version negotiation: echo a supported requested version, else our latest. */
+  negotiate (requested: unknown): string {
+    return typeof requested === 'string' && (PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LATEST_PROTOCOL_VERSION
+  }
+
+  /** initialize: creates the session record and answers with the negotiated version. */
+  async initialize (req: JsonRpcRequest, ctx: TransportContext, existing?: SessionRecord): Promise<Handled> {
+    const started = performance.now()
+    const params = req.params ?? {}
+    const clientInfo = obj(params.clientInfo)
+    const protocolVersion = this.negotiate(params.protocolVersion)
+    const now = Date.now()
+    const record: SessionRecord = {
+      id: existing?.id ?? newSessionId(),
+      transport: ctx.transport,
+      protocolVersion,
+      clientInfo: clientInfo ? { name: String(clientInfo.name ?? ''), version: String(clientInfo.version ?? '') } : null,
+      clientCapabilities: obj(params.capabilities) ?? {},
+      logLevel: null,
+      subscriptions: [],
+      identity: ctx.identity,
+      initialized: false,
+      createdAt: existing?.createdAt ?? now,
+      lastSeenAt: now
+    }
+    if (existing) await this.sessions.update(record.id, record)
+    else await this.sessions.create(record)
+    const serverInfo: Record<string, unknown> = { name: this.#opts.name, version: this.#opts.version }
+    if (this.#opts.title) serverInfo.title = this.#opts.title
+    const result: Record<string, unknown> = { protocolVersion, capabilities: this.capabilities(), serverInfo }
+    if (this.#opts.instructions) result.instructions = this.#opts.instructions
+    this.#observeRpc('initialize', 'ok', undefined, started)
+    return { response: resultResponse(req.id, result), created: record }
+  }
+
+  /** A client request (not initialize): dispatch, with cancellation and observers. */
+  async request (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext): Promise<Handled> {
+    const started = performance.now()
+    const handler = this.#handlers[req.method]
+    if (handler === undefined) {
+      this.#observeRpc(req.method, 'error', ErrorCode.MethodNotFound, started)
+      return { response: errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`) }
+    }
+    const key = `${session?.id ?? ''}:${String(req.id)}`
+    const controller = new AbortController()
+    this.#inflight.set(key, controller)
+    try {
+      const result = await handler(req, session, ctx, controller.signal)
+      if (controller.signal.aborted) return { response: null }
+      this.#observeRpc(req.method, 'ok', undefined, started)
+      return { response: resultResponse(req.id, result) }
+    } catch (err) {
+      if (controller.signal.aborted) return { response: null }
+      const code = err instanceof RpcError ? err.code : ErrorCode.InternalError
+      this.#observeRpc(req.method, 'error', code, started)
+      if (err instanceof RpcError) return { response: errorResponse(req.id, err.code, err.message, err.data) }
+      return { response: errorResponse(req.id, ErrorCode.InternalError, 'Internal error') }
+    } finally {
+      this.#inflight.delete(key)
+    }
+  }
+
+  /** A client notification. */
+  async notification (msg: JsonRpcNotification, session: SessionRecord | undefined): Promise<void> {
+    const params = msg.params ?? {}
+    switch (msg.method) {
+      case 'notifications/initialized':
+        if (session && !session.initialized) await this.sessions.update(session.id, { initialized: true })
+        break
+      case 'notifications/cancelled': {
+        const id = params.requestId
+        if (typeof id === 'string' || typeof id === 'number') this.#inflight.get(`${session?.id ?? ''}:${String(id)}`)?.abort(str(params.reason) ?? 'cancelled')
+        break
+      }
+      default:
+        // notifications/roots/list_changed, notifications/progress and unknown ones need no action.
+        break
+    }
+  }
+
+  /** A client's response to one of our server→client requests. */
+  response (msg: JsonRpcResponse, session: SessionRecord | undefined): void {
+    const key = `${session?.id ?? ''}:${String(msg.id)}`
+    const pending = this.#pending.get(key)
+    if (pending === undefined) return
+    this.#pending.delete(key)
+    clearTimeout(pending.timer)
+    if ('error' in msg) pending.reject(new RpcError(msg.error.code, msg.error.message, msg.error.data))
+    else pending.resolve(msg.result)
+  }
+
+  /** Whether a server→client request with this id is awaited here (scale-out routing). */
+  awaits (sessionId: string, id: RequestId): boolean {
+    return this.#pending.has(`${sessionId}:${String(id)}`)
+  }
+
+  /** Notifies every session subscribed to `uri` that it changed. */
+  async resourceUpdated (uri: string): Promise<void> {
+    for (const id of await this.sessions.ids()) {
+      const s = await this.sessions.get(id)
+      if (s?.subscriptions.includes(uri)) {
+        await this.#opts.notify(s, { jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } })
+      }
+    }
+  }
+
+  /** Aborts every in-flight handler and rejects every pending client request (shutdown). */
+  close (): void {
+    for (const c of this.#inflight.values()) c.abort('server shutting down')
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(new RpcError(ErrorCode.InternalError, 'Server shutting down'))
+    }
+    this.#pending.clear()
+  }
+
+  get inflight (): number { return this.#inflight.size }
+
+  #observeRpc (method: string, outcome: 'ok' | 'error', code: number | undefined, started: number): void {
+    if (this.#observers.length === 0) return
+    const e = { method, outcome, code, ms: performance.now() - started }
+    for (const o of this.#observers) o.rpc?.(e)
+  }
+
+  async #listChanged (kind: ListKind): Promise<void> {
+    const message: JsonRpcNotification = { jsonrpc: '2.0', method: `notifications/${kind}/list_changed` }
+    for (const id of await this.sessions.ids()) {
+      const s = await this.sessions.get(id)
+      if (s?.initialized) await this.#opts.notify(s, message).catch(() => {})
+    }
+  }
+
+  #page (req: JsonRpcRequest, field: string, items: Record<string, unknown>[]): Record<string, unknown> {
+    const size = this.#opts.pageSize ?? 100
+    const offset = decodeCursor(req.params?.cursor)
+    const page = items.slice(offset, offset + size)
+    const result: Record<string, unknown> = { [field]: page }
+    if (offset + size < items.length) result.nextCursor = encodeCursor(offset + size)
+    return result
+  }
+
+  #context (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): CallContext {
+    const meta = obj(req.params?._meta)
+    const progressToken = meta?.progressToken
+    const hasToken = typeof progressToken === 'string' || typeof progressToken === 'number'
+    return {
+      session,
+      requestId: req.id,
+      signal,
+      identity: ctx.identity,
+      progress: async (progress, total, message) => {
+        if (!hasToken || signal.aborted) return
+        const params: Record<string, unknown> = { progressToken, progress }
+        if (total !== undefined) params.total = total
+        if (message !== undefined) params.message = message
+        await ctx.send({ jsonrpc: '2.0', method: 'notifications/progress', params })
+      },
+      log: async (level, data, logger) => {
+        const threshold = session?.logLevel ?? 'info'
+        if (signal.aborted || levelRank(level) < levelRank(threshold)) return
+        const params: Record<string, unknown> = { level, data }
+        if (logger !== undefined) params.logger = logger
+        await ctx.send({ jsonrpc: '2.0', method: 'notifications/message', params })
+      },
+      request: async (method, params, options) => await this.#clientRequest(method, params, session, ctx, signal, options?.timeoutMs),
+      closeStream: () => { ctx.closeStream?.() }
+    }
+  }
+
+  async #clientRequest (method: string, params: Record<string, unknown>, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal, timeoutMs?: number): Promise<Record<string, unknown>> {
+    const capability = CAPABILITY_FOR[method]
+    if (capability !== undefined && session?.clientCapabilities[capability] === undefined) {
+      throw new RpcError(ErrorCode.InvalidRequest, `The client does not support ${capability} (no "${capability}" capability)`)
+    }
+    const id = `srv-${this.#nextOutboundId++}`
+    const key = `${session?.id ?? ''}:${id}`
+    const wait = timeoutMs ?? this.#opts.clientRequestTimeoutMs ?? 60_000
+    const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(key)
+        reject(new RpcError(ErrorCode.InternalError, `The client did not answer ${method} within ${wait} ms`))
+      }, wait)
+      timer.unref()
+      this.#pending.set(key, { resolve, reject, timer })
+      signal.addEventListener('abort', () => {
+        const p = this.#pending.get(key)
+        if (p === undefined) return
+        this.#pending.delete(key)
+        clearTimeout(p.timer)
+        reject(new RpcError(ErrorCode.InternalError, 'Request cancelled'))
+      }, { once: true })
+    })
+    await ctx.send({ jsonrpc: '2.0', id, method, params })
+    return await answer
+  }
+
+  async #callTool (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const name = str(req.params?.name)
+    if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
+    const tool = this.registry.tools.get(name)
+    if (tool === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name}`)
+    const rawArgs = req.params?.arguments ?? {}
+    const started = performance.now()
+    let result: CallToolResult
+    if (obj(rawArgs) === undefined) {
+      result = { content: [{ type: 'text', text: 'Invalid arguments: arguments must be an object' }], isError: true }
+    } else if (tool.check !== null && !tool.check.Check(rawArgs)) {
+      // Per 2025-11-25, input validation errors are tool results the model can read and correct.
+      const problems = [...tool.check.Errors(rawArgs)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
+      result = { content: [{ type: 'text', text: `Invalid arguments for tool ${name}: ${problems.join('; ')}` }], isError: true }
+    } else {
+      try {
+        result = await tool.def.handler(rawArgs, this.#context(req, session, ctx, signal))
+      } catch (err) {
+        if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
+        result = { content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }], isError: true }
+      }
+    }
+    if (this.#observers.length > 0) {
+      const e = { name, ms: performance.now() - started, isError: result.isError === true }
+      for (const o of this.#observers) o.tool?.(e)
+    }
+    return result as unknown as Record<string, unknown>
+  }
+
+  async #readResource (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const uri = str(req.params?.uri)
+    if (uri === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.uri must be a string')
+    const direct = this.registry.resources.get(uri)
+    const context = this.#context(req, session, ctx, signal)
+    if (direct) return await direct.read(uri, context) as unknown as Record<string, unknown>
+    const match = this.registry.matchTemplate(uri)
+    if (match) return await match.def.read(uri, match.variables, context) as unknown as Record<string, unknown>
+    throw new RpcError(ErrorCode.ResourceNotFound, 'Resource not found', { uri })
+  }
+
+  async #subscribe (req: JsonRpcRequest, session: SessionRecord | undefined, on: boolean): Promise<Record<string, unknown>> {
+    const uri = str(req.params?.uri)
+    if (uri === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.uri must be a string')
+    if (session === undefined) throw new RpcError(ErrorCode.InvalidRequest, 'Subscriptions need a session')
+    const subs = new Set(session.subscriptions)
+    if (on) subs.add(uri)
+    else subs.delete(uri)
+    session.subscriptions = [...subs]
+    await this.sessions.update(session.id, { subscriptions: session.subscriptions })
+    return {}
+  }
+
+  async #getPrompt (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const name = str(req.params?.name)
+    if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
+    const prompt = this.registry.prompts.get(name)
+    if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${name}`)
+    const raw = obj(req.params?.arguments) ?? {}
+    const args: Record<string, string> = {}
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v !== 'string') throw new RpcError(ErrorCode.InvalidParams, `Prompt argument ${k} must be a string`)
+      args[k] = v
+    }
+    const missing = (prompt.arguments ?? []).filter((a) => a.required && args[a.name] === undefined).map((a) => a.name)
+    if (missing.length > 0) throw new RpcError(ErrorCode.InvalidParams, `Missing required prompt arguments: ${missing.join(', ')}`)
+    return await prompt.get(args, this.#context(req, session, ctx, signal)) as unknown as Record<string, unknown>
+  }
+
+  async #complete (req: JsonRpcRequest): Promise<Record<string, unknown>> {
+    const ref = obj(req.params?.ref)
+    const argument = obj(req.params?.argument)
+    const argName = str(argument?.name)
+    const value = str(argument?.value) ?? ''
+    if (ref === undefined || argName === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.ref and params.argument.name are required')
+    let completer: ((value: string) => string[] | Promise<string[]>) | undefined
+    if (ref.type === 'ref/prompt') {
+      const prompt = this.registry.prompts.get(str(ref.name) ?? '')
+      if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${String(ref.name)}`)
+      completer = prompt.complete?.[argName]
+    } else if (ref.type === 'ref/resource') {
+      const template = this.registry.templates.get(str(ref.uri) ?? '')
+      if (template === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown resource template: ${String(ref.uri)}`)
+      completer = template.def.complete?.[argName]
+    } else {
+      throw new RpcError(ErrorCode.InvalidParams, 'ref.type must be ref/prompt or ref/resource')
+    }
+    const all = completer ? await completer(value) : []
+    const values = all.slice(0, 100)
+    return { completion: { values, total: all.length, hasMore: all.length > values.length } }
+  }
+
+  async #setLevel (req: JsonRpcRequest, session: SessionRecord | undefined): Promise<Record<string, unknown>> {
+    const level = str(req.params?.level)
+    if (level === undefined || !(LOGGING_LEVELS as readonly string[]).includes(level)) {
+      throw new RpcError(ErrorCode.InvalidParams, `level must be one of ${LOGGING_LEVELS.join(', ')}`)
+    }
+    if (session) {
+      session.logLevel = level as LoggingLevel
+      await this.sessions.update(session.id, { logLevel: session.logLevel })
+    }
+    return {}
+  }
+}
