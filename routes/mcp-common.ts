@@ -23,6 +23,8 @@ export async function readMessage (request: FastifyRequest, reply: FastifyReply)
   try {
     if (typeof raw !== 'string') throw new Error('no body')
     parsed = JSON.parse(raw)
+    // The parsed message replaces the text, so the request log can name the JSON-RPC method.
+    request.body = parsed
   } catch {
     await rpcFail(reply, 400, errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON'))
     return undefined
