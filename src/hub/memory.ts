@@ -18,9 +18,19 @@ interface Ring {
 export class MemoryEventLog implements EventLog {
   readonly #rings = new Map<string, Ring>()
   readonly #capacity: number
+  readonly #endedRetentionMs: number
+  readonly #now: () => number
+  /** Ended keys in the order they ended, with when they may be dropped (no timer per key). */
+  readonly #expiries: Array<{ key: string, at: number }> = []
 
-  constructor (capacity: number) {
+  /**
+   * @param capacity events kept per key (REPLAY_BUFFER_SIZE)
+   * @param endedRetentionMs how long an ended key (a finished request's stream) stays resumable
+   */
+  constructor (capacity: number, endedRetentionMs = 5 * 60_000, now: () => number = Date.now) {
     this.#capacity = Math.max(1, capacity)
+    this.#endedRetentionMs = endedRetentionMs
+    this.#now = now
   }
 
   #ring (key: string): Ring {
@@ -70,6 +80,13 @@ export class MemoryEventLog implements EventLog {
 
   async end (key: string): Promise<void> {
     this.#ring(key).ended = true
+    const now = this.#now()
+    this.#expiries.push({ key, at: now + this.#endedRetentionMs })
+    // Finished streams are dropped once their retention has passed, swept as new ones end.
+    while (this.#expiries.length > 0 && this.#expiries[0].at <= now) {
+      const { key: old } = this.#expiries.shift() as { key: string }
+      if (this.#rings.get(old)?.ended === true) this.#rings.delete(old)
+    }
   }
 
   async isEnded (key: string): Promise<boolean> {
@@ -86,6 +103,7 @@ export class MemoryEventLog implements EventLog {
 
   async close (): Promise<void> {
     this.#rings.clear()
+    this.#expiries.length = 0
   }
 }
 
