@@ -82,6 +82,8 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     version: SERVER_VERSION,
     title: 'SSE MCP Server',
     sessions,
+    maxInflightPerSession: app.config.maxInflightPerSession,
+    toolTimeoutMs: app.config.toolTimeoutMs,
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }
@@ -92,6 +94,10 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   app.decorate('mcp', createMcp(server))
+  // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
+  app.lifecycle.onDrain(async (deadline) => {
+    while (server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  })
   app.addHook('preClose', async () => { server.close() })
   app.addHook('onClose', async () => { await sessions.close() })
 }

@@ -30,7 +30,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   const { log, bus } = await backends(app, replayBufferSize)
   const core = createHub({ log, bus, maxConnections, heartbeatIntervalMs })
   const open: Hub['open'] = async (reply, opts) => {
-    if (!core.hasCapacity()) {
+    if (app.lifecycle.draining || !core.hasCapacity()) {
       core.rejectedOverCapacity++
       const err = new OverCapacityError()
       await reply.code(503).header('retry-after', String(err.retryAfterSeconds))
@@ -45,4 +45,4 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('preClose', async () => { await core.close() })
 }
 
-export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config'] })
+export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle'] })

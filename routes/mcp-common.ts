@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type RequestId } from '../src/mcp/jsonrpc.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
@@ -14,6 +14,12 @@ export async function rpcFail (reply: FastifyReply, status: number, error: JsonR
 export function rawJsonBodies (app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json', 'text/plain'])
   app.addContentTypeParser(/^application\/([\w.+-]+\+)?json(\s*;.*)?$/i, { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
+}
+
+/** 503 + Retry-After while the server drains for shutdown. */
+export async function draining (reply: FastifyReply, id: RequestId | null): Promise<FastifyReply> {
+  reply.header('retry-after', '5')
+  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, 'Server is shutting down; retry on another instance'))
 }
 
 /** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */

@@ -6,7 +6,7 @@ import type { SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
-import { accepts, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, draining, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
@@ -55,6 +55,8 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
+    // Draining: responses and notifications still land (in-flight calls may await them); new work is refused.
+    if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: async () => {} }

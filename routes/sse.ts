@@ -4,7 +4,7 @@ import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrp
 import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { accepts, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, draining, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -69,6 +69,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (session === undefined) return await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
+    if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
 
     const key = keyOf(session.id)

@@ -24,6 +24,9 @@ export const EnvSchema = Type.Object({
   SESSION_IDLE_TIMEOUT_MS: Int(1000, 7 * 24 * 3_600_000, 1_800_000),
   REPLAY_BUFFER_SIZE: Int(1, 1_000_000, 1000),
   BODY_LIMIT: Int(1024, 1024 * 1024 * 1024, 1_048_576),
+  DRAIN_TIMEOUT_MS: Int(0, 600_000, 10_000),
+  MAX_INFLIGHT_PER_SESSION: Int(1, 10_000, 32),
+  TOOL_TIMEOUT_MS: Int(100, 3_600_000, 60_000),
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
@@ -49,6 +52,12 @@ export interface Config {
   sessionIdleTimeoutMs: number
   replayBufferSize: number
   bodyLimit: number
+  /** On SIGTERM, how long in-flight calls may run before the process closes anyway. */
+  drainTimeoutMs: number
+  /** Concurrent requests one session may have running; more get a JSON-RPC error. */
+  maxInflightPerSession: number
+  /** A tool call running longer is aborted and answered with a tool error. */
+  toolTimeoutMs: number
   redisUrl: string | undefined
   tls: { certFile: string, keyFile: string } | undefined
   trustProxy: boolean | number | string
@@ -123,6 +132,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     sessionIdleTimeoutMs: e.SESSION_IDLE_TIMEOUT_MS,
     replayBufferSize: e.REPLAY_BUFFER_SIZE,
     bodyLimit: e.BODY_LIMIT,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    maxInflightPerSession: e.MAX_INFLIGHT_PER_SESSION,
+    toolTimeoutMs: e.TOOL_TIMEOUT_MS,
     redisUrl: e.REDIS_URL || undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),

@@ -16,11 +16,14 @@ try {
 const app = await buildApp(config)
 
 // SIGTERM/SIGINT: stop accepting, mark not-ready, tell streams, let in-flight work finish, close.
-closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+// SIGTERM/SIGINT: refuse new work (503, /ready too), let in-flight calls finish for up to
+// DRAIN_TIMEOUT_MS, then close: every stream gets a `shutdown` event before its socket ends.
+closeWithGrace({ delay: config.drainTimeoutMs + 5_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'fatal error, shutting down')
-  else app.log.info({ signal }, 'shutting down')
-  app.lifecycle.startDraining()
+  else app.log.info({ signal }, 'draining')
+  await app.lifecycle.drain(err ? 0 : config.drainTimeoutMs)
   await app.close()
+  app.log.info('closed')
 })
 
 try {

@@ -10,7 +10,9 @@ export const ErrorCode = {
   InternalError: -32603,
   /** Streamable HTTP: the session does not exist (with HTTP 404). */
   SessionNotFound: -32001,
-  ResourceNotFound: -32002
+  ResourceNotFound: -32002,
+  /** Too many concurrent requests in a session, or the server is draining. */
+  ServerBusy: -32000
 } as const
 
 const Id = Type.Union([Type.String({ maxLength: 256 }), Type.Integer()])

@@ -38,6 +38,10 @@ export interface McpServerOptions {
   clientRequestTimeoutMs?: number
   /** Items per page in list results. */
   pageSize?: number
+  /** Concurrent requests one session may have running (default 32). */
+  maxInflightPerSession?: number
+  /** A tool call running longer is aborted and answered with a tool error (default 60 s). */
+  toolTimeoutMs?: number
 }
 
 /** The outcome of one inbound message: a response to send, or nothing (notifications, responses, cancelled requests). */
@@ -90,6 +94,8 @@ export class McpServer {
   readonly #observers: McpObserver[] = []
   /** In-flight requests by `${sessionId}:${id}`, for notifications/cancelled. */
   readonly #inflight = new Map<string, AbortController>()
+  /** In-flight request count per session, for MAX_INFLIGHT_PER_SESSION. */
+  readonly #perSession = new Map<string, number>()
   /** Server→client requests awaiting the client's response, by `${sessionId}:${id}`. */
   readonly #pending = new Map<string, Pending>()
   #nextOutboundId = 1
@@ -176,9 +182,20 @@ export class McpServer {
       this.#observeRpc(req.method, 'error', ErrorCode.MethodNotFound, started)
       return { response: errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`) }
     }
-    const key = `${session?.id ?? ''}:${String(req.id)}`
+    const sid = session?.id ?? ''
+    const running = this.#perSession.get(sid) ?? 0
+    if (running >= (this.#opts.maxInflightPerSession ?? 32)) {
+      this.#observeRpc(req.method, 'error', ErrorCode.ServerBusy, started)
+      return { response: errorResponse(req.id, ErrorCode.ServerBusy, `Too many concurrent requests in this session (limit ${this.#opts.maxInflightPerSession ?? 32}); retry when one finishes`) }
+    }
+    const key = `${sid}:${String(req.id)}`
+    if (this.#inflight.has(key)) {
+      this.#observeRpc(req.method, 'error', ErrorCode.InvalidRequest, started)
+      return { response: errorResponse(req.id, ErrorCode.InvalidRequest, `Request id ${String(req.id)} is already in use by a request still running in this session`) }
+    }
     const controller = new AbortController()
     this.#inflight.set(key, controller)
+    this.#perSession.set(sid, running + 1)
     try {
       const result = await handler(req, session, ctx, controller.signal)
       if (controller.signal.aborted) return { response: null }
@@ -192,6 +209,9 @@ export class McpServer {
       return { response: errorResponse(req.id, ErrorCode.InternalError, 'Internal error') }
     } finally {
       this.#inflight.delete(key)
+      const left = (this.#perSession.get(sid) ?? 1) - 1
+      if (left <= 0) this.#perSession.delete(sid)
+      else this.#perSession.set(sid, left)
     }
   }
 
@@ -344,11 +364,23 @@ export class McpServer {
       const problems = [...tool.check.Errors(rawArgs)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
       result = { content: [{ type: 'text', text: `Invalid arguments for tool ${name}: ${problems.join('; ')}` }], isError: true }
     } else {
+      const timeoutMs = this.#opts.toolTimeoutMs ?? 60_000
+      const deadline = new AbortController()
+      let timer: NodeJS.Timeout | undefined
+      const timedOut = new Promise<CallToolResult>((resolve) => {
+        timer = setTimeout(() => {
+          deadline.abort(new Error('timeout'))
+          resolve({ content: [{ type: 'text', text: `Tool ${name} timed out after ${timeoutMs} ms` }], isError: true })
+        }, timeoutMs)
+      })
       try {
-        result = await tool.def.handler(rawArgs, this.#context(req, session, ctx, signal))
+        const combined = AbortSignal.any([signal, deadline.signal])
+        result = await Promise.race([Promise.resolve(tool.def.handler(rawArgs, this.#context(req, session, ctx, combined))), timedOut])
       } catch (err) {
         if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
         result = { content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }], isError: true }
+      } finally {
+        clearTimeout(timer)
       }
     }
     if (this.#observers.length > 0) {

@@ -193,6 +193,17 @@ export function registerConformanceFixtures (mcp: McpServer): void {
     }
   })
 
+  // Not a conformance fixture: a tool that takes a while, for drain and cancellation tests.
+  mcp.tool({
+    name: 'test_sleep',
+    description: 'Waits `ms` milliseconds (max 30 s), then answers',
+    inputSchema: Type.Object({ ms: Type.Integer({ minimum: 0, maximum: 30_000 }) }),
+    handler: async ({ ms }, ctx) => {
+      await sleep(ms, ctx.signal)
+      return { content: [{ type: 'text', text: `slept ${ms} ms` }] }
+    }
+  })
+
   mcp.resource({
     uri: 'test://static-text',
     name: 'static-text',
