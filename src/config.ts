@@ -25,6 +25,8 @@ export const EnvSchema = Type.Object({
   REPLAY_BUFFER_SIZE: Int(1, 1_000_000, 1000),
   BODY_LIMIT: Int(1024, 1024 * 1024 * 1024, 1_048_576),
   DRAIN_TIMEOUT_MS: Int(0, 600_000, 10_000),
+  RATE_LIMIT_MAX: Int(0, 10_000_000, 1000),
+  RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000),
   MAX_INFLIGHT_PER_SESSION: Int(1, 10_000, 32),
   TOOL_TIMEOUT_MS: Int(100, 3_600_000, 60_000),
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
@@ -52,6 +54,9 @@ export interface Config {
   sessionIdleTimeoutMs: number
   replayBufferSize: number
   bodyLimit: number
+  /** Requests per window per caller (identity, else IP); 0 turns rate limiting off. */
+  rateLimitMax: number
+  rateLimitWindowMs: number
   /** On SIGTERM, how long in-flight calls may run before the process closes anyway. */
   drainTimeoutMs: number
   /** Concurrent requests one session may have running; more get a JSON-RPC error. */
@@ -133,6 +138,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     replayBufferSize: e.REPLAY_BUFFER_SIZE,
     bodyLimit: e.BODY_LIMIT,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    rateLimitMax: e.RATE_LIMIT_MAX,
+    rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
     maxInflightPerSession: e.MAX_INFLIGHT_PER_SESSION,
     toolTimeoutMs: e.TOOL_TIMEOUT_MS,
     redisUrl: e.REDIS_URL || undefined,
