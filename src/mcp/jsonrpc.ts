@@ -70,6 +70,8 @@ export function classify (body: unknown): Classified {
     return { kind: 'invalid', id: null, reason: Array.isArray(body) ? 'Batch requests are not supported' : 'A JSON-RPC message must be an object' }
   }
   const m = body as Record<string, unknown>
+  const kinds = Number('method' in m) + Number('result' in m) + Number('error' in m)
+  if (kinds > 1) return { kind: 'invalid', id: null, reason: 'A message has exactly one of method, result or error' }
   if ('method' in m) {
     if ('id' in m) {
       if (isRequest.Check(m)) return { kind: 'request', message: m }
