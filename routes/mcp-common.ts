@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type RequestId } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcRequest, type RequestId } from '../src/mcp/jsonrpc.js'
+import { missingScopes } from '../src/oauth.js'
+import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
@@ -14,6 +16,21 @@ export async function rpcFail (reply: FastifyReply, status: number, error: JsonR
 export function rawJsonBodies (app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json', 'text/plain'])
   app.addContentTypeParser(/^application\/([\w.+-]+\+)?json(\s*;.*)?$/i, { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
+}
+
+/**
+ * OAuth mode: a tools/call whose tool requires scopes the access token lacks gets 403 with
+ * `WWW-Authenticate: Bearer error="insufficient_scope"` (the client can step up). True when answered.
+ */
+export async function insufficientScope (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest): Promise<boolean> {
+  if (request.scopes === null || message.method !== 'tools/call' || app.config.oauth === undefined) return false
+  const name = message.params?.name
+  const required = typeof name === 'string' ? app.mcp.server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
+  const missing = missingScopes(required, request.scopes)
+  if (missing.length === 0) return false
+  reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${required.join(' ')}", resource_metadata="${metadataUrl(app.config.oauth)}"`)
+  await rpcFail(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, `Forbidden: this tool needs the scope(s) ${missing.join(', ')}`))
+  return true
 }
 
 /** 503 + Retry-After while the server drains for shutdown. */

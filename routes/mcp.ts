@@ -6,7 +6,7 @@ import type { SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
-import { accepts, draining, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, draining, findSession, insufficientScope, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
@@ -79,6 +79,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       server.response(classified.message, session)
       return await reply.code(202).send()
     }
+    if (await insufficientScope(app, request, reply, classified.message)) return reply
     return await answer(classified.message, session, request, reply)
   })
 

@@ -4,7 +4,7 @@ import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrp
 import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { accepts, draining, findSession, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, draining, findSession, insufficientScope, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -83,6 +83,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       server.response(classified.message, session)
     } else {
       const message = classified.message
+      if (await insufficientScope(app, request, reply, message)) return reply
       // Accepted at once; the answer follows on the stream, so a slow tool never holds the POST.
       const work = message.method === 'initialize'
         ? server.initialize(message, ctx, session)

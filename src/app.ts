@@ -16,6 +16,7 @@ import healthRoutes from '../routes/health.js'
 import broadcastRoutes from '../routes/broadcast.js'
 import mcpRoutes from '../routes/mcp.js'
 import sseRoutes from '../routes/sse.js'
+import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import metricsPlugin from '../plugins/metrics.js'
 import { RequestLogController } from '../plugins/request-log.js'
 import metricsRoutes from '../routes/metrics.js'
@@ -91,6 +92,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(broadcastRoutes)
   await app.register(mcpRoutes)
   await app.register(sseRoutes)
+  await app.register(oauthMetadataRoutes)
   await app.register(metricsRoutes)
   await app.register(docsRoutes)
   return app

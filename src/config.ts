@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { OAuthConfig } from './oauth.js'
 
 /**
  * The environment contract (SPEC.md "Configuration"). Every variable is a string in the
@@ -33,6 +34,12 @@ export const EnvSchema = Type.Object({
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
+  OAUTH_JWKS_URL: Type.String({ default: '', pattern: '^(https?://.+)?$' }),
+  OAUTH_PUBLIC_KEY_FILE: Type.String({ default: '' }),
+  OAUTH_ISSUER: Type.String({ default: '' }),
+  OAUTH_RESOURCE: Type.String({ default: '' }),
+  OAUTH_AUTHORIZATION_SERVERS: Type.String({ default: '' }),
+  OAUTH_SCOPES_SUPPORTED: Type.String({ default: '' }),
   MCP_FIXTURES: Type.Union([Type.Literal(''), Type.Literal('conformance')], { default: '' }),
   METRICS_PUBLIC: Type.Boolean({ default: false })
 })
@@ -69,6 +76,8 @@ export interface Config {
   fixtures: 'conformance' | undefined
   /** When true, /metrics needs no token even with auth on (a scraper inside the network). */
   metricsPublic: boolean
+  /** OAuth 2.1 resource-server mode; undefined when neither a JWKS URL nor a key file is set. */
+  oauth: OAuthConfig | undefined
 }
 
 export class ConfigError extends Error {
@@ -118,6 +127,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
     fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
   }
+  if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
+  for (const server of list(e.OAUTH_AUTHORIZATION_SERVERS)) {
+    if (!URL.canParse(server)) fail('OAUTH_AUTHORIZATION_SERVERS', server, 'is not a URL')
+  }
   const allowedOrigins = list(e.ALLOWED_ORIGINS)
   for (const origin of allowedOrigins) {
     if (origin !== '*' && !URL.canParse(origin)) fail('ALLOWED_ORIGINS', origin, 'is not an origin such as https://app.example.com')
@@ -146,7 +159,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     fixtures: e.MCP_FIXTURES || undefined,
-    metricsPublic: e.METRICS_PUBLIC
+    metricsPublic: e.METRICS_PUBLIC,
+    oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
+      ? {
+          resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
+          issuer: e.OAUTH_ISSUER || undefined,
+          jwksUrl: e.OAUTH_JWKS_URL || undefined,
+          publicKeyFile: e.OAUTH_PUBLIC_KEY_FILE || undefined,
+          authorizationServers: list(e.OAUTH_AUTHORIZATION_SERVERS),
+          scopesSupported: list(e.OAUTH_SCOPES_SUPPORTED)
+        }
+      : undefined
   }
 }
 

@@ -42,6 +42,8 @@ export interface ToolDefinition<S extends TSchema = TSchema> {
   outputSchema?: TSchema
   annotations?: ToolAnnotations
   _meta?: Record<string, unknown>
+  /** OAuth scopes a caller's access token must carry to call this tool (OAuth mode only). */
+  requiredScopes?: string[]
   handler: (args: Static<S>, ctx: CallContext) => CallToolResult | Promise<CallToolResult>
 }
 
