@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { TSchema } from '@sinclair/typebox'
 import { McpServer, type McpObserver } from '../src/mcp/server.js'
 import { MemorySessionStore, type SessionRecord, type SessionStore } from '../src/mcp/session.js'
+import { RedisSessionStore } from '../src/mcp/redis-sessions.js'
+import type { JsonRpcNotification, JsonRpcResponse, RequestId } from '../src/mcp/jsonrpc.js'
 import type { PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../src/mcp/registry.js'
 import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
@@ -31,7 +33,13 @@ export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport
   return session.transport === 'legacy' ? `l:${session.id}` : `s:${session.id}:g`
 }
 
-function createMcp (server: McpServer) {
+/** Messages between replicas about work in flight: responses to our requests, cancellations. */
+type Control =
+  | { t: 'response', sid: string, msg: JsonRpcResponse }
+  | { t: 'cancel', sid: string, id: RequestId, reason?: string }
+const CONTROL_CHANNEL = 'mcp:control'
+
+function createMcp (server: McpServer, relay: (c: Control) => Promise<void>) {
   return {
     /** The protocol engine (the transports use it). */
     server,
@@ -57,6 +65,21 @@ function createMcp (server: McpServer) {
       }
     },
     stats () { return { sessions: server.sessions.size } },
+    /**
+     * A client's response or notification. Responses to server→client requests and cancellations
+     * reach the replica where the request runs, wherever the client's POST landed.
+     */
+    async receive (msg: JsonRpcResponse | JsonRpcNotification, session: SessionRecord): Promise<void> {
+      if ('method' in msg) {
+        await server.notification(msg, session)
+        const id = msg.params?.requestId
+        if (msg.method === 'notifications/cancelled' && (typeof id === 'string' || typeof id === 'number') && !server.cancel(session.id, id)) {
+          await relay({ t: 'cancel', sid: session.id, id, reason: typeof msg.params?.reason === 'string' ? msg.params.reason : undefined })
+        }
+      } else if (!server.response(msg, session.id)) {
+        await relay({ t: 'response', sid: session.id, msg })
+      }
+    },
     observe (observer: McpObserver) { server.observe(observer) }
   }
 }
@@ -68,15 +91,16 @@ declare module 'fastify' {
   }
 }
 
-/** Where sessions live: in memory by default. */
-async function sessionStore (app: Parameters<FastifyPluginAsync>[0]): Promise<SessionStore> {
-  // Scale-out: when config.redisUrl is set, the Redis session store is chosen here.
-  return new MemorySessionStore(app.config.sessionIdleTimeoutMs)
+/** Where sessions live: in memory by default, in Redis when scaled out. */
+function sessionStore (app: FastifyInstance): SessionStore {
+  return app.redis === null
+    ? new MemorySessionStore(app.config.sessionIdleTimeoutMs)
+    : new RedisSessionStore(app.redis.client, app.config.sessionIdleTimeoutMs)
 }
 
 /** The MCP server as `app.mcp`: registration API, catalog, sessions, observers. */
 const mcpPlugin: FastifyPluginAsync = async (app) => {
-  const sessions = await sessionStore(app)
+  const sessions = sessionStore(app)
   const server = new McpServer({
     name: SERVER_NAME,
     version: SERVER_VERSION,
@@ -93,7 +117,19 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   })
   registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
-  app.decorate('mcp', createMcp(server))
+  const bus = app.redis?.bus
+  const relay = async (c: Control): Promise<void> => { await bus?.publish(CONTROL_CHANNEL, JSON.stringify(c)) }
+  if (bus !== undefined) {
+    const off = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
+      try {
+        const c = JSON.parse(payload) as Control
+        if (c.t === 'response') server.response(c.msg, c.sid)
+        else server.cancel(c.sid, c.id, c.reason)
+      } catch {}
+    })
+    app.addHook('onClose', async () => { await off() })
+  }
+  app.decorate('mcp', createMcp(server, relay))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
   app.lifecycle.onDrain(async (deadline) => {
     while (server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
@@ -102,4 +138,4 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('onClose', async () => { await sessions.close() })
 }
 
-export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'sse-hub'] })
+export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'redis', 'sse-hub'] })

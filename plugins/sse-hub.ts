@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { createHub, type HubImpl } from '../src/hub/hub.js'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
+import { createHub, type HubImpl, type HubOptions } from '../src/hub/hub.js'
+import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
-import { OverCapacityError, type AttachOptions, type Bus, type Connection, type EventLog } from '../src/hub/types.js'
+import { OverCapacityError, type AttachOptions, type Connection } from '../src/hub/types.js'
 
 export type Hub = HubImpl & {
   /**
@@ -18,17 +19,21 @@ declare module 'fastify' {
   }
 }
 
-/** Chooses the replay log and bus: in memory by default (one process). */
-async function backends (_app: Parameters<FastifyPluginAsync>[0], replayBufferSize: number): Promise<{ log: EventLog, bus?: Bus }> {
-  // Scale-out: when config.redisUrl is set, the Redis log and bus are chosen here.
-  return { log: new MemoryEventLog(replayBufferSize) }
+/** Chooses the replay log, bus and broadcast targets: in memory by default, Redis when scaled out. */
+function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targets'> {
+  const { replayBufferSize, sessionIdleTimeoutMs } = app.config
+  if (app.redis === null) return { log: new MemoryEventLog(replayBufferSize) }
+  return {
+    log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs),
+    bus: app.redis.bus,
+    targets: new RedisTargets(app.redis.client)
+  }
 }
 
 /** The SSE hub as `app.hub`: every stream the server holds goes through it. */
 const hubPlugin: FastifyPluginAsync = async (app) => {
-  const { maxConnections, heartbeatIntervalMs, replayBufferSize } = app.config
-  const { log, bus } = await backends(app, replayBufferSize)
-  const core = createHub({ log, bus, maxConnections, heartbeatIntervalMs })
+  const { maxConnections, heartbeatIntervalMs } = app.config
+  const core = createHub({ ...backends(app), maxConnections, heartbeatIntervalMs })
   const open: Hub['open'] = async (reply, opts) => {
     if (app.lifecycle.draining || !core.hasCapacity()) {
       core.rejectedOverCapacity++
@@ -45,4 +50,4 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('preClose', async () => { await core.close() })
 }
 
-export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle'] })
+export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle', 'redis'] })

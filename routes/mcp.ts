@@ -71,12 +71,8 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (session === undefined) return reply
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
 
-    if (classified.kind === 'notification') {
-      await server.notification(classified.message, session)
-      return await reply.code(202).send()
-    }
-    if (classified.kind === 'response') {
-      server.response(classified.message, session)
+    if (classified.kind !== 'request') {
+      await app.mcp.receive(classified.message, session)
       return await reply.code(202).send()
     }
     if (await insufficientScope(app, request, reply, classified.message)) return reply

@@ -77,10 +77,8 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
     }
     const ctx: TransportContext = { transport: 'legacy', identity: request.identity, send: publish }
-    if (classified.kind === 'notification') {
-      await server.notification(classified.message, session)
-    } else if (classified.kind === 'response') {
-      server.response(classified.message, session)
+    if (classified.kind !== 'request') {
+      await app.mcp.receive(classified.message, session)
     } else {
       const message = classified.message
       if (await insufficientScope(app, request, reply, message)) return reply

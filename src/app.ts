@@ -10,6 +10,7 @@ import corsPlugin from '../plugins/cors.js'
 import originGuard from '../plugins/origin-guard.js'
 import authPlugin from '../plugins/auth.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
+import redisPlugin from '../plugins/redis.js'
 import hubPlugin from '../plugins/sse-hub.js'
 import mcpPlugin from '../plugins/mcp.js'
 import healthRoutes from '../routes/health.js'
@@ -85,6 +86,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(originGuard)
   await app.register(authPlugin)
   await app.register(rateLimitPlugin)
+  await app.register(redisPlugin)
   await app.register(hubPlugin)
   await app.register(mcpPlugin)
   await app.register(metricsPlugin)

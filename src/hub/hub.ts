@@ -222,10 +222,27 @@ export class HubImpl implements Hub {
   }
 
   async #lastSeq (key: string): Promise<number> {
-    const log = this.#log as EventLog & { lastSeq?: (key: string) => number }
-    if (typeof log.lastSeq === 'function') return log.lastSeq(key)
+    const log = this.#log as EventLog & { lastSeq?: (key: string) => number | Promise<number> }
+    if (typeof log.lastSeq === 'function') return await log.lastSeq(key)
     const { events } = await this.#log.readAfter(key, 0)
     return events.length > 0 ? events[events.length - 1].seq : 0
+  }
+
+  /**
+   * Across replicas, bus messages for one key can arrive out of order (two replicas published).
+   * On a gap, the connection reads the missing events from the shared log before going on, so
+   * every event is written once and in order.
+   */
+  #catchUp (conn: SseConnection, ev: StoredEvent): void {
+    conn.pending = [ev]
+    const resume = (events: StoredEvent[]): void => {
+      const pending = conn.pending ?? []
+      conn.pending = null
+      for (const e of [...events, ...pending].sort((a, b) => a.seq - b.seq)) {
+        conn.deliver(e, frame(formatEventId(conn.streamPart, e.seq), e.event, e.data))
+      }
+    }
+    this.#log.readAfter(conn.key, conn.lastSeq).then(({ events }) => resume(events), () => resume([]))
   }
 
   async publish (key: string, event: HubEvent): Promise<string> {
@@ -343,6 +360,10 @@ export class HubImpl implements Hub {
     for (const conn of set) {
       if (conn.pending !== null) {
         conn.pending.push(ev)
+        continue
+      }
+      if (this.#bus !== undefined && ev.seq > conn.lastSeq + 1) {
+        this.#catchUp(conn, ev)
         continue
       }
       // Every connection of a key shares one id space: serialize the frame once.

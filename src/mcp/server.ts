@@ -224,7 +224,7 @@ export class McpServer {
         break
       case 'notifications/cancelled': {
         const id = params.requestId
-        if (typeof id === 'string' || typeof id === 'number') this.#inflight.get(`${session?.id ?? ''}:${String(id)}`)?.abort(str(params.reason) ?? 'cancelled')
+        if (typeof id === 'string' || typeof id === 'number') this.cancel(session?.id ?? '', id, str(params.reason))
         break
       }
       default:
@@ -233,15 +233,23 @@ export class McpServer {
     }
   }
 
-  /** A client's response to one of our server→client requests. */
-  response (msg: JsonRpcResponse, session: SessionRecord | undefined): void {
-    const key = `${session?.id ?? ''}:${String(msg.id)}`
+  /** Aborts a request in flight on this process; false when it is not running here. */
+  cancel (sessionId: string, requestId: RequestId, reason?: string): boolean {
+    const controller = this.#inflight.get(`${sessionId}:${String(requestId)}`)
+    controller?.abort(reason ?? 'cancelled')
+    return controller !== undefined
+  }
+
+  /** A client's response to one of our server→client requests; false when nobody here awaits it. */
+  response (msg: JsonRpcResponse, sessionId: string): boolean {
+    const key = `${sessionId}:${String(msg.id)}`
     const pending = this.#pending.get(key)
-    if (pending === undefined) return
+    if (pending === undefined) return false
     this.#pending.delete(key)
     clearTimeout(pending.timer)
     if ('error' in msg) pending.reject(new RpcError(msg.error.code, msg.error.message, msg.error.data))
     else pending.resolve(msg.result)
+    return true
   }
 
   /** Whether a server→client request with this id is awaited here (scale-out routing). */
