@@ -19,6 +19,9 @@ function rpcMethods (body: unknown): { rpc?: string, tool?: string } {
   }
 }
 
+/** pino's numeric levels, to skip building a line that would not be written. */
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
+
 const first = (v: unknown): string | undefined => {
   const s = Array.isArray(v) ? v[0] : v
   return typeof s === 'string' && s !== '' ? s.slice(0, 128) : undefined
@@ -65,15 +68,12 @@ export class RequestLogController extends LogController {
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return
-    const fields = requestLogFields(request, reply)
     const status = reply.statusCode
-    if (error || status >= 500) {
-      reply.log.error({ ...fields, ...(error ? { error: error.message } : {}) }, 'request completed')
-    } else if (status === 401 || status === 403 || status === 429) {
-      reply.log.warn(fields, 'request completed')
-    } else {
-      reply.log.info(fields, 'request completed')
-    }
+    // Build the line only when it will be written (the hot path runs at LOG_LEVEL=warn in production too).
+    const level = error || status >= 500 ? 'error' : status === 401 || status === 403 || status === 429 ? 'warn' : 'info'
+    if (LEVELS[level] < (LEVELS[reply.log.level] ?? 0)) return
+    const fields = requestLogFields(request, reply)
+    reply.log[level](error ? { ...fields, error: error.message } : fields, 'request completed')
   }
 
   /** The 404 is in the `request completed` line already. */

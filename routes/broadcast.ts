@@ -11,11 +11,19 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/broadcast', {
     schema: {
       body: BroadcastBody,
-      response: { 202: Type.Object({ accepted: Type.Boolean(), streams: Type.Integer() }) }
+      response: {
+        202: Type.Object({
+          accepted: Type.Boolean(),
+          streams: Type.Integer({ description: 'open streams on this process' }),
+          fanoutMs: Type.Number({ description: 'time to log the event and write it to every stream on this process' })
+        })
+      }
     }
   }, async (request, reply) => {
+    const started = performance.now()
     await app.hub.broadcast(request.body.event, request.body.data ?? null)
-    return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams })
+    const fanoutMs = Math.round((performance.now() - started) * 100) / 100
+    return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams, fanoutMs })
   })
 }
 

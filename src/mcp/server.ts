@@ -65,6 +65,35 @@ const CAPABILITY_FOR: Record<string, string> = {
 
 const levelRank = (level: LoggingLevel): number => LOGGING_LEVELS.indexOf(level)
 
+/** Abort reason of a tool call that ran past TOOL_TIMEOUT_MS (answered, unlike a cancellation). */
+const TOOL_TIMEOUT = Symbol('tool timeout')
+
+/**
+ * A request in flight. Its AbortController is made only when a handler reads the signal: most
+ * calls never do, and the hot path stays allocation-light.
+ */
+class Inflight {
+  #controller: AbortController | undefined
+  #reason: unknown
+  aborted = false
+
+  get signal (): AbortSignal {
+    this.#controller ??= new AbortController()
+    if (this.aborted && !this.#controller.signal.aborted) this.#controller.abort(this.#reason)
+    return this.#controller.signal
+  }
+
+  abort (reason: unknown): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.#reason = reason
+    this.#controller?.abort(reason)
+  }
+
+  /** Aborted by the client (or shutdown), not by the tool timeout: nothing is sent back. */
+  get cancelled (): boolean { return this.aborted && this.#reason !== TOOL_TIMEOUT }
+}
+
 function encodeCursor (offset: number): string {
   return Buffer.from(JSON.stringify({ o: offset })).toString('base64url')
 }
@@ -93,13 +122,13 @@ export class McpServer {
   readonly #opts: McpServerOptions
   readonly #observers: McpObserver[] = []
   /** In-flight requests by `${sessionId}:${id}`, for notifications/cancelled. */
-  readonly #inflight = new Map<string, AbortController>()
+  readonly #inflight = new Map<string, Inflight>()
   /** In-flight request count per session, for MAX_INFLIGHT_PER_SESSION. */
   readonly #perSession = new Map<string, number>()
   /** Server→client requests awaiting the client's response, by `${sessionId}:${id}`. */
   readonly #pending = new Map<string, Pending>()
   #nextOutboundId = 1
-  readonly #handlers: Record<string, (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal) => Promise<Record<string, unknown>>>
+  readonly #handlers: Record<string, (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight) => Promise<Record<string, unknown>>>
 
   constructor (opts: McpServerOptions) {
     this.#opts = opts
@@ -193,16 +222,16 @@ export class McpServer {
       this.#observeRpc(req.method, 'error', ErrorCode.InvalidRequest, started)
       return { response: errorResponse(req.id, ErrorCode.InvalidRequest, `Request id ${String(req.id)} is already in use by a request still running in this session`) }
     }
-    const controller = new AbortController()
-    this.#inflight.set(key, controller)
+    const inflight = new Inflight()
+    this.#inflight.set(key, inflight)
     this.#perSession.set(sid, running + 1)
     try {
-      const result = await handler(req, session, ctx, controller.signal)
-      if (controller.signal.aborted) return { response: null }
+      const result = await handler(req, session, ctx, inflight)
+      if (inflight.cancelled) return { response: null }
       this.#observeRpc(req.method, 'ok', undefined, started)
       return { response: resultResponse(req.id, result) }
     } catch (err) {
-      if (controller.signal.aborted) return { response: null }
+      if (inflight.cancelled) return { response: null }
       const code = err instanceof RpcError ? err.code : ErrorCode.InternalError
       this.#observeRpc(req.method, 'error', code, started)
       if (err instanceof RpcError) return { response: errorResponse(req.id, err.code, err.message, err.data) }
@@ -235,9 +264,9 @@ export class McpServer {
 
   /** Aborts a request in flight on this process; false when it is not running here. */
   cancel (sessionId: string, requestId: RequestId, reason?: string): boolean {
-    const controller = this.#inflight.get(`${sessionId}:${String(requestId)}`)
-    controller?.abort(reason ?? 'cancelled')
-    return controller !== undefined
+    const inflight = this.#inflight.get(`${sessionId}:${String(requestId)}`)
+    inflight?.abort(reason ?? 'cancelled')
+    return inflight !== undefined
   }
 
   /** A client's response to one of our server→client requests; false when nobody here awaits it. */
@@ -302,14 +331,14 @@ export class McpServer {
     return result
   }
 
-  #context (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): CallContext {
+  #context (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): CallContext {
     const meta = obj(req.params?._meta)
     const progressToken = meta?.progressToken
     const hasToken = typeof progressToken === 'string' || typeof progressToken === 'number'
     return {
       session,
       requestId: req.id,
-      signal,
+      get signal () { return signal.signal },
       identity: ctx.identity,
       progress: async (progress, total, message) => {
         if (!hasToken || signal.aborted) return
@@ -330,7 +359,7 @@ export class McpServer {
     }
   }
 
-  async #clientRequest (method: string, params: Record<string, unknown>, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal, timeoutMs?: number): Promise<Record<string, unknown>> {
+  async #clientRequest (method: string, params: Record<string, unknown>, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight, timeoutMs?: number): Promise<Record<string, unknown>> {
     const capability = CAPABILITY_FOR[method]
     if (capability !== undefined && session?.clientCapabilities[capability] === undefined) {
       throw new RpcError(ErrorCode.InvalidRequest, `The client does not support ${capability} (no "${capability}" capability)`)
@@ -345,7 +374,7 @@ export class McpServer {
       }, wait)
       timer.unref()
       this.#pending.set(key, { resolve, reject, timer })
-      signal.addEventListener('abort', () => {
+      signal.signal.addEventListener('abort', () => {
         const p = this.#pending.get(key)
         if (p === undefined) return
         this.#pending.delete(key)
@@ -357,7 +386,7 @@ export class McpServer {
     return await answer
   }
 
-  async #callTool (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async #callTool (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
     const name = str(req.params?.name)
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const tool = this.registry.tools.get(name)
@@ -372,18 +401,18 @@ export class McpServer {
       const problems = [...tool.check.Errors(rawArgs)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
       result = { content: [{ type: 'text', text: `Invalid arguments for tool ${name}: ${problems.join('; ')}` }], isError: true }
     } else {
+      // The tool timeout aborts the request's own controller with TOOL_TIMEOUT as the reason: the
+      // handler sees one signal, and the caller still answers (cancellation alone sends nothing).
       const timeoutMs = this.#opts.toolTimeoutMs ?? 60_000
-      const deadline = new AbortController()
       let timer: NodeJS.Timeout | undefined
       const timedOut = new Promise<CallToolResult>((resolve) => {
         timer = setTimeout(() => {
-          deadline.abort(new Error('timeout'))
+          this.#inflight.get(`${session?.id ?? ''}:${String(req.id)}`)?.abort(TOOL_TIMEOUT)
           resolve({ content: [{ type: 'text', text: `Tool ${name} timed out after ${timeoutMs} ms` }], isError: true })
         }, timeoutMs)
       })
       try {
-        const combined = AbortSignal.any([signal, deadline.signal])
-        result = await Promise.race([Promise.resolve(tool.def.handler(rawArgs, this.#context(req, session, ctx, combined))), timedOut])
+        result = await Promise.race([Promise.resolve(tool.def.handler(rawArgs, this.#context(req, session, ctx, signal))), timedOut])
       } catch (err) {
         if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
         result = { content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }], isError: true }
@@ -398,7 +427,7 @@ export class McpServer {
     return result as unknown as Record<string, unknown>
   }
 
-  async #readResource (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async #readResource (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
     const uri = str(req.params?.uri)
     if (uri === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.uri must be a string')
     const direct = this.registry.resources.get(uri)
@@ -421,7 +450,7 @@ export class McpServer {
     return {}
   }
 
-  async #getPrompt (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async #getPrompt (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
     const name = str(req.params?.name)
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const prompt = this.registry.prompts.get(name)
