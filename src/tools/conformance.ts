@@ -16,6 +16,11 @@ const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => await n
 
 const NoArgs = Type.Object({})
 
+/** The text the elicitation fixtures answer with: what the user chose, and what they entered. */
+const elicited = (result: Record<string, unknown>, prefix = 'Elicitation completed') => ({
+  content: [{ type: 'text' as const, text: `${prefix}: action=${String(result.action)}, content=${JSON.stringify(result.content ?? {})}` }]
+})
+
 export function registerConformanceFixtures (mcp: McpServer): void {
   mcp.tool({
     name: 'test_simple_text',
@@ -114,7 +119,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
           required: ['username', 'email']
         }
       })
-      return { content: [{ type: 'text', text: `User response: action=${String(result.action)}, content=${JSON.stringify(result.content ?? {})}` }] }
+      return elicited(result, 'User response')
     }
   })
   mcp.tool({
@@ -136,7 +141,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
           required: []
         }
       })
-      return { content: [{ type: 'text', text: `Elicitation completed: action=${String(result.action)}, content=${JSON.stringify(result.content ?? {})}` }] }
+      return elicited(result)
     }
   })
   mcp.tool({
@@ -166,7 +171,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
           required: []
         }
       })
-      return { content: [{ type: 'text', text: `Elicitation completed: action=${String(result.action)}, content=${JSON.stringify(result.content ?? {})}` }] }
+      return elicited(result)
     }
   })
   mcp.tool({
