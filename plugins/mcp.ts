@@ -9,6 +9,9 @@ import type { PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, 
 import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { ListenStreams, ModernEngine, type Change } from '../src/mcp/modern.js'
+import { RequestStateCodec } from '../src/mcp/mrtr.js'
+import { randomBytes } from 'node:crypto'
 
 export type { McpObserver }
 
@@ -37,12 +40,20 @@ export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport
 type Control =
   | { t: 'response', sid: string, msg: JsonRpcResponse }
   | { t: 'cancel', sid: string, id: RequestId, reason?: string }
+  | { t: 'change', from: string, change: Change }
 const CONTROL_CHANNEL = 'mcp:control'
+const STATE_SECRET_KEY = 'mcp:state-secret'
 
-function createMcp (server: McpServer, relay: (c: Control) => Promise<void>) {
+function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: (c: Control) => Promise<void>) {
   return {
     /** The protocol engine (the transports use it). */
     server,
+    /** The stateless (2026-07-28) era on the same engine. */
+    modern,
+    /** subscriptions/listen streams open on this process. */
+    listeners,
+    /** Tells listen streams on every replica about a change (their filters decide who gets it). */
+    changed,
     sessions: server.sessions,
     /** Registers a tool; its handler's argument type is inferred from the TypeBox inputSchema. */
     tool<S extends TSchema> (def: ToolDefinition<S>) { server.tool(def) },
@@ -52,8 +63,8 @@ function createMcp (server: McpServer, relay: (c: Control) => Promise<void>) {
     removeTool (name: string) { return server.registry.removeTool(name) },
     removeResource (uri: string) { return server.registry.removeResource(uri) },
     removePrompt (name: string) { return server.registry.removePrompt(name) },
-    /** Tells subscribed sessions that a resource changed (notifications/resources/updated). */
-    async resourceUpdated (uri: string) { await server.resourceUpdated(uri) },
+    /** Tells subscribed sessions and listen streams that a resource changed (notifications/resources/updated). */
+    async resourceUpdated (uri: string) { await Promise.all([server.resourceUpdated(uri), changed({ kind: 'resource', uri })]) },
     /** What clients see in the list methods (the /docs page renders it). */
     catalog (): Catalog {
       const r = server.registry
@@ -64,7 +75,7 @@ function createMcp (server: McpServer, relay: (c: Control) => Promise<void>) {
         prompts: [...r.prompts.values()].map((p) => r.promptListing(p) as CatalogEntry)
       }
     },
-    stats () { return { sessions: server.sessions.size } },
+    stats () { return { sessions: server.sessions.size, listenStreams: listeners.size } },
     /**
      * A client's response or notification. Responses to server→client requests and cancellations
      * reach the replica where the request runs, wherever the client's POST landed.
@@ -98,6 +109,19 @@ function sessionStore (app: FastifyInstance): SessionStore {
     : new RedisSessionStore(app.redis.client, app.config.sessionIdleTimeoutMs)
 }
 
+/**
+ * The MRTR requestState key: STATE_SECRET when set; else one random key shared by every replica
+ * through Redis (first one wins); else random for this process (one replica needs no sharing).
+ */
+async function stateSecret (app: FastifyInstance): Promise<Buffer> {
+  if (app.config.stateSecret !== undefined) return Buffer.from(app.config.stateSecret, 'utf8')
+  if (app.redis === null) return randomBytes(32)
+  await app.redis.client.set(STATE_SECRET_KEY, randomBytes(32).toString('base64'), 'NX')
+  const shared = await app.redis.client.get(STATE_SECRET_KEY)
+  if (shared === null) throw new Error('Redis lost the shared requestState key')
+  return Buffer.from(shared, 'base64')
+}
+
 /** The MCP server as `app.mcp`: registration API, catalog, sessions, observers. */
 const mcpPlugin: FastifyPluginAsync = async (app) => {
   const sessions = sessionStore(app)
@@ -119,18 +143,34 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
   const relay = async (c: Control): Promise<void> => { await bus?.publish(CONTROL_CHANNEL, JSON.stringify(c)) }
+  const replica = randomBytes(6).toString('hex')
+  const listeners = new ListenStreams()
+  // A change reaches this process's listen streams at once and the other replicas' through the bus.
+  const changed = async (change: Change): Promise<void> => {
+    await Promise.all([listeners.deliver(change), relay({ t: 'change', from: replica, change })])
+  }
+  server.registry.onChange((kind) => { changed({ kind }).catch(() => {}) })
   if (bus !== undefined) {
     const off = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
       try {
         const c = JSON.parse(payload) as Control
         if (c.t === 'response') server.response(c.msg, c.sid)
-        else server.cancel(c.sid, c.id, c.reason)
+        else if (c.t === 'cancel') server.cancel(c.sid, c.id, c.reason)
+        else if (c.from !== replica) listeners.deliver(c.change).catch(() => {})
       } catch {}
     })
     app.addHook('onClose', async () => { await off() })
   }
-  app.decorate('mcp', createMcp(server, relay))
+  const modern = new ModernEngine(server, {
+    serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
+    codec: new RequestStateCodec(await stateSecret(app), app.config.stateTtlMs),
+    listTtlMs: app.config.cacheTtlMs,
+    readTtlMs: 0,
+    privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined
+  })
+  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
+  app.lifecycle.onDrain(async () => { await listeners.endAll() })
   app.lifecycle.onDrain(async (deadline) => {
     while (server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   })

@@ -7,6 +7,8 @@ import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 import { accepts, draining, findSession, insufficientScope, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { looksModern } from '../src/mcp/modern.js'
+import { serveModern } from './mcp-modern.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
@@ -18,8 +20,9 @@ const header = (request: FastifyRequest, name: string): string | undefined => {
 }
 
 /**
- * Streamable HTTP (MCP 2025-03-26 … 2025-11-25) at /mcp: POST carries one JSON-RPC message, GET
- * opens a session's stream (or the public stream without a session), DELETE ends the session.
+ * Streamable HTTP at /mcp, both eras. Session era (2025-03-26 … 2025-11-25): initialize opens a
+ * session, POST carries one JSON-RPC message, GET opens a session's stream (or the public stream
+ * without a session), DELETE ends the session. Stateless era (2026-07-28): routes/mcp-modern.ts.
  */
 const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)
@@ -57,6 +60,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (classified === undefined) return reply
     // Draining: responses and notifications still land (in-flight calls may await them); new work is refused.
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
+
+    // One endpoint, two eras: without a session, a request whose _meta or MCP-Protocol-Version is
+    // 2026-07-28 (or unknown) is served statelessly; initialize and session traffic stay as they were.
+    if (classified.kind !== 'response' && header(request, SESSION_HEADER) === undefined &&
+      looksModern(classified.message, header(request, 'mcp-protocol-version'))) {
+      return await serveModern(app, classified.message, request, reply)
+    }
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: async () => {} }

@@ -30,6 +30,9 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000),
   MAX_INFLIGHT_PER_SESSION: Int(1, 10_000, 32),
   TOOL_TIMEOUT_MS: Int(100, 3_600_000, 60_000),
+  STATE_SECRET: Type.String({ default: '', pattern: '^(.{32,})?$' }),
+  STATE_TTL_MS: Int(1000, 86_400_000, 600_000),
+  CACHE_TTL_MS: Int(0, 86_400_000, 60_000),
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
@@ -70,6 +73,15 @@ export interface Config {
   maxInflightPerSession: number
   /** A tool call running longer is aborted and answered with a tool error. */
   toolTimeoutMs: number
+  /**
+   * HMAC key for 2026-07-28 MRTR requestState. Unset: shared through Redis when REDIS_URL is set
+   * (every replica accepts every other's state), else random per process.
+   */
+  stateSecret: string | undefined
+  /** How long an InputRequiredResult's requestState stays valid. */
+  stateTtlMs: number
+  /** ttlMs caching hint on 2026-07-28 discover and list results. */
+  cacheTtlMs: number
   redisUrl: string | undefined
   tls: { certFile: string, keyFile: string } | undefined
   trustProxy: boolean | number | string
@@ -155,6 +167,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
     maxInflightPerSession: e.MAX_INFLIGHT_PER_SESSION,
     toolTimeoutMs: e.TOOL_TIMEOUT_MS,
+    stateSecret: e.STATE_SECRET || undefined,
+    stateTtlMs: e.STATE_TTL_MS,
+    cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),

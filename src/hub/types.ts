@@ -54,7 +54,7 @@ export interface Bus {
   close (): Promise<void>
 }
 
-export type StreamKind = 'public' | 'session' | 'request' | 'legacy'
+export type StreamKind = 'public' | 'session' | 'request' | 'legacy' | 'listen'
 
 /** What the hub reports (health, metrics). */
 export interface HubStats {

@@ -3,8 +3,14 @@ import type { LoggingLevel, SessionRecord } from './session.js'
 
 /** What a tool/resource/prompt handler gets besides its arguments. */
 export interface CallContext {
-  /** The session (undefined in stateless mode). */
+  /** The session (undefined for stateless 2026-07-28 requests). */
   session: SessionRecord | undefined
+  /** `legacy`: a session-era request (initialize, Mcp-Session-Id); `modern`: a stateless 2026-07-28 request. */
+  era: 'legacy' | 'modern'
+  /** What the client declared: at initialize (legacy) or in this request's `_meta` (modern). */
+  clientCapabilities: Record<string, unknown>
+  /** Stateless era: this request is an MRTR retry carrying requestState the server issued and verified. */
+  resumed: boolean
   requestId: RequestId
   /** Aborted when the client cancels (notifications/cancelled) or the server shuts down. */
   signal: AbortSignal
@@ -15,11 +21,15 @@ export interface CallContext {
   /** Sends `notifications/message` tied to this request, filtered by the session's log level. */
   log (level: LoggingLevel, data: unknown, logger?: string): Promise<void>
   /**
-   * Sends a server→client request (sampling/createMessage, elicitation/create, roots/list) and
-   * awaits the client's response. Rejects with an RpcError when the client answers with an error,
-   * when the client lacks the capability, or after `timeoutMs`.
+   * Asks the client (sampling/createMessage, elicitation/create, roots/list) and resolves with its
+   * result. Session era: a server→client request on the request's stream; rejects with an RpcError
+   * when the client answers with an error, lacks the capability, or after `timeoutMs`.
+   * Stateless era (MRTR): answered from the client's retry; until then the handler is stopped and
+   * the client gets an InputRequiredResult with this ask under `key` (default `input-<n>`), so the
+   * handler must not swallow what this throws, and runs again from the top on the retry.
+   * A missing capability is -32021 there.
    */
-  request (method: string, params: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Record<string, unknown>>
+  request (method: string, params: Record<string, unknown>, options?: { timeoutMs?: number, key?: string }): Promise<Record<string, unknown>>
   /**
    * SEP-1699 polling: closes this request's SSE stream now (the client reconnects with
    * Last-Event-ID and gets the rest). A no-op when the transport cannot stream.

@@ -12,7 +12,13 @@ export const ErrorCode = {
   SessionNotFound: -32001,
   ResourceNotFound: -32002,
   /** Too many concurrent requests in a session, or the server is draining. */
-  ServerBusy: -32000
+  ServerBusy: -32000,
+  /** 2026-07-28: HTTP headers do not match the body, or a required header is missing/malformed (HTTP 400). */
+  HeaderMismatch: -32020,
+  /** 2026-07-28: the request needs a client capability the request did not declare (HTTP 400). */
+  MissingRequiredClientCapability: -32021,
+  /** 2026-07-28: the request's protocol version is not supported; data.supported lists ours (HTTP 400). */
+  UnsupportedProtocolVersion: -32022
 } as const
 
 const Id = Type.Union([Type.String({ maxLength: 256 }), Type.Integer()])

@@ -1,5 +1,5 @@
 import type { TSchema } from '@sinclair/typebox'
-import { LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS } from '../meta.js'
+import { LATEST_PROTOCOL_VERSION, isLegacyVersion } from '../meta.js'
 import type { CallContext } from './context.js'
 import {
   ErrorCode, RpcError, errorResponse, resultResponse,
@@ -10,6 +10,22 @@ import {
   type ResourceTemplateDefinition, type ToolDefinition
 } from './registry.js'
 import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
+import { InputRequiredSignal, type InputCollector } from './mrtr.js'
+
+/** A stateless (2026-07-28) request: what its `_meta` declared, and where its client input comes from. */
+export interface StatelessCall {
+  /** Unique per request: keys its in-flight entry (there is no session). */
+  sid: string
+  protocolVersion: string
+  clientCapabilities: Record<string, unknown>
+  /** `_meta["io.modelcontextprotocol/logLevel"]`: without it the request gets no log notifications. */
+  logLevel: LoggingLevel | undefined
+  input: InputCollector
+  /** The request is an MRTR retry whose requestState verified. */
+  resumed: boolean
+  /** Seals the answers used so far into the next requestState. */
+  seal (used: Record<string, Record<string, unknown>>): string
+}
 
 /** How the transport lets the core reach the client while it handles one message. */
 export interface TransportContext {
@@ -19,6 +35,8 @@ export interface TransportContext {
   send (message: JsonRpcMessage): Promise<void>
   /** SEP-1699: close the current request's stream now; the client resumes with Last-Event-ID. */
   closeStream?: () => void
+  /** Set for stateless (2026-07-28) requests: client input comes by MRTR, not server→client requests. */
+  stateless?: StatelessCall
 }
 
 export interface McpObserver {
@@ -170,7 +188,7 @@ export class McpServer {
 
   /** Version negotiation: echo a supported requested version, else our latest. */
   negotiate (requested: unknown): string {
-    return typeof requested === 'string' && (PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LATEST_PROTOCOL_VERSION
+    return typeof requested === 'string' && isLegacyVersion(requested) ? requested : LATEST_PROTOCOL_VERSION
   }
 
   /** initialize: creates the session record and answers with the negotiated version. */
@@ -211,7 +229,7 @@ export class McpServer {
       this.#observeRpc(req.method, 'error', ErrorCode.MethodNotFound, started)
       return { response: errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`) }
     }
-    const sid = session?.id ?? ''
+    const sid = session?.id ?? ctx.stateless?.sid ?? ''
     const running = this.#perSession.get(sid) ?? 0
     if (running >= (this.#opts.maxInflightPerSession ?? 32)) {
       this.#observeRpc(req.method, 'error', ErrorCode.ServerBusy, started)
@@ -232,6 +250,17 @@ export class McpServer {
       return { response: resultResponse(req.id, result) }
     } catch (err) {
       if (inflight.cancelled) return { response: null }
+      if (err instanceof InputRequiredSignal && ctx.stateless !== undefined) {
+        // MRTR: ask the client for what the handler is missing; it retries with the answers.
+        this.#observeRpc(req.method, 'ok', undefined, started)
+        return {
+          response: resultResponse(req.id, {
+            resultType: 'input_required',
+            inputRequests: Object.fromEntries(err.asks),
+            requestState: ctx.stateless.seal(ctx.stateless.input.used)
+          })
+        }
+      }
       const code = err instanceof RpcError ? err.code : ErrorCode.InternalError
       this.#observeRpc(req.method, 'error', code, started)
       if (err instanceof RpcError) return { response: errorResponse(req.id, err.code, err.message, err.data) }
@@ -335,8 +364,12 @@ export class McpServer {
     const meta = obj(req.params?._meta)
     const progressToken = meta?.progressToken
     const hasToken = typeof progressToken === 'string' || typeof progressToken === 'number'
+    const stateless = ctx.stateless
     return {
       session,
+      era: stateless === undefined ? 'legacy' : 'modern',
+      clientCapabilities: stateless?.clientCapabilities ?? session?.clientCapabilities ?? {},
+      resumed: stateless?.resumed ?? false,
       requestId: req.id,
       get signal () { return signal.signal },
       identity: ctx.identity,
@@ -348,15 +381,29 @@ export class McpServer {
         await ctx.send({ jsonrpc: '2.0', method: 'notifications/progress', params })
       },
       log: async (level, data, logger) => {
-        const threshold = session?.logLevel ?? 'info'
+        // Stateless requests opt in to logs per request; without a level they get none.
+        if (stateless !== undefined && stateless.logLevel === undefined) return
+        const threshold = stateless?.logLevel ?? session?.logLevel ?? 'info'
         if (signal.aborted || levelRank(level) < levelRank(threshold)) return
         const params: Record<string, unknown> = { level, data }
         if (logger !== undefined) params.logger = logger
         await ctx.send({ jsonrpc: '2.0', method: 'notifications/message', params })
       },
-      request: async (method, params, options) => await this.#clientRequest(method, params, session, ctx, signal, options?.timeoutMs),
+      request: async (method, params, options) => stateless === undefined
+        ? await this.#clientRequest(method, params, session, ctx, signal, options?.timeoutMs)
+        : await this.#inputRequest(method, params, stateless, options?.key),
       closeStream: () => { ctx.closeStream?.() }
     }
+  }
+
+  /** Stateless era: the answer comes from the retry (MRTR); missing → InputRequiredResult. */
+  async #inputRequest (method: string, params: Record<string, unknown>, call: StatelessCall, key: string | undefined): Promise<Record<string, unknown>> {
+    const capability = CAPABILITY_FOR[method]
+    if (capability === undefined) throw new RpcError(ErrorCode.InternalError, `${method} cannot be asked of a client`)
+    if (call.clientCapabilities[capability] === undefined) {
+      throw new RpcError(ErrorCode.MissingRequiredClientCapability, `This request needs the client's ${capability} capability (declare it in _meta["io.modelcontextprotocol/clientCapabilities"])`, { requiredCapabilities: { [capability]: {} } })
+    }
+    return await call.input.ask(method, params, key)
   }
 
   async #clientRequest (method: string, params: Record<string, unknown>, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight, timeoutMs?: number): Promise<Record<string, unknown>> {
@@ -407,13 +454,14 @@ export class McpServer {
       let timer: NodeJS.Timeout | undefined
       const timedOut = new Promise<CallToolResult>((resolve) => {
         timer = setTimeout(() => {
-          this.#inflight.get(`${session?.id ?? ''}:${String(req.id)}`)?.abort(TOOL_TIMEOUT)
+          this.#inflight.get(`${session?.id ?? ctx.stateless?.sid ?? ''}:${String(req.id)}`)?.abort(TOOL_TIMEOUT)
           resolve({ content: [{ type: 'text', text: `Tool ${name} timed out after ${timeoutMs} ms` }], isError: true })
         }, timeoutMs)
       })
       try {
         result = await Promise.race([Promise.resolve(tool.def.handler(rawArgs, this.#context(req, session, ctx, signal))), timedOut])
       } catch (err) {
+        if (err instanceof InputRequiredSignal) throw err
         if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
         result = { content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }], isError: true }
       } finally {

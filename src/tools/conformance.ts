@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { McpServer } from '../mcp/server.js'
+import { registerModernFixtures } from './conformance-modern.js'
 
 // Fixtures the official conformance suite (@modelcontextprotocol/conformance) calls by name.
 // Registered with MCP_FIXTURES=conformance.
@@ -177,11 +178,22 @@ export function registerConformanceFixtures (mcp: McpServer): void {
   mcp.tool({
     name: 'json_schema_2020_12_tool',
     description: 'Tool with JSON Schema 2020-12 features',
-    inputSchema: Type.Unsafe<{ name?: string, address?: { street?: string, city?: string } }>({
+    // Composition, conditional and $anchor keywords must survive tools/list untouched (SEP-2106).
+    inputSchema: Type.Unsafe<{ name?: string, address?: { street?: string, city?: string }, contactMethod?: 'phone' | 'email', phone?: string, email?: string }>({
       $schema: 'https://json-schema.org/draft/2020-12/schema',
       type: 'object',
-      $defs: { address: { type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
-      properties: { name: { type: 'string' }, address: { $ref: '#/$defs/address' } },
+      $defs: { address: { $anchor: 'addressDef', type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
+      properties: {
+        name: { type: 'string' },
+        address: { $ref: '#/$defs/address' },
+        contactMethod: { type: 'string', enum: ['phone', 'email'] },
+        phone: { type: 'string' },
+        email: { type: 'string' }
+      },
+      allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+      if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+      then: { required: ['phone'] },
+      else: { required: ['email'] },
       additionalProperties: false
     }),
     handler: (args) => ({ content: [{ type: 'text', text: `Received: ${JSON.stringify(args)}` }] })
@@ -275,4 +287,5 @@ export function registerConformanceFixtures (mcp: McpServer): void {
       ]
     })
   })
+  registerModernFixtures(mcp)
 }
