@@ -5,6 +5,7 @@
 // suite alone.
 //
 //   node scripts/conformance.mjs --url http://127.0.0.1:8080/mcp [--suite all] [--scenario x] ...
+//   node scripts/conformance.mjs --next --url http://127.0.0.1:8080/mcp --requirements 2026-07-28
 //
 // Every argument is passed to `conformance server`. Env: NODE22_CACHE (default .cache/node22).
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -28,10 +29,15 @@ export function ensureNode22 (cache = resolve(root, process.env.NODE22_CACHE ?? 
   return bin
 }
 
+/** The 0.1.x suite (2025-era scenarios, `--suite all`). */
 export const CONFORMANCE_CLI = join(root, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js')
+/** The 0.2.x suite, installed under the alias @modelcontextprotocol/conformance-next: 2026-07-28 scenarios (`--requirements 2026-07-28`). */
+export const CONFORMANCE_NEXT_CLI = join(root, 'node_modules', '@modelcontextprotocol', 'conformance-next', 'dist', 'index.js')
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const node22 = ensureNode22()
-  const run = spawnSync(node22, [CONFORMANCE_CLI, 'server', ...process.argv.slice(2)], { stdio: 'inherit' })
+  const args = process.argv.slice(2)
+  const next = args[0] === '--next'
+  const run = spawnSync(node22, [next ? CONFORMANCE_NEXT_CLI : CONFORMANCE_CLI, 'server', ...(next ? args.slice(1) : args)], { stdio: 'inherit' })
   process.exit(run.status ?? 1)
 }

@@ -81,6 +81,9 @@ export function checkVersion (requested: string): void {
   throw new RpcError(ErrorCode.UnsupportedProtocolVersion, message, { supported: [...PROTOCOL_VERSIONS], requested })
 }
 
+/** Filter key (an extension of SubscriptionFilter) for operator broadcasts on a listen stream. */
+export const BROADCAST_FILTER_KEY = 'dev.sse-mcp-server/broadcasts'
+
 /** The notification types a listen stream asked for (and we honour: all four). */
 export interface ListenFilter {
   toolsListChanged?: boolean
@@ -90,7 +93,6 @@ export interface ListenFilter {
   /** Extension: operator broadcasts (POST /broadcast) as notifications/message on this stream. */
   [BROADCAST_FILTER_KEY]?: boolean
 }
-export const BROADCAST_FILTER_KEY = 'dev.sse-mcp-server/broadcasts'
 
 export function readListenFilter (params: Record<string, unknown> | undefined): ListenFilter {
   const raw = obj(params?.notifications)

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServer } from './process.js'
-import { ensureNode22, CONFORMANCE_CLI } from '../../scripts/conformance.mjs'
+import { ensureNode22, CONFORMANCE_CLI, CONFORMANCE_NEXT_CLI } from '../../scripts/conformance.mjs'
 
 interface Check { id?: string, name?: string, status: string, errorMessage?: string }
 
@@ -48,4 +48,67 @@ test('the official MCP conformance suite passes every server scenario (--suite a
   assert.deepEqual(failures, [], output.slice(-4000))
   assert.equal(code, 0, output.slice(-4000))
   assert.deepEqual([...expected].filter((s) => !ran.has(s)), [], 'every listed server scenario ran')
+})
+
+/**
+ * The 2026-07-28 (stateless era) server scenarios of @modelcontextprotocol/conformance 0.2.x, as
+ * `--requirements 2026-07-28` selects them. Extension scenarios (tasks-*, sep-2640-*) are run by
+ * the suite but not scored for the revision; they are reported, not asserted.
+ */
+const SCENARIOS_2026 = [
+  'server-stateless', 'completion-complete', 'tools-list', 'tools-call-simple-text', 'tools-call-image',
+  'tools-call-audio', 'tools-call-embedded-resource', 'tools-call-mixed-content', 'tools-call-error',
+  'tools-call-with-progress', 'server-sse-multiple-streams', 'resources-list', 'resources-read-text',
+  'resources-read-binary', 'resources-templates-read', 'sep-2164-resource-not-found', 'prompts-list',
+  'prompts-get-simple', 'prompts-get-with-args', 'prompts-get-embedded-resource', 'prompts-get-with-image',
+  'dns-rebinding-protection', 'caching', 'json-schema-2020-12', 'http-header-validation',
+  'http-custom-header-server-validation',
+  'input-required-result-basic-elicitation', 'input-required-result-basic-sampling',
+  'input-required-result-basic-list-roots', 'input-required-result-request-state',
+  'input-required-result-multiple-input-requests', 'input-required-result-multi-round',
+  'input-required-result-missing-input-response', 'input-required-result-non-tool-request',
+  'input-required-result-result-type', 'input-required-result-unsupported-methods',
+  'input-required-result-tampered-state', 'input-required-result-capability-check',
+  'input-required-result-ignore-extra-params', 'input-required-result-validate-input'
+]
+
+test('conformance 0.2.x: every 2026-07-28 server scenario passes (--requirements 2026-07-28, no failures or warnings)', { timeout: 600_000 }, async (t) => {
+  const node22 = ensureNode22()
+  const listed = execFileSync(node22, [CONFORMANCE_NEXT_CLI, 'list'], { encoding: 'utf8' }).split(/Client scenarios/)[0]
+  const tagged = [...listed.matchAll(/^\s+- (\S+) \[([^\]]*)\]/gm)].filter((m) => m[2].split(',').includes('2026-07-28')).map((m) => m[1])
+  assert.deepEqual([...tagged].sort(), [...SCENARIOS_2026].sort(), 'the suite tags exactly the scenarios this test lists with 2026-07-28')
+
+  const server = await startServer(t, { MCP_FIXTURES: 'conformance', LOG_LEVEL: 'warn' })
+  const outDir = mkdtempSync(join(tmpdir(), 'mcp-conformance-2026-'))
+  t.after(() => rmSync(outDir, { recursive: true, force: true }))
+  let output = ''
+  const child = spawn(node22, [CONFORMANCE_NEXT_CLI, 'server', '--url', `${server.url}/mcp`, '--requirements', '2026-07-28', '-o', outDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+
+  const byLength = [...SCENARIOS_2026].sort((a, b) => b.length - a.length)
+  const problems: string[] = []
+  const ran = new Set<string>()
+  let checks = 0
+  const extensions: string[] = []
+  for (const dir of readdirSync(outDir)) {
+    const file = join(outDir, dir, 'checks.json')
+    if (!existsSync(file)) continue
+    const results = JSON.parse(readFileSync(file, 'utf8')) as Check[]
+    const scenario = byLength.find((s) => dir.startsWith(`server-${s}-`))
+    if (scenario === undefined) {
+      extensions.push(`${dir.replace(/^server-|-\d{4}-\d\d-\d\dT.*$/g, '')}: ${results.filter((c) => c.status === 'SUCCESS').length}/${results.length}`)
+      continue
+    }
+    ran.add(scenario)
+    for (const c of results) {
+      checks++
+      if (c.status === 'FAILURE' || c.status === 'WARNING') problems.push(`${scenario}: ${c.status} ${c.name ?? c.id} — ${c.errorMessage ?? ''}`)
+    }
+  }
+  t.diagnostic(`conformance 2026-07-28: ${ran.size} scenarios, ${checks} checks, ${problems.length} failures/warnings; extensions (not scored): ${extensions.join(', ')}`)
+  assert.deepEqual(problems, [], output.slice(-4000))
+  assert.deepEqual(SCENARIOS_2026.filter((s) => !ran.has(s)), [], 'every 2026-07-28 scenario ran')
+  assert.equal(code, 0, output.slice(-4000))
 })
