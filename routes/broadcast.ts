@@ -21,7 +21,9 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const started = performance.now()
-    await app.hub.broadcast(request.body.event, request.body.data ?? null)
+    const { event, data } = request.body
+    // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
+    await Promise.all([app.hub.broadcast(event, data ?? null), app.mcp.changed({ kind: 'broadcast', event, data: data ?? null })])
     const fanoutMs = Math.round((performance.now() - started) * 100) / 100
     return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams, fanoutMs })
   })
