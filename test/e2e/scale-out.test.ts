@@ -7,13 +7,14 @@ import { ROOT, startServer } from './process.js'
 import { missing, nginxConfigTest, startNginx, startRedis } from './services.js'
 import { openSse } from '../sse-client.js'
 import { sseClient, streamableClient } from './sdk.js'
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client'
 
 const skip = missing('redis-server', 'nginx')
 const ACCEPT = 'application/json, text/event-stream'
 
-async function cluster (t: TestContext) {
+async function cluster (t: TestContext, extra: Record<string, string> = {}) {
   const redis = await startRedis(t)
-  const env = { REDIS_URL: redis.url, TRUST_PROXY: '1', RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', HEARTBEAT_INTERVAL_MS: '1000' }
+  const env = { REDIS_URL: redis.url, TRUST_PROXY: '1', RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', HEARTBEAT_INTERVAL_MS: '1000', ...extra }
   const a = await startServer(t, env)
   const b = await startServer(t, env)
   const nginx = await startNginx(t, [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`])
@@ -173,4 +174,69 @@ test('through nginx an SSE event arrives within 200 ms of being sent (no proxy b
   }
   t.diagnostic(`delivery through nginx: ${delays.map((d) => d.toFixed(1)).join(', ')} ms`)
   assert.ok(Math.max(...delays) < 200, `slowest ${Math.max(...delays).toFixed(1)} ms`)
+})
+
+/** A stateless (2026-07-28) POST with its _meta and mirrored headers. */
+function modern (method: string, params: Record<string, unknown>, id: number | string = 1): RequestInit {
+  const name = method === 'tools/call' ? params.name : undefined
+  return {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      ...(typeof name === 'string' ? { 'mcp-name': name } : {})
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method,
+      params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } }
+    })
+  }
+}
+
+test('stateless era across replicas: a listen stream on A gets every change and broadcast made on B, in order; MRTR state from A is accepted by B', { skip, timeout: 60_000 }, async (t) => {
+  const { a, b, nginx } = await cluster(t, { MCP_FIXTURES: 'conformance' })
+  const filter = { toolsListChanged: true, 'dev.sse-mcp-server/broadcasts': true }
+  const init = modern('subscriptions/listen', { notifications: filter }, 'L')
+  const sse = await openSse(`${a.url}/mcp`, { method: 'POST', headers: init.headers as Record<string, string>, body: init.body as string })
+  t.after(() => sse.close())
+  assert.equal(JSON.parse((await sse.next())?.data ?? '').method, 'notifications/subscriptions/acknowledged')
+
+  // A list change made on B (a tool added at run time there) and 200 broadcasts posted to B.
+  const trigger = await fetch(`${b.url}/mcp`, modern('tools/call', { name: 'test_trigger_tool_change', arguments: {} }))
+  assert.equal(trigger.status, 200)
+  const first = JSON.parse((await sse.next())?.data ?? '')
+  assert.equal(first.method, 'notifications/tools/list_changed')
+  assert.equal(first.params._meta['io.modelcontextprotocol/subscriptionId'], 'L')
+  for (let i = 1; i <= 200; i++) {
+    const res = await fetch(`${b.url}/broadcast`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'tick', data: i }) })
+    assert.equal(res.status, 202)
+  }
+  const ticks: number[] = []
+  while (ticks.length < 200) {
+    const ev = await sse.next().catch((err: Error) => { throw new Error(`${err.message} after ${ticks.length} ticks: ${ticks.slice(-3).join(',')}`) })
+    const m = JSON.parse(ev?.data ?? '')
+    assert.equal(m.method, 'notifications/message')
+    ticks.push(m.params.data.data as number)
+  }
+  assert.deepEqual(ticks, Array.from({ length: 200 }, (_, i) => i + 1), 'all 200 broadcasts, once each, in order')
+
+  // MRTR: round 1 answered by A, the retry with its requestState answered by B (secret shared via Redis).
+  const call = { name: 'test_input_required_result_elicitation', arguments: {} }
+  const r1 = await (await fetch(`${a.url}/mcp`, modern('tools/call', call))).json() as { result: { requestState: string } }
+  const r2 = await (await fetch(`${b.url}/mcp`, modern('tools/call', { ...call, requestState: r1.result.requestState, inputResponses: { user_name: { action: 'accept', content: { name: 'Eve' } } } }))).json() as { result: { content: unknown } }
+  assert.deepEqual(r2.result.content, [{ type: 'text', text: 'Hello, Eve!' }])
+
+  // The SDK v2 client in modern mode through nginx round-robin.
+  const client = new ModernClient({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } })
+  await client.connect(new ModernTransport(new URL(`${nginx.url}/mcp`)))
+  t.after(async () => { await client.close() })
+  assert.equal(client.getProtocolEra(), 'modern')
+  for (let i = 0; i < 4; i++) {
+    const res = await client.callTool({ name: 'echo', arguments: { message: `v2 ${i}` } })
+    assert.deepEqual(res.content, [{ type: 'text', text: `v2 ${i}` }])
+  }
 })
