@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { randomBytes } from 'node:crypto'
 import type { Catalog, CatalogEntry, CatalogTool } from '../plugins/mcp.js'
-import { LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { LATEST_MODERN_VERSION, LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isModernVersion } from '../src/meta.js'
 
 /* ------------------------------------------------------------------------------------------------
  * Escaping. Everything on the page that comes from data (the catalog, the Host header) goes through
@@ -99,6 +99,12 @@ function pre (text: string, cls = 'code'): string {
   return `<div class="copyable"><pre class="${cls}">${escapeHtml(text)}</pre><button type="button" class="copy">Copy</button></div>`
 }
 
+/** How a protocol version is served, for the page header. */
+function versionEra (v: string): string {
+  if (isModernVersion(v)) return 'stateless, per-request _meta'
+  return v === '2024-11-05' ? 'HTTP+SSE at /sse' : 'sessions, initialize'
+}
+
 function curlExamples (o: DocsPageOptions, tool: CatalogTool | undefined): string {
   const auth = o.authOn ? ' \\\n  -H "Authorization: Bearer $MCP_TOKEN"' : ''
   const json = ' \\\n  -H \'Content-Type: application/json\' -H \'Accept: application/json, text/event-stream\''
@@ -121,6 +127,10 @@ curl -s ${o.base}/mcp${json}${auth}${session} \\
 # 3. call a tool
 curl -s ${o.base}/mcp${json}${auth}${session} \\
   -d ${shellQuote(call)}`) +
+    `<p>Or stateless (MCP ${LATEST_MODERN_VERSION}): no initialize, no session; every request carries its version and capabilities in <code>_meta</code> and mirrors method and name into headers:</p>` +
+    pre(`curl -s ${o.base}/mcp${json}${auth} \\
+  -H 'MCP-Protocol-Version: ${LATEST_MODERN_VERSION}' -H 'Mcp-Method: tools/call' -H ${shellQuote(`Mcp-Name: ${toolName}`)} \\
+  -d ${shellQuote(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: toolName, arguments: tool ? exampleArguments(tool.inputSchema) : {}, _meta: { 'io.modelcontextprotocol/protocolVersion': LATEST_MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} } } }))}`) +
     '<p>Watch the public event stream (welcome, heartbeats as <code>: ping</code> comments, broadcasts), and send a broadcast from another terminal:</p>' +
     pre(`curl -N ${o.base}/mcp -H 'Accept: text/event-stream'${auth}
 
@@ -215,7 +225,7 @@ export function renderDocsPage (o: DocsPageOptions): string {
 <header>
   <h1>${escapeHtml(SERVER_NAME)} <span class="version">v${escapeHtml(SERVER_VERSION)}</span></h1>
   <p>A Model Context Protocol server over HTTP with Server-Sent Events at <code>${escapeHtml(o.base)}/mcp</code>.
-  Protocol versions: ${PROTOCOL_VERSIONS.map((v) => `<code>${escapeHtml(v)}</code>`).join(', ')}.
+  Protocol versions: ${PROTOCOL_VERSIONS.map((v) => `<code>${escapeHtml(v)}</code> (${versionEra(v)})`).join(', ')}.
   ${o.authOn ? '<strong>Auth is on:</strong> every request but /health and /ready needs <code>Authorization: Bearer &lt;token&gt;</code>; paste a token in the console.' : 'Auth is off.'}</p>
   <nav><a href="#console">Console</a> <a href="#endpoints">Endpoints</a> <a href="#tools">Tools (${catalog.tools.length})</a> <a href="#resources">Resources (${catalog.resources.length + catalog.resourceTemplates.length})</a> <a href="#prompts">Prompts (${catalog.prompts.length})</a> <a href="#examples">Examples</a></nav>
 </header>

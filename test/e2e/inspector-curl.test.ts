@@ -69,3 +69,16 @@ test('curl -N on GET /mcp receives the welcome event and a broadcast', async (t)
   assert.equal(res.status, 202)
   await waitFor(/id: p-1\nevent: news\ndata: \{"n":1\}\n\n/)
 })
+
+test('the stateless (2026-07-28) curl example that /docs prints runs as printed and calls the tool', async (t) => {
+  const server = await startServer(t, { LOG_LEVEL: 'warn' })
+  const html = await (await fetch(`${server.url}/docs`)).text()
+  const unescape = (s: string): string => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
+  const blocks = [...html.matchAll(/<pre class="code">([\s\S]*?)<\/pre>/g)].map((m) => unescape(m[1]))
+  const command = blocks.find((b) => b.includes('MCP-Protocol-Version: 2026-07-28'))
+  assert.ok(command, 'the docs page shows a stateless example')
+  const { stdout } = await run('bash', ['-c', command], { timeout: 10_000 })
+  const body = JSON.parse(stdout) as { result: { resultType: string, structuredContent: { timezone: string } } }
+  assert.equal(body.result.resultType, 'complete')
+  assert.ok(body.result.structuredContent.timezone)
+})
