@@ -117,6 +117,8 @@ function parseTrustProxy (raw: string): boolean | number | string {
   return raw.trim() // addresses / CIDRs, as Fastify accepts them
 }
 
+const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'STATE_SECRET'])
+
 function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
 }
@@ -132,7 +134,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const first = Value.Errors(EnvSchema, converted).First()
   if (first) {
     const variable = first.path.replace(/^\//, '') || 'environment'
-    fail(variable, raw[variable], `is invalid: ${first.message}`)
+    // Secrets are never echoed into logs, even when malformed.
+    fail(variable, SECRET_VARIABLES.has(variable) ? '<redacted>' : raw[variable], `is invalid: ${first.message}`)
   }
   const e = converted as Env
 

@@ -43,12 +43,18 @@ for (const [env, variable] of [
   [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
   [{ TLS_CERT_FILE: '/tmp/cert.pem' }, 'TLS_KEY_FILE'],
   [{ ALLOWED_ORIGINS: 'not an origin' }, 'ALLOWED_ORIGINS'],
-  [{ MCP_FIXTURES: 'everything' }, 'MCP_FIXTURES']
+  [{ MCP_FIXTURES: 'everything' }, 'MCP_FIXTURES'],
+  [{ STATE_SECRET: 'too-short' }, 'STATE_SECRET'],
+  [{ CACHE_TTL_MS: '-5' }, 'CACHE_TTL_MS']
 ] as const) {
   test(`a bad ${variable} is a ConfigError naming it`, () => {
     assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message.includes(variable))
   })
 }
+
+test('a malformed STATE_SECRET is reported without echoing it', () => {
+  assert.throws(() => loadConfig({ STATE_SECRET: 'hunter2-hunter2' }), (err: unknown) => err instanceof ConfigError && err.message.includes('<redacted>') && !err.message.includes('hunter2'))
+})
 
 test('the server exits 1 with one clear line and no stack trace on a bad value', () => {
   const entry = fileURLToPath(new URL('../src/server.ts', import.meta.url))

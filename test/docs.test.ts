@@ -147,3 +147,10 @@ test('the tools, resources and prompts on the page are the live catalog', async 
   assert.ok(catalog.tools.some((tool) => tool.name === 'current_time'), 'the built-in current_time tool is registered')
   assert.ok(html.includes('"name":"current_time"'), 'the console knows current_time')
 })
+
+test('the page lists every supported protocol version with how it is served', () => {
+  const text = asText(render({ tools: [], resources: [], resourceTemplates: [], prompts: [] }))
+  assert.match(text, /2026-07-28 \(stateless, per-request _meta\)/)
+  for (const v of ['2025-11-25', '2025-06-18', '2025-03-26']) assert.match(text, new RegExp(`${v} \\(sessions, initialize\\)`))
+  assert.match(text, /2024-11-05 \(HTTP\+SSE at \/sse\)/)
+})

@@ -14,6 +14,7 @@ test('GET /health reports status, identity, versions, uptime, streams and sessio
   assert.match(body.version, /^\d+\.\d+\.\d+/)
   assert.ok(!Number.isNaN(Date.parse(body.timestamp)))
   assert.deepEqual(body.protocolVersions, [...PROTOCOL_VERSIONS])
+  assert.deepEqual(body.protocolVersions, ['2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'], 'both eras, newest first')
   assert.equal(typeof body.uptime, 'number')
   assert.equal(body.streams, 0)
   assert.equal(body.sessions, 0)

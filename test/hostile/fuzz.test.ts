@@ -55,6 +55,40 @@ test('POST /mcp answers arbitrary JSON bodies with a 2xx or 4xx, never a 500 (fa
   assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
 })
 
+test('stateless (2026-07-28) POSTs with arbitrary params, _meta, headers and MRTR fields never get a 500 (fast-check, 300 runs)', async (t) => {
+  const app = await build(t, { rateLimitMax: 0, fixtures: 'conformance' })
+  const methods = fc.constantFrom('server/discover', 'tools/list', 'tools/call', 'resources/read', 'prompts/get', 'completion/complete', 'subscriptions/listen', 'initialize', 'x/unknown')
+  const tools = fc.constantFrom('echo', 'test_input_required_result_multi_round', 'test_header_params', 'test_missing_capability', 'nope')
+  const meta = fc.oneof(
+    fc.jsonValue(),
+    fc.record({
+      'io.modelcontextprotocol/protocolVersion': fc.oneof(fc.constant('2026-07-28'), fc.string()),
+      'io.modelcontextprotocol/clientCapabilities': fc.oneof(fc.constant({ elicitation: {} }), fc.jsonValue()),
+      'io.modelcontextprotocol/logLevel': fc.oneof(fc.constant('debug'), fc.jsonValue())
+    }, { requiredKeys: ['io.modelcontextprotocol/protocolVersion'] })
+  )
+  const params = fc.record({
+    name: fc.oneof(tools, fc.jsonValue()),
+    arguments: fc.oneof(fc.constant({ region: 'x', count: 1 }), fc.jsonValue()),
+    uri: fc.oneof(fc.constant('server://info'), fc.jsonValue()),
+    notifications: fc.jsonValue(),
+    inputResponses: fc.jsonValue(),
+    requestState: fc.oneof(fc.string(), fc.jsonValue()),
+    _meta: meta
+  }, { requiredKeys: [] })
+  const headerValue = fc.oneof(fc.constant('2026-07-28'), fc.string({ unit: 'grapheme-ascii', maxLength: 40 }).filter((v) => !/[\r\n]/.test(v)))
+  await fc.assert(fc.asyncProperty(methods, params, headerValue, headerValue, async (method, p, version, name) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json', 'mcp-protocol-version': version, 'mcp-method': method, 'mcp-name': name, 'mcp-param-region': name },
+      payload: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: p })
+    })
+    assert.ok(res.statusCode < 500, `${res.statusCode} for ${method} ${JSON.stringify(p).slice(0, 200)}: ${res.body.slice(0, 200)}`)
+  }), { numRuns: 300, seed: 11 })
+  assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
+})
+
 test('garbage Last-Event-ID on GET /mcp is ignored: the stream opens fresh', async (t) => {
   const { url } = await listen(t)
   for (const bad of ['garbage', 'p-', 'p-99999999999999999999', '-1', 'p--1', '../../x', 'p-1\r\nx']) {
