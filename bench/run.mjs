@@ -69,6 +69,7 @@ async function startRedis () {
 const ourEnv = { RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', MAX_CONNECTIONS: '50000', MAX_INFLIGHT_PER_SESSION: '1000' }
 const TARGETS = [
   { id: 'ours', name: 'sse-mcp-server', script: join(root, 'dist', 'src', 'server.js'), env: ourEnv, ours: true, session: true, streams: 'public' },
+  { id: 'ours-stateless', name: 'sse-mcp-server, 2026-07-28 stateless', script: join(root, 'dist', 'src', 'server.js'), env: ourEnv, ours: true, session: false, modern: true },
   { id: 'ours-redis', name: 'sse-mcp-server + Redis', script: join(root, 'dist', 'src', 'server.js'), env: ourEnv, ours: true, session: true, streams: 'public', redis: true },
   { id: 'bare', name: 'bare Fastify (ceiling)', script: join(here, 'targets', 'bare-fastify.mjs'), env: {}, session: false },
   { id: 'sdk', name: 'official SDK, stateful', script: join(here, 'targets', 'sdk.mjs'), env: { MODE: 'stateful' }, session: true, streams: 'session' },
@@ -101,10 +102,14 @@ async function heapAfterGc (s) {
 }
 
 // ---------- MCP over fetch ----------
+/** Request headers: a session's, or a stateless 2026-07-28 request's mirrored ones. */
+const headersFor = (s, session) => s.modern
+  ? { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' }
+  : { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2025-11-25', ...(session ? { 'mcp-session-id': session } : {}) }
 async function rpc (s, body, session) {
   const res = await fetch(`${s.url}/mcp`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2025-11-25', ...(session ? { 'mcp-session-id': session } : {}) },
+    headers: headersFor(s, session),
     body: JSON.stringify(body)
   })
   const text = await res.text()
@@ -120,9 +125,10 @@ async function initialize (s) {
   await rpc(s, { jsonrpc: '2.0', method: 'notifications/initialized' }, r.session)
   return r.session
 }
-const echoBody = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hello bench' } } })
+const MODERN_META = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} }
+const echoBody = (id, modern = false) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hello bench' }, ...(modern ? { _meta: MODERN_META } : {}) } })
 async function checkEcho (s, session) {
-  const r = await rpc(s, echoBody(1), session)
+  const r = await rpc(s, echoBody(1, s.modern), session)
   const text = r.json?.result?.content?.[0]?.text
   if (r.status !== 200 || text !== 'hello bench') throw new Error(`${s.name}: echo answered ${r.status} ${JSON.stringify(r.json)}`)
 }
@@ -133,9 +139,9 @@ async function autocannon (s, session, { duration, amount, connections = CFG.con
     url: `${s.url}/mcp`,
     method: 'POST',
     connections,
-    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2025-11-25', ...(session ? { 'mcp-session-id': session } : {}) },
+    headers: headersFor(s, session),
     // Each request gets its own JSON-RPC id (a server may refuse an id still in flight).
-    body: JSON.stringify(echoBody('__ID__')),
+    body: JSON.stringify(echoBody('__ID__', s.modern)),
     ...(amount ? { amount } : { duration })
   }
   const r = spawnSync(process.execPath, [join(here, 'load.mjs'), JSON.stringify(opts)], { cwd: here, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })

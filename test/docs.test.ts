@@ -149,7 +149,7 @@ test('the tools, resources and prompts on the page are the live catalog', async 
 })
 
 test('the page lists every supported protocol version with how it is served', () => {
-  const text = asText(render({ tools: [], resources: [], resourceTemplates: [], prompts: [] }))
+  const text = asText(render({ tools: [], resources: [], resourceTemplates: [], prompts: [] }).replace(/<[^>]+>/g, ''))
   assert.match(text, /2026-07-28 \(stateless, per-request _meta\)/)
   for (const v of ['2025-11-25', '2025-06-18', '2025-03-26']) assert.match(text, new RegExp(`${v} \\(sessions, initialize\\)`))
   assert.match(text, /2024-11-05 \(HTTP\+SSE at \/sse\)/)
