@@ -181,7 +181,6 @@ export class ModernEngine {
       ...ctx,
       stateless: {
         sid,
-        protocolVersion: meta.protocolVersion,
         clientCapabilities: meta.clientCapabilities,
         logLevel: meta.logLevel,
         input: new InputCollector(previous, params?.inputResponses),

@@ -16,7 +16,6 @@ import { InputRequiredSignal, type InputCollector } from './mrtr.js'
 export interface StatelessCall {
   /** Unique per request: keys its in-flight entry (there is no session). */
   sid: string
-  protocolVersion: string
   clientCapabilities: Record<string, unknown>
   /** `_meta["io.modelcontextprotocol/logLevel"]`: without it the request gets no log notifications. */
   logLevel: LoggingLevel | undefined

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs'
@@ -16,31 +16,45 @@ function serverScenarios (node22: string): string[] {
   return [...section.matchAll(/^\s+- (\S+)/gm)].map((m) => m[1])
 }
 
+interface SuiteRun { code: number | null, output: string, checks: Map<string, Check[]> }
+
+/**
+ * Runs a conformance CLI (`server` command) with Node 22 against our built server with the
+ * conformance fixtures, and collects the checks of each result folder (`server-<scenario>-<time>`).
+ */
+async function runSuite (t: TestContext, node22: string, cli: string, args: string[]): Promise<SuiteRun> {
+  const server = await startServer(t, { MCP_FIXTURES: 'conformance', LOG_LEVEL: 'warn' })
+  const outDir = mkdtempSync(join(tmpdir(), 'mcp-conformance-'))
+  t.after(() => rmSync(outDir, { recursive: true, force: true }))
+  let output = ''
+  const child = spawn(node22, [cli, 'server', '--url', `${server.url}/mcp`, ...args, '-o', outDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const checks = new Map<string, Check[]>()
+  for (const dir of readdirSync(outDir)) {
+    const file = join(outDir, dir, 'checks.json')
+    if (existsSync(file)) checks.set(dir, JSON.parse(readFileSync(file, 'utf8')) as Check[])
+  }
+  return { code, output, checks }
+}
+
+/** The scenario a result folder belongs to (longest name first: `tools-call` vs `tools-call-image`). */
+const scenarioOf = (dir: string, scenarios: string[]): string | undefined =>
+  [...scenarios].sort((a, b) => b.length - a.length).find((s) => dir.startsWith(`server-${s}-`))
+
 test('the official MCP conformance suite passes every server scenario (--suite all, no expected failures)', { timeout: 600_000 }, async (t) => {
   const node22 = ensureNode22()
   const expected = serverScenarios(node22)
   assert.ok(expected.length >= 30, `suite lists ${expected.length} server scenarios`)
+  const { code, output, checks } = await runSuite(t, node22, CONFORMANCE_CLI, ['--suite', 'all'])
 
-  const server = await startServer(t, { MCP_FIXTURES: 'conformance', LOG_LEVEL: 'warn' })
-  const outDir = mkdtempSync(join(tmpdir(), 'mcp-conformance-'))
-  t.after(() => rmSync(outDir, { recursive: true, force: true }))
-
-  let output = ''
-  const child = spawn(node22, [CONFORMANCE_CLI, 'server', '--url', `${server.url}/mcp`, '--suite', 'all', '-o', outDir], { stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-
-  // Collect every check from the result folders, one per scenario.
   const failures: string[] = []
   const ran = new Set<string>()
-  for (const dir of readdirSync(outDir)) {
-    const file = join(outDir, dir, 'checks.json')
-    if (!existsSync(file)) continue
-    const scenario = [...expected].sort((a, b) => b.length - a.length).find((s) => dir.startsWith(`server-${s}-`)) ?? dir
+  for (const [dir, results] of checks) {
+    const scenario = scenarioOf(dir, expected) ?? dir
     ran.add(scenario)
-    const checks = JSON.parse(readFileSync(file, 'utf8')) as Check[]
-    for (const c of checks) {
+    for (const c of results) {
       if (c.status === 'FAILURE') failures.push(`${scenario}: ${c.name ?? c.id} — ${c.errorMessage ?? ''}`)
     }
   }
@@ -78,25 +92,14 @@ test('conformance 0.2.x: every 2026-07-28 server scenario passes (--requirements
   const tagged = [...listed.matchAll(/^\s+- (\S+) \[([^\]]*)\]/gm)].filter((m) => m[2].split(',').includes('2026-07-28')).map((m) => m[1])
   assert.deepEqual([...tagged].sort(), [...SCENARIOS_2026].sort(), 'the suite tags exactly the scenarios this test lists with 2026-07-28')
 
-  const server = await startServer(t, { MCP_FIXTURES: 'conformance', LOG_LEVEL: 'warn' })
-  const outDir = mkdtempSync(join(tmpdir(), 'mcp-conformance-2026-'))
-  t.after(() => rmSync(outDir, { recursive: true, force: true }))
-  let output = ''
-  const child = spawn(node22, [CONFORMANCE_NEXT_CLI, 'server', '--url', `${server.url}/mcp`, '--requirements', '2026-07-28', '-o', outDir], { stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const { code, output, checks: byDir } = await runSuite(t, node22, CONFORMANCE_NEXT_CLI, ['--requirements', '2026-07-28'])
 
-  const byLength = [...SCENARIOS_2026].sort((a, b) => b.length - a.length)
   const problems: string[] = []
   const ran = new Set<string>()
   let checks = 0
   const extensions: string[] = []
-  for (const dir of readdirSync(outDir)) {
-    const file = join(outDir, dir, 'checks.json')
-    if (!existsSync(file)) continue
-    const results = JSON.parse(readFileSync(file, 'utf8')) as Check[]
-    const scenario = byLength.find((s) => dir.startsWith(`server-${s}-`))
+  for (const [dir, results] of byDir) {
+    const scenario = scenarioOf(dir, SCENARIOS_2026)
     if (scenario === undefined) {
       extensions.push(`${dir.replace(/^server-|-\d{4}-\d\d-\d\dT.*$/g, '')}: ${results.filter((c) => c.status === 'SUCCESS').length}/${results.length}`)
       continue
