@@ -345,7 +345,7 @@ Versions: ${Object.entries(results.versions).map(([k, v]) => `${k} ${v}`).join('
 |---|---|---|---|---|---|
 ${TARGETS.map((t) => row(t.id)).filter(Boolean).join('\n')}
 
-S2 (stateless) is the official SDK's stateless row; sse-mcp-server has no stateless mode yet (MCP 2026-07-28, issue 9).
+S2 (stateless): sse-mcp-server's row is MCP 2026-07-28 (per-request \`_meta\`, mirrored headers, no session); the official SDK's is its 2025 stateless mode (a new server and transport per request).
 S4 exists only for sse-mcp-server: the peers have no broadcast.
 
 ## Goals

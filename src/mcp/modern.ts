@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { PROTOCOL_VERSIONS, isModernVersion, isLegacyVersion } from '../meta.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
 import { InputCollector, RequestStateCodec, requestBinding } from './mrtr.js'
@@ -31,8 +30,9 @@ export const MODERN_METHODS: ReadonlySet<string> = new Set([
   'completion/complete'
 ])
 
-/** A stateless request's in-flight key (McpServer.cancel(id, requestId) aborts it). */
-export const newCallId = (): string => `~${randomBytes(9).toString('base64url')}`
+let calls = 0
+/** A stateless request's in-flight key on this process (McpServer.cancel(id, requestId) aborts it). */
+export const newCallId = (): string => `~${(++calls).toString(36)}`
 
 /** Results that carry ttlMs/cacheScope. */
 const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read'])
@@ -174,9 +174,11 @@ export class ModernEngine {
     if (req.method === 'server/discover') return { jsonrpc: '2.0', id: req.id, result: this.#shape(req, this.discover(), false) }
     const params = req.params
     const retry = params?.requestState !== undefined || params?.inputResponses !== undefined
-    const binding = requestBinding(req.method, params)
-    const previous = params?.requestState === undefined ? {} : this.#opts.codec.open(params.requestState, binding, identity).r
+    // The binding (a digest of method, target and arguments) is computed only when MRTR needs it.
+    let binding: string | undefined
+    const bind = (): string => (binding ??= requestBinding(req.method, params))
     const codec = this.#opts.codec
+    const previous = params?.requestState === undefined ? {} : codec.open(params.requestState, bind(), identity).r
     const { response } = await this.#server.request(req, undefined, {
       ...ctx,
       stateless: {
@@ -185,7 +187,7 @@ export class ModernEngine {
         logLevel: meta.logLevel,
         input: new InputCollector(previous, params?.inputResponses),
         resumed: params?.requestState !== undefined,
-        seal: (used) => codec.seal({ b: binding, p: identity, e: Date.now() + codec.ttlMs, r: used })
+        seal: (used) => codec.seal({ b: bind(), p: identity, e: Date.now() + codec.ttlMs, r: used })
       }
     })
     if (response === null) return null
