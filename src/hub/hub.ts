@@ -186,33 +186,35 @@ export class HubImpl implements Hub {
     // Disable Nagle so small events leave at once.
     raw.socket?.setNoDelay(true)
 
+    // Where this connection starts: after Last-Event-ID, or after what the log holds now (read
+    // before subscribing). Then go live (buffering), then read the log from there: an event
+    // published at any moment in between comes either from the log or live, once (deduped by seq).
+    conn.pending = []
+    this.#add(conn)
+    const start = opts.afterSeq ?? await this.#lastSeq(opts.key)
+    await this.#subscribe(opts.key)
+
+    // Only now the head (retry hint, prelude such as `welcome` or an acknowledgment): a client that
+    // has it is subscribed on every replica, so an event published right after it cannot be missed.
     let head = ''
     const retry = opts.retryMs ?? this.#retryMs
     if (retry !== undefined) head += `retry: ${retry}\n\n`
     for (const ev of opts.prelude ?? []) head += frame(undefined, ev.event, ev.data)
     conn.write(head.length > 0 ? head : comment('open'))
 
-    // Go live first (buffering), then read history, so nothing falls between the two.
-    conn.pending = []
-    this.#add(conn)
-    await this.#subscribe(opts.key)
-    if (opts.afterSeq !== undefined) {
-      const { events, evicted } = await this.#log.readAfter(opts.key, opts.afterSeq)
-      if (evicted) {
-        const oldest = events.length > 0 ? events[0].seq : undefined
-        conn.write(frame(undefined, 'evicted', JSON.stringify({
-          message: 'Some events after Last-Event-ID are no longer kept; they were not replayed.',
-          lastEventId: formatEventId(conn.streamPart, opts.afterSeq),
-          firstAvailable: oldest === undefined ? null : formatEventId(conn.streamPart, oldest)
-        })))
-      }
-      conn.lastSeq = opts.afterSeq
-      for (const ev of events) {
-        conn.deliver(ev, frame(formatEventId(conn.streamPart, ev.seq), ev.event, ev.data))
-        this.eventsReplayed++
-      }
-    } else {
-      conn.lastSeq = await this.#lastSeq(opts.key)
+    const { events, evicted } = await this.#log.readAfter(opts.key, start)
+    if (evicted && opts.afterSeq !== undefined) {
+      const oldest = events.length > 0 ? events[0].seq : undefined
+      conn.write(frame(undefined, 'evicted', JSON.stringify({
+        message: 'Some events after Last-Event-ID are no longer kept; they were not replayed.',
+        lastEventId: formatEventId(conn.streamPart, opts.afterSeq),
+        firstAvailable: oldest === undefined ? null : formatEventId(conn.streamPart, oldest)
+      })))
+    }
+    conn.lastSeq = start
+    for (const ev of events) {
+      conn.deliver(ev, frame(formatEventId(conn.streamPart, ev.seq), ev.event, ev.data))
+      if (opts.afterSeq !== undefined) this.eventsReplayed++
     }
     const pending = conn.pending
     conn.pending = null
@@ -386,9 +388,14 @@ export class HubImpl implements Hub {
   }
 
   async #subscribe (key: string): Promise<void> {
-    if (this.#bus === undefined || this.#unsubscribe.has(key)) return
-    const bus = this.#bus
-    const sub = bus.subscribe(channel(key), (payload) => this.#onWire(payload))
+    if (this.#bus === undefined) return
+    // A second stream on the key waits for the same subscription to be active.
+    const existing = this.#unsubscribe.get(key)
+    if (existing !== undefined) {
+      await existing
+      return
+    }
+    const sub = this.#bus.subscribe(channel(key), (payload) => this.#onWire(payload))
     this.#unsubscribe.set(key, sub)
     await sub
   }
