@@ -5,7 +5,7 @@ import { ErrorCode, errorResponse, type JsonRpcMessage, type JsonRpcRequest } fr
 import type { SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isLegacyVersion } from '../src/meta.js'
 import { accepts, draining, findSession, insufficientScope, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { looksModern } from '../src/mcp/modern.js'
 import { serveModern } from './mcp-modern.js'
@@ -28,11 +28,11 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)
   const server = app.mcp.server
 
-  /** 400 when MCP-Protocol-Version names a version we do not speak. */
+  /** 400 when a session request's MCP-Protocol-Version names a version that has no sessions. */
   async function badVersion (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const version = header(request, 'mcp-protocol-version')
-    if (version === undefined || (PROTOCOL_VERSIONS as readonly string[]).includes(version)) return false
-    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version: ${version.slice(0, 40)}; supported: ${PROTOCOL_VERSIONS.join(', ')}`))
+    if (version === undefined || isLegacyVersion(version)) return false
+    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version for a session: ${version.slice(0, 40)}; sessions speak ${LEGACY_PROTOCOL_VERSIONS.join(', ')} (${MODERN_PROTOCOL_VERSIONS.join(', ')} is stateless: send it without Mcp-Session-Id)`))
     return true
   }
 

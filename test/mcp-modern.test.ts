@@ -80,6 +80,24 @@ test('initialize without 2026 markers still opens a session (dual era on one end
   assert.equal(res.json().result.resultType, undefined, 'session-era results keep their 2025 shape')
 })
 
+test('a session request that claims 2026-07-28 is refused: sessions speak the 2025 versions', async (t) => {
+  const app = await build(t)
+  const init = await app.inject({
+    method: 'POST',
+    url: '/mcp',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }
+  })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/mcp',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': String(init.headers['mcp-session-id']), 'mcp-protocol-version': V },
+    payload: { jsonrpc: '2.0', id: 2, method: 'tools/list' }
+  })
+  assert.equal(res.statusCode, 400)
+  assert.match(res.json().error.message, /stateless: send it without Mcp-Session-Id/)
+})
+
 test('_meta, version and header validation: -32602, -32020, -32022 with HTTP 400 and the request id', async (t) => {
   const app = await build(t)
   const cases: Array<[string, LightMyRequestResponse, number]> = [
