@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcRequest, type RequestId } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
+import type { AttachOptions } from '../src/hub/types.js'
 import { missingScopes } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
@@ -88,4 +89,44 @@ export function accepts (header: string | undefined, type: string): boolean {
   if (acceptCache.size >= 256) acceptCache.clear()
   acceptCache.set(key, ok)
   return ok
+}
+
+/**
+ * The reply to one request, which becomes an SSE stream of its own (on the hub, under the key
+ * `open` names) the first time the handler sends something: progress, a log, a server→client
+ * request. Until then it can still be answered as plain JSON.
+ */
+export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, open: () => { opts: AttachOptions, priming?: boolean }) {
+  let key: string | undefined
+  let chain: Promise<void> = Promise.resolve()
+  const upgrade = async (): Promise<string> => {
+    if (key !== undefined) return key
+    const { opts, priming } = open()
+    key = opts.key
+    await app.hub.open(reply, opts)
+    // Priming event (2025-11-25): an id and empty data, so the client can resume from the start.
+    if (priming === true) await app.hub.publish(key, { data: '' })
+    return key
+  }
+  const enqueue = (work: (key: string) => Promise<void> | void): Promise<void> => {
+    chain = chain.then(async () => { await work(await upgrade()) })
+    return chain
+  }
+  return {
+    send: async (msg: JsonRpcMessage): Promise<void> => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
+    /** SEP-1699: closes the stream now (the client resumes with Last-Event-ID). */
+    closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(() => {}) },
+    /**
+     * After the handler: waits for what it queued; if the reply became a stream, writes the
+     * response (none when cancelled) and ends the stream. Returns the stream's key, or undefined
+     * when the reply is still JSON for the caller to send.
+     */
+    async finish (response: JsonRpcResponse | null): Promise<string | undefined> {
+      await chain
+      if (key === undefined) return undefined
+      if (response !== null) await app.hub.publish(key, { event: 'message', data: JSON.stringify(response) })
+      await app.hub.end(key)
+      return key
+    }
+  }
 }

@@ -4,8 +4,7 @@ import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRe
 import {
   MODERN_METHODS, META, checkVersion, newCallId, readListenFilter, readRequestMeta, type RequestMeta
 } from '../src/mcp/modern.js'
-import type { TransportContext } from '../src/mcp/server.js'
-import { insufficientScope, rpcFail } from './mcp-common.js'
+import { insufficientScope, lazyRequestStream, rpcFail } from './mcp-common.js'
 
 /**
  * The stateless era (MCP 2026-07-28) on POST /mcp: a request without Mcp-Session-Id whose `_meta`
@@ -146,42 +145,24 @@ export async function serveModern (app: FastifyInstance, message: JsonRpcMessage
  */
 async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: RequestMeta, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const sid = newCallId()
-  let key: string | undefined
-  let chain: Promise<void> = Promise.resolve()
   // The client closing its response (stream) cancels the request.
-  const gone = (): void => { if (!reply.raw.writableFinished) app.mcp.server.cancel(sid, message.id, 'client closed the stream') }
-  reply.raw.once('close', gone)
-  const upgrade = async (): Promise<string> => {
-    if (key !== undefined) return key
-    key = `m:${randomBytes(6).toString('hex')}`
-    await app.hub.open(reply, { key, kind: 'request', streamPart: 'm' })
-    return key
-  }
-  const ctx: Omit<TransportContext, 'stateless'> = {
-    transport: 'streamable',
-    identity: request.identity,
-    send: async (msg: JsonRpcMessage) => {
-      chain = chain.then(async () => { await app.hub.publish(await upgrade(), { event: 'message', data: JSON.stringify(msg) }) })
-      await chain
-    }
-  }
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) app.mcp.server.cancel(sid, message.id, 'client closed the stream') })
+  const stream = lazyRequestStream(app, reply, () => {
+    const key = `m:${randomBytes(6).toString('hex')}`
+    // Not resumable in this era: the key's log goes once the stream is closed (after its last byte).
+    return { opts: { key, kind: 'request', streamPart: 'm', onClose: () => { app.hub.forget(key).catch(() => {}) } } }
+  })
   let response: JsonRpcResponse | null
   try {
-    response = await app.mcp.modern.handle(message, meta, request.identity, ctx, sid)
+    response = await app.mcp.modern.handle(message, meta, request.identity, { transport: 'streamable', identity: request.identity, send: stream.send }, sid)
   } catch (err) {
     if (!(err instanceof RpcError)) throw err
     response = errorResponse(message.id, err.code, err.message, err.data)
   }
-  await chain
-  if (key === undefined) {
-    if (response === null) return await reply.code(202).send()
-    const status = 'error' in response ? statusOf(response.error.code) : 200
-    return await reply.code(status).type('application/json; charset=utf-8').send(response)
-  }
-  if (response !== null) await app.hub.publish(key, { event: 'message', data: JSON.stringify(response) })
-  await app.hub.end(key)
-  await app.hub.forget(key)
-  return reply
+  if (await stream.finish(response) !== undefined) return reply
+  if (response === null) return await reply.code(202).send()
+  const status = 'error' in response ? statusOf(response.error.code) : 200
+  return await reply.code(status).type('application/json; charset=utf-8').send(response)
 }
 
 /**

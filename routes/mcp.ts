@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { ErrorCode, errorResponse, type JsonRpcMessage, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, errorResponse, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
 import type { SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isLegacyVersion } from '../src/meta.js'
-import { accepts, draining, findSession, insufficientScope, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, draining, findSession, insufficientScope, lazyRequestStream, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { looksModern } from '../src/mcp/modern.js'
 import { serveModern } from './mcp-modern.js'
 
@@ -95,37 +95,16 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * resumable with Last-Event-ID, carrying those messages and finally the response.
    */
   async function answer (message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    let key: string | undefined
-    let chain: Promise<void> = Promise.resolve()
-    const upgrade = async (): Promise<string> => {
-      if (key !== undefined) return key
+    const stream = lazyRequestStream(app, reply, () => {
       const part = `r${randomBytes(5).toString('hex')}`
-      key = `s:${session.id}:${part}`
-      await app.hub.open(reply, { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS })
-      // Priming event (2025-11-25): an id and empty data, so the client can resume from the start.
-      await app.hub.publish(key, { data: '' })
-      return key
-    }
-    const enqueue = (work: (key: string) => Promise<void> | void): Promise<void> => {
-      chain = chain.then(async () => { await work(await upgrade()) })
-      return chain
-    }
-    const ctx: TransportContext = {
-      transport: 'streamable',
-      identity: request.identity,
-      send: async (msg: JsonRpcMessage) => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
-      closeStream: () => { enqueue((k) => { app.hub.closeConnections(k) }).catch(() => {}) }
-    }
+      return { opts: { key: `s:${session.id}:${part}`, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
+    })
+    const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
     const { response } = await server.request(message, session, ctx)
-    await chain
-    if (key === undefined) {
-      // Cancelled requests get no JSON-RPC response.
-      if (response === null) return await reply.code(202).send()
-      return await reply.code(200).header(SESSION_HEADER, session.id).type('application/json; charset=utf-8').send(response)
-    }
-    if (response !== null) await app.hub.publish(key, { event: 'message', data: JSON.stringify(response) })
-    await app.hub.end(key)
-    return reply
+    if (await stream.finish(response) !== undefined) return reply
+    // Cancelled requests get no JSON-RPC response.
+    if (response === null) return await reply.code(202).send()
+    return await reply.code(200).header(SESSION_HEADER, session.id).type('application/json; charset=utf-8').send(response)
   }
 
   app.get('/mcp', async (request, reply) => {

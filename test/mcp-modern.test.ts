@@ -32,6 +32,16 @@ function headersFor (method: string, params: Record<string, unknown> = {}, extra
   return Object.fromEntries(Object.entries(h).filter((e): e is [string, string] => e[1] !== undefined))
 }
 
+/** A 2025 client's initialize, with no 2026 markers. */
+async function initialize (app: App): Promise<LightMyRequestResponse> {
+  return await app.inject({
+    method: 'POST',
+    url: '/mcp',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }
+  })
+}
+
 async function call (app: App, method: string, c: Call = {}): Promise<LightMyRequestResponse> {
   const params = { ...c.params, ...(c.meta === null ? {} : { _meta: meta(c.meta) }) }
   return await app.inject({
@@ -68,12 +78,7 @@ test('a request with 2026 _meta is served statelessly: no session, resultType, c
 
 test('initialize without 2026 markers still opens a session (dual era on one endpoint)', async (t) => {
   const app = await build(t)
-  const res = await app.inject({
-    method: 'POST',
-    url: '/mcp',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }
-  })
+  const res = await initialize(app)
   assert.equal(res.statusCode, 200)
   assert.ok(res.headers['mcp-session-id'])
   assert.equal(res.json().result.protocolVersion, '2025-11-25')
@@ -82,12 +87,7 @@ test('initialize without 2026 markers still opens a session (dual era on one end
 
 test('a session request that claims 2026-07-28 is refused: sessions speak the 2025 versions', async (t) => {
   const app = await build(t)
-  const init = await app.inject({
-    method: 'POST',
-    url: '/mcp',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }
-  })
+  const init = await initialize(app)
   const res = await app.inject({
     method: 'POST',
     url: '/mcp',
