@@ -75,7 +75,7 @@ function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenSt
         prompts: [...r.prompts.values()].map((p) => r.promptListing(p) as CatalogEntry)
       }
     },
-    stats () { return { sessions: server.sessions.size, listenStreams: listeners.size } },
+    stats () { return { sessions: server.sessions.size } },
     /**
      * A client's response or notification. Responses to server→client requests and cancellations
      * reach the replica where the request runs, wherever the client's POST landed.

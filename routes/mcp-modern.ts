@@ -94,24 +94,24 @@ function headerMismatch (app: FastifyInstance, request: FastifyRequest, message:
     if (name === undefined) return 'the Mcp-Name header value is malformed (invalid characters or Base64)'
     if (name !== source) return `Mcp-Name header value '${name.slice(0, 80)}' does not match body value '${source.slice(0, 80)}'`
   }
-  if (message.method === 'tools/call' && typeof source === 'string') {
-    const tool = app.mcp.server.registry.tools.get(source)
-    for (const p of tool === undefined ? [] : headerParams(tool.listing.inputSchema)) {
-      const body = at(params?.arguments, p.path)
-      const name = `Mcp-Param-${p.header}`
-      const raw = header(request, name.toLowerCase())
-      if (body === undefined || body === null) continue
-      if (raw === undefined) return `the ${name} header is required (the tool mirrors argument ${p.path.join('.')} into it)`
-      const value = decodeHeaderValue(raw)
-      if (value === undefined) return `the ${name} header value is malformed (invalid characters or Base64)`
-      if (!sameValue(value, body)) return `${name} header value does not match argument ${p.path.join('.')}`
-    }
+  const tool = message.method === 'tools/call' && typeof source === 'string' ? app.mcp.server.registry.tools.get(source) : undefined
+  for (const p of tool === undefined ? [] : headerParams(tool.listing.inputSchema)) {
+    const body = at(params?.arguments, p.path)
+    if (body === undefined || body === null) continue
+    const name = `Mcp-Param-${p.header}`
+    const raw = header(request, name.toLowerCase())
+    if (raw === undefined) return `the ${name} header is required (the tool mirrors argument ${p.path.join('.')} into it)`
+    const value = decodeHeaderValue(raw)
+    if (value === undefined) return `the ${name} header value is malformed (invalid characters or Base64)`
+    if (!sameValue(value, body)) return `${name} header value does not match argument ${p.path.join('.')}`
   }
   return undefined
 }
 
+/** A request refused before it runs: its error's status, and 400 where that would be 200 (bad params). */
 async function fail (reply: FastifyReply, id: JsonRpcRequest['id'], err: RpcError): Promise<FastifyReply> {
-  return await rpcFail(reply, statusOf(err.code) === 200 ? 400 : statusOf(err.code), errorResponse(id, err.code, err.message, err.data))
+  const status = statusOf(err.code)
+  return await rpcFail(reply, status === 200 ? 400 : status, errorResponse(id, err.code, err.message, err.data))
 }
 
 /** Serves one stateless message. */
@@ -175,7 +175,7 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
   try {
     filter = readListenFilter(message.params)
   } catch (err) {
-    if (err instanceof RpcError) return await rpcFail(reply, 400, errorResponse(message.id, err.code, err.message))
+    if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err
   }
   const key = `n:${randomBytes(8).toString('hex')}`

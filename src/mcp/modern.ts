@@ -152,8 +152,6 @@ export class ModernEngine {
     this.#opts = opts
   }
 
-  get codec (): RequestStateCodec { return this.#opts.codec }
-
   discover (): Record<string, unknown> {
     const result: Record<string, unknown> = {
       supportedVersions: [...PROTOCOL_VERSIONS],
@@ -227,7 +225,6 @@ export class ListenStreams {
   readonly #streams = new Map<string, ListenStream>()
   add (key: string, stream: ListenStream): void { this.#streams.set(key, stream) }
   remove (key: string): void { this.#streams.delete(key) }
-  get size (): number { return this.#streams.size }
   /** Ends every local stream gracefully (shutdown). */
   async endAll (): Promise<void> {
     const all = [...this.#streams.values()]
