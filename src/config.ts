@@ -44,7 +44,29 @@ export const EnvSchema = Type.Object({
   OAUTH_AUTHORIZATION_SERVERS: Type.String({ default: '' }),
   OAUTH_SCOPES_SUPPORTED: Type.String({ default: '' }),
   MCP_FIXTURES: Type.Union([Type.Literal(''), Type.Literal('conformance')], { default: '' }),
-  METRICS_PUBLIC: Type.Boolean({ default: false })
+  METRICS_PUBLIC: Type.Boolean({ default: false }),
+  DOCS_PUBLIC: Type.Boolean({ default: false }),
+  // Operator role (POST /broadcast when auth is on).
+  OPERATOR_TOKENS: Type.String({ default: '' }),
+  OAUTH_OPERATOR_SCOPE: Type.String({ default: 'mcp:broadcast', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }),
+  // Failed authentications per client IP per RATE_LIMIT_WINDOW_MS before 429; 0 = unlimited.
+  AUTH_FAILURE_MAX: Int(0, 1_000_000, 10),
+  // Resource budgets (README "Resource budgets"): everything a client can make us hold.
+  MAX_SESSIONS_PER_CLIENT: Int(1, 1_000_000, 100),
+  MAX_STREAMS_PER_CLIENT: Int(1, 1_000_000, 100),
+  MAX_INFLIGHT_PER_CLIENT: Int(1, 100_000, 64),
+  MAX_CLIENT_INFO_BYTES: Int(256, 16 * 1024 * 1024, 16_384),
+  MAX_SUBSCRIPTIONS_PER_SESSION: Int(0, 100_000, 64),
+  MAX_URI_BYTES: Int(64, 1024 * 1024, 2048),
+  MAX_LISTEN_FILTER_BYTES: Int(256, 16 * 1024 * 1024, 16_384),
+  REPLAY_BUFFER_BYTES: Int(1024, 1024 * 1024 * 1024, 1_048_576),
+  REPLAY_TOTAL_BYTES: Int(1024 * 1024, 64 * 1024 * 1024 * 1024, 134_217_728),
+  MAX_BROADCAST_BYTES: Int(64, 64 * 1024 * 1024, 65_536),
+  MAX_STATE_BYTES: Int(1024, 64 * 1024 * 1024, 65_536),
+  // One JSON reader with limits for every body.
+  JSON_MAX_DEPTH: Int(2, 10_000, 64),
+  JSON_MAX_KEYS: Int(1, 10_000_000, 10_000),
+  JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576)
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -90,6 +112,49 @@ export interface Config {
   metricsPublic: boolean
   /** OAuth 2.1 resource-server mode; undefined when neither a JWKS URL nor a key file is set. */
   oauth: OAuthConfig | undefined
+  /** When true, /docs needs no token even with auth on. */
+  docsPublic: boolean
+  /** Bearer tokens that may use operator routes (POST /broadcast) when auth is on. */
+  operatorTokens: string[]
+  /** OAuth scope that grants the operator role. */
+  oauthOperatorScope: string
+  /** Failed authentications per client IP per rate-limit window before 429; 0 = unlimited. */
+  authFailureMax: number
+  /** Budgets (README "Resource budgets"); "client" = auth identity, else IP. */
+  budgets: Budgets
+  /** Limits of the one JSON reader every body goes through. */
+  json: JsonLimits
+}
+
+export interface Budgets {
+  /** Live sessions one client may hold (both transports). */
+  sessionsPerClient: number
+  /** Open SSE streams one client may hold on this process. */
+  streamsPerClient: number
+  /** Stateless (2026-07-28) requests one client may have running. */
+  inflightPerClient: number
+  /** Bytes of clientInfo + capabilities kept per session (JSON text). */
+  clientInfoBytes: number
+  /** resources/subscribe URIs per session. */
+  subscriptionsPerSession: number
+  /** Longest URI accepted for a subscription (bytes, UTF-8). */
+  uriBytes: number
+  /** Largest subscriptions/listen filter (JSON text bytes). */
+  listenFilterBytes: number
+  /** Bytes kept per replay ring (besides REPLAY_BUFFER_SIZE events). */
+  replayBufferBytes: number
+  /** Bytes kept across every replay ring of this process (in-memory log). */
+  replayTotalBytes: number
+  /** Largest /broadcast `data` (JSON text bytes). */
+  broadcastBytes: number
+  /** Largest MRTR requestState accepted or issued. */
+  stateBytes: number
+}
+
+export interface JsonLimits {
+  maxDepth: number
+  maxKeys: number
+  maxStringBytes: number
 }
 
 export class ConfigError extends Error {
@@ -117,7 +182,7 @@ function parseTrustProxy (raw: string): boolean | number | string {
   return raw.trim() // addresses / CIDRs, as Fastify accepts them
 }
 
-const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'STATE_SECRET'])
+const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
 
 function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
@@ -178,6 +243,24 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     fixtures: e.MCP_FIXTURES || undefined,
     metricsPublic: e.METRICS_PUBLIC,
+    docsPublic: e.DOCS_PUBLIC,
+    operatorTokens: list(e.OPERATOR_TOKENS),
+    oauthOperatorScope: e.OAUTH_OPERATOR_SCOPE,
+    authFailureMax: e.AUTH_FAILURE_MAX,
+    budgets: {
+      sessionsPerClient: e.MAX_SESSIONS_PER_CLIENT,
+      streamsPerClient: e.MAX_STREAMS_PER_CLIENT,
+      inflightPerClient: e.MAX_INFLIGHT_PER_CLIENT,
+      clientInfoBytes: e.MAX_CLIENT_INFO_BYTES,
+      subscriptionsPerSession: e.MAX_SUBSCRIPTIONS_PER_SESSION,
+      uriBytes: e.MAX_URI_BYTES,
+      listenFilterBytes: e.MAX_LISTEN_FILTER_BYTES,
+      replayBufferBytes: e.REPLAY_BUFFER_BYTES,
+      replayTotalBytes: e.REPLAY_TOTAL_BYTES,
+      broadcastBytes: e.MAX_BROADCAST_BYTES,
+      stateBytes: e.MAX_STATE_BYTES
+    },
+    json: { maxDepth: e.JSON_MAX_DEPTH, maxKeys: e.JSON_MAX_KEYS, maxStringBytes: e.JSON_MAX_STRING_BYTES },
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
