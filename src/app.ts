@@ -6,6 +6,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Config } from './config.js'
 import configPlugin from '../plugins/config.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
+import jsonBodyPlugin from '../plugins/json-body.js'
 import corsPlugin from '../plugins/cors.js'
 import originGuard from '../plugins/origin-guard.js'
 import authPlugin from '../plugins/auth.js'
@@ -82,6 +83,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(configPlugin, { config })
   await app.register(lifecyclePlugin)
   await app.register(sensible)
+  await app.register(jsonBodyPlugin)
   await app.register(corsPlugin)
   await app.register(originGuard)
   await app.register(authPlugin)

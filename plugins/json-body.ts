@@ -1,0 +1,26 @@
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync } from 'fastify'
+import { readJson } from '../src/json.js'
+
+/**
+ * Every JSON body (outside the MCP routes, which read their text themselves through the same
+ * reader to answer JSON-RPC errors) is parsed by src/json.ts with JSON_MAX_DEPTH / JSON_MAX_KEYS /
+ * JSON_MAX_STRING_BYTES: over a limit or malformed → 400 with a message, never a 500.
+ */
+const jsonBodyPlugin: FastifyPluginAsync = async (app) => {
+  const limits = app.config.json
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const read = readJson(body as string, limits)
+    if (read.ok) {
+      done(null, read.value)
+      return
+    }
+    const err = new Error(`Bad Request: ${read.message}`) as Error & { statusCode: number, code: string }
+    err.statusCode = 400
+    err.code = read.reason === 'syntax' ? 'FST_ERR_CTP_INVALID_JSON' : 'ERR_JSON_LIMIT'
+    done(err, undefined)
+  })
+}
+
+export default fp(jsonBodyPlugin, { name: 'json-body', dependencies: ['config'] })
