@@ -103,6 +103,23 @@ test('initialize with 1 MB capabilities is refused with -32602 and creates no se
   assert.ok(record !== undefined && record.clientInfo !== null && record.clientInfo.name.length <= 256)
 })
 
+test('a client at both budgets (MAX_SESSIONS_PER_CLIENT sessions, each at MAX_CLIENT_INFO_BYTES) holds a bounded heap', async (t) => {
+  const app = await build(t, { rateLimitMax: 0 })
+  const { sessionsPerClient, clientInfoBytes } = app.config.budgets
+  await session(app)
+  const before = heapMb()
+  let refused = 0
+  for (let i = 0; i < sessionsPerClient + 20; i++) {
+    const res = await initialize(app, { experimental: { blob: `${i}`.padEnd(clientInfoBytes - 200, 'c') } })
+    if (res.statusCode === 429) refused++
+  }
+  const grown = heapMb() - before
+  const perSession = grown * 1024 / (sessionsPerClient - 1)
+  t.diagnostic(`${sessionsPerClient} sessions × ${clientInfoBytes} B capabilities: +${grown.toFixed(1)} MB (${perSession.toFixed(1)} KB per session), ${refused} refused`)
+  assert.equal(refused, 21)
+  assert.ok(grown < 10, `${grown.toFixed(1)} MB`)
+})
+
 test('past MAX_SESSIONS_PER_CLIENT initialize gets 429 + Retry-After naming the budget; after DELETE a new one is accepted', async (t) => {
   const app = await build(t, { rateLimitMax: 0, budgets: { ...testConfig().budgets, sessionsPerClient: 3 } })
   const ids = [await session(app), await session(app), await session(app)]
