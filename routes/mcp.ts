@@ -151,6 +151,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const stop = keepSessionAlive(app, session.id)
     // Last-Event-ID names the stream to resume: `g-…` the standalone stream, `r…-…` a request's stream.
     const part = last !== undefined && /^r[0-9a-f]+$/.test(last.streamPart) ? last.streamPart : 'g'
+    // Released on every path: the stream's close, no capacity, or a failed attach.
     const conn = await app.hub.open(reply, {
       key: `s:${session.id}:${part}`,
       kind: part === 'g' ? 'session' : 'request',
@@ -160,7 +161,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS,
       // While a stream is open here the session does not idle out.
       onClose: stop
-    })
+    }).catch((err: unknown) => { stop(); throw err })
     if (conn === undefined) stop()
     return reply
   })

@@ -63,7 +63,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       prelude: [{ event: 'endpoint', data: `/messages?sessionId=${encodeURIComponent(session.id)}` }],
       // In this transport the session lives as long as its stream (and its calls end with it).
       onClose: end
-    })
+    }).catch((err: unknown) => { end(); throw err })
     if (conn === undefined) end()
     return reply
   })
