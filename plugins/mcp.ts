@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { TSchema } from '@sinclair/typebox'
 import { McpServer, type McpObserver } from '../src/mcp/server.js'
-import { MemorySessionStore, type SessionRecord, type SessionStore } from '../src/mcp/session.js'
+import { MemorySessionStore, SessionLedger, type SessionRecord, type SessionStore } from '../src/mcp/session.js'
+import { Quota } from '../src/budget.js'
 import { RedisSessionStore } from '../src/mcp/redis-sessions.js'
 import type { JsonRpcNotification, JsonRpcResponse, RequestId } from '../src/mcp/jsonrpc.js'
 import type { PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../src/mcp/registry.js'
@@ -44,8 +45,18 @@ type Control =
 const CONTROL_CHANNEL = 'mcp:control'
 const STATE_SECRET_KEY = 'mcp:state-secret'
 
-function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: (c: Control) => Promise<void>) {
+/** What a client holds besides its streams (README "Resource budgets"), and how a session ends. */
+interface SessionBudgets {
+  /** MAX_SESSIONS_PER_CLIENT units and each session's request stream keys. */
+  ledger: SessionLedger
+  /** MAX_INFLIGHT_PER_CLIENT: stateless requests running per client. */
+  statelessInflight: Quota
+  endSession: (id: string, reason: string) => Promise<void>
+}
+
+function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: (c: Control) => Promise<void>, budgets: SessionBudgets) {
   return {
+    ...budgets,
     /** The protocol engine (the transports use it). */
     server,
     /** The stateless (2026-07-28) era on the same engine. */
@@ -132,13 +143,29 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     sessions,
     maxInflightPerSession: app.config.maxInflightPerSession,
     toolTimeoutMs: app.config.toolTimeoutMs,
+    clientInfoBytes: app.config.budgets.clientInfoBytes,
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }
   })
-  sessions.onEvict((id) => {
-    for (const key of [`s:${id}:g`, `l:${id}`]) app.hub.forget(key).catch(() => {})
-  })
+  const ledger = new SessionLedger(
+    new Quota('MAX_SESSIONS_PER_CLIENT', app.config.budgets.sessionsPerClient),
+    async (id) => await sessions.get(id) !== undefined
+  )
+  /**
+   * Ends a session on every path (DELETE, idle eviction, legacy stream close): its calls running
+   * here are aborted, its record goes, and so does every hub key it owns (session stream, legacy
+   * ring, request streams, broadcast target) and its unit of the client's session quota.
+   */
+  const endSession = async (id: string, reason: string): Promise<void> => {
+    server.cancelSession(id, reason)
+    const keys = [`s:${id}:g`, `l:${id}`, ...ledger.end(id)]
+    await Promise.all([
+      sessions.delete(id).catch(() => false),
+      ...keys.map(async (key) => { await app.hub.forget(key).catch(() => {}) })
+    ])
+  }
+  sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(() => {}) })
   registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
@@ -168,14 +195,18 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     readTtlMs: 0,
     privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined
   })
-  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay))
+  const statelessInflight = new Quota('MAX_INFLIGHT_PER_CLIENT', app.config.budgets.inflightPerClient)
+  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay, { ledger, statelessInflight, endSession }))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
   app.lifecycle.onDrain(async () => { await listeners.endAll() })
   app.lifecycle.onDrain(async (deadline) => {
     while (server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   })
   app.addHook('preClose', async () => { server.close() })
-  app.addHook('onClose', async () => { await sessions.close() })
+  app.addHook('onClose', async () => {
+    ledger.clear()
+    await sessions.close()
+  })
 }
 
 export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'redis', 'sse-hub'] })

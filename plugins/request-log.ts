@@ -27,9 +27,12 @@ const first = (v: unknown): string | undefined => {
   return typeof s === 'string' && s !== '' ? s.slice(0, 128) : undefined
 }
 
-/** Query-string secrets never reach the logs, even if a client puts them there. */
+/**
+ * Query-string secrets never reach the logs, even if a client puts them there: tokens, and the
+ * legacy transport's `sessionId` (whoever holds it can post into the session).
+ */
 export function redactUrl (url: string): string {
-  return url.replace(/([?&](?:access_token|token)=)[^&#]*/gi, '$1[redacted]')
+  return url.replace(/([?&](?:access_token|token|sessionId)=)[^&#]*/gi, '$1[redacted]')
 }
 
 /**

@@ -4,6 +4,7 @@ import type { AttachOptions } from '../src/hub/types.js'
 import { missingScopes } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
+import { readJson } from '../src/json.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
 export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
@@ -43,16 +44,18 @@ export async function draining (reply: FastifyReply, id: RequestId | null): Prom
 /** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */
 export async function readMessage (request: FastifyRequest, reply: FastifyReply): Promise<Exclude<Classified, { kind: 'invalid' }> | undefined> {
   const raw = request.body
-  let parsed: unknown
-  try {
-    if (typeof raw !== 'string') throw new Error('no body')
-    parsed = JSON.parse(raw)
-    // The parsed message replaces the text, so the request log can name the JSON-RPC method.
-    request.body = parsed
-  } catch {
-    await rpcFail(reply, 400, errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON'))
+  // The one JSON reader with limits: a depth bomb or key flood is a 400, never a RangeError.
+  const read = typeof raw === 'string' ? readJson(raw, request.server.config.json) : undefined
+  if (read === undefined || !read.ok) {
+    const error = read === undefined || read.reason === 'syntax'
+      ? errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON')
+      : errorResponse(null, ErrorCode.InvalidRequest, `Invalid request: ${read.message}`)
+    await rpcFail(reply, 400, error)
     return undefined
   }
+  const parsed = read.value
+  // The parsed message replaces the text, so the request log can name the JSON-RPC method.
+  request.body = parsed
   const classified = classify(parsed)
   if (classified.kind === 'invalid') {
     await rpcFail(reply, 400, errorResponse(classified.id, ErrorCode.InvalidRequest, `Invalid request: ${classified.reason}`))
@@ -62,14 +65,38 @@ export async function readMessage (request: FastifyRequest, reply: FastifyReply)
 }
 
 /**
- * Finds the session a request names. A session belongs to the identity that created it: anyone
- * else gets the same 404 as for a session that does not exist.
+ * Finds the session a request names. A session belongs to the identity that created it and to the
+ * transport that created it: anyone else, or the other transport, gets the same 404 as for a
+ * session that does not exist.
  */
-export async function findSession (app: FastifyInstance, request: FastifyRequest, id: unknown): Promise<SessionRecord | undefined> {
+export async function findSession (app: FastifyInstance, request: FastifyRequest, id: unknown, transport: SessionRecord['transport']): Promise<SessionRecord | undefined> {
   if (!isSessionId(id)) return undefined
   const session = await app.mcp.sessions.get(id)
-  if (session === undefined || session.identity !== request.identity) return undefined
+  if (session === undefined || session.identity !== request.identity || session.transport !== transport) return undefined
   return session
+}
+
+/** Whom a budget counts against: the auth identity, else the client's IP. */
+export function clientOf (request: FastifyRequest): string {
+  return request.identity ?? `ip:${request.ip}`
+}
+
+/** 429 + Retry-After with a JSON-RPC error naming the budget (a client over one of its budgets). */
+export async function overBudget (reply: FastifyReply, id: RequestId | null, message: string): Promise<FastifyReply> {
+  reply.header('retry-after', '5')
+  return await rpcFail(reply, 429, errorResponse(id, ErrorCode.ServerBusy, message))
+}
+
+/**
+ * Keeps a session alive while one of its streams is open on this process: idle eviction counts
+ * from the last touch, so the stream touches it every third of the idle timeout. Returns the stop
+ * function (idempotent; call it when the stream closes).
+ */
+export function keepSessionAlive (app: FastifyInstance, sessionId: string): () => void {
+  const every = Math.max(50, Math.min(60_000, Math.floor(app.config.sessionIdleTimeoutMs / 3)))
+  const timer = setInterval(() => { app.mcp.sessions.touch(sessionId).catch(() => {}) }, every)
+  timer.unref()
+  return () => { clearInterval(timer) }
 }
 
 const acceptCache = new Map<string, boolean>()
@@ -113,6 +140,8 @@ export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, op
     return chain
   }
   return {
+    /** True once the reply became an SSE stream. */
+    get streaming (): boolean { return key !== undefined },
     send: async (msg: JsonRpcMessage): Promise<void> => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
     /** SEP-1699: closes the stream now (the client resumes with Last-Event-ID). */
     closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(() => {}) },

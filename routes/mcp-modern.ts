@@ -4,7 +4,8 @@ import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRe
 import {
   MODERN_METHODS, META, checkVersion, newCallId, readListenFilter, readRequestMeta, type RequestMeta
 } from '../src/mcp/modern.js'
-import { insufficientScope, lazyRequestStream, rpcFail } from './mcp-common.js'
+import { clientOf, insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
+import { cap } from '../src/budget.js'
 
 /**
  * The stateless era (MCP 2026-07-28) on POST /mcp: a request without Mcp-Session-Id whose `_meta`
@@ -84,7 +85,7 @@ function sameValue (decoded: string, body: unknown): boolean {
 function headerMismatch (app: FastifyInstance, request: FastifyRequest, message: JsonRpcRequest): string | undefined {
   const method = header(request, 'mcp-method')
   if (method === undefined) return 'the Mcp-Method header is required'
-  if (method !== message.method) return `Mcp-Method header value '${method.slice(0, 80)}' does not match body method '${message.method}'`
+  if (method !== message.method) return `Mcp-Method header value '${method.slice(0, 80)}' does not match body method '${cap(message.method, 80)}'`
   const params = message.params
   const source = message.method === 'resources/read' ? params?.uri : message.method === 'tools/call' || message.method === 'prompts/get' ? params?.name : undefined
   if (typeof source === 'string') {
@@ -132,11 +133,21 @@ export async function serveModern (app: FastifyInstance, message: JsonRpcMessage
     throw err
   }
   if (!MODERN_METHODS.has(message.method)) {
-    return await rpcFail(reply, 404, errorResponse(message.id, ErrorCode.MethodNotFound, `Method not found: ${message.method}`))
+    return await rpcFail(reply, 404, errorResponse(message.id, ErrorCode.MethodNotFound, `Method not found: ${cap(message.method)}`))
   }
   if (await insufficientScope(app, request, reply, message)) return reply
   if (message.method === 'subscriptions/listen') return await listen(app, message, reply)
-  return await answer(app, message, meta, request, reply)
+  // MAX_INFLIGHT_PER_CLIENT: the stateless counterpart of MAX_INFLIGHT_PER_SESSION, per identity (else IP).
+  const quota = app.mcp.statelessInflight
+  const release = quota.tryAcquire(clientOf(request))
+  if (release === undefined) {
+    return await overBudget(reply, message.id, `Too many concurrent requests from this client (MAX_INFLIGHT_PER_CLIENT ${quota.limit}); retry when one finishes`)
+  }
+  try {
+    return await answer(app, message, meta, request, reply)
+  } finally {
+    release()
+  }
 }
 
 /**
@@ -173,7 +184,7 @@ async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: Requ
 async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: FastifyReply): Promise<FastifyReply> {
   let filter
   try {
-    filter = readListenFilter(message.params)
+    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes)
   } catch (err) {
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err

@@ -3,10 +3,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { ErrorCode, errorResponse, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
 import type { SessionRecord } from '../src/mcp/session.js'
-import type { TransportContext } from '../src/mcp/server.js'
+import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isLegacyVersion } from '../src/meta.js'
-import { accepts, draining, findSession, insufficientScope, lazyRequestStream, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { looksModern } from '../src/mcp/modern.js'
 import { serveModern } from './mcp-modern.js'
 
@@ -43,7 +43,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'))
       return undefined
     }
-    const session = await findSession(app, request, id)
+    const session = await findSession(app, request, id, 'streamable')
     if (session === undefined) {
       await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
       return undefined
@@ -69,8 +69,20 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
+      const ticket = await app.mcp.ledger.admit(clientOf(request))
+      if (ticket === undefined) {
+        return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
+      }
       const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: async () => {} }
-      const { response, created } = await server.initialize(classified.message, ctx)
+      let handled: Handled | undefined
+      try {
+        handled = await server.initialize(classified.message, ctx)
+      } finally {
+        // No session created (refused params, or a failure): the quota unit goes back at once.
+        if (handled?.created === undefined) ticket.release()
+        else ticket.bind(handled.created.id)
+      }
+      const { response, created } = handled
       if (created === undefined) return await reply.code(200).send(response)
       await app.hub.addBroadcastTarget(`s:${created.id}:g`)
       return await reply.code(200).header(SESSION_HEADER, created.id).type('application/json; charset=utf-8').send(response)
@@ -97,10 +109,19 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   async function answer (message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const stream = lazyRequestStream(app, reply, () => {
       const part = `r${randomBytes(5).toString('hex')}`
+      // The session owns its request streams: they go when it goes (and the oldest past the bound now).
+      const drop = app.mcp.ledger.addStream(session.id, `s:${session.id}:${part}`)
+      if (drop !== undefined) app.hub.forget(drop).catch(() => {})
       return { opts: { key: `s:${session.id}:${part}`, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
     })
     const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
-    const { response } = await server.request(message, session, ctx)
+    // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
+    // the client may resume it with Last-Event-ID, so a cut stream does not cancel (the spec's rule).
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished && !stream.streaming) server.cancel(session.id, message.id, 'client disconnected')
+    }
+    reply.raw.once('close', onClose)
+    const { response } = await server.request(message, session, ctx).finally(() => { reply.raw.off('close', onClose) })
     if (await stream.finish(response) !== undefined) return reply
     // Cancelled requests get no JSON-RPC response.
     if (response === null) return await reply.code(202).send()
@@ -127,16 +148,21 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const session = await requireSession(request, reply)
     if (session === undefined) return reply
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+    const stop = keepSessionAlive(app, session.id)
     // Last-Event-ID names the stream to resume: `g-…` the standalone stream, `r…-…` a request's stream.
     const part = last !== undefined && /^r[0-9a-f]+$/.test(last.streamPart) ? last.streamPart : 'g'
-    await app.hub.open(reply, {
+    // Released on every path: the stream's close, no capacity, or a failed attach.
+    const conn = await app.hub.open(reply, {
       key: `s:${session.id}:${part}`,
       kind: part === 'g' ? 'session' : 'request',
       streamPart: part,
       headers: { [SESSION_HEADER]: session.id },
       afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
-      retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS
-    })
+      retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS,
+      // While a stream is open here the session does not idle out.
+      onClose: stop
+    }).catch((err: unknown) => { stop(); throw err })
+    if (conn === undefined) stop()
     return reply
   })
 
@@ -144,8 +170,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (await badVersion(request, reply)) return reply
     const session = await requireSession(request, reply)
     if (session === undefined) return reply
-    await app.mcp.sessions.delete(session.id)
-    await app.hub.forget(`s:${session.id}:g`)
+    await app.mcp.endSession(session.id, 'session deleted')
     return await reply.code(204).send()
   })
 

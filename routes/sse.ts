@@ -4,7 +4,7 @@ import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrp
 import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { accepts, draining, findSession, insufficientScope, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -20,6 +20,10 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const accept = request.headers.accept
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
       return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+    }
+    const ticket = await app.mcp.ledger.admit(clientOf(request))
+    if (ticket === undefined) {
+      return await reply.code(429).header('retry-after', '5').send({ statusCode: 429, error: 'Too Many Requests', message: `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry` })
     }
     const now = Date.now()
     const session: SessionRecord = {
@@ -37,24 +41,30 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const key = keyOf(session.id)
     const last = parseEventId(typeof request.headers['last-event-id'] === 'string' ? request.headers['last-event-id'] : undefined)
-    await app.mcp.sessions.create(session)
-    await app.hub.addBroadcastTarget(key)
+    ticket.bind(session.id)
+    let stop = (): void => {}
+    const end = (): void => {
+      stop()
+      app.mcp.endSession(session.id, 'the legacy stream closed').catch(() => {})
+    }
+    try {
+      await app.mcp.sessions.create(session)
+      await app.hub.addBroadcastTarget(key)
+    } catch (err) {
+      end()
+      throw err
+    }
+    stop = keepSessionAlive(app, session.id)
     const conn = await app.hub.open(reply, {
       key,
       kind: 'legacy',
       streamPart: 'l',
       afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
       prelude: [{ event: 'endpoint', data: `/messages?sessionId=${encodeURIComponent(session.id)}` }],
-      // In this transport the session lives as long as its stream.
-      onClose: () => {
-        app.mcp.sessions.delete(session.id).catch(() => {})
-        app.hub.forget(key).catch(() => {})
-      }
-    })
-    if (conn === undefined) {
-      await app.mcp.sessions.delete(session.id)
-      await app.hub.forget(key)
-    }
+      // In this transport the session lives as long as its stream (and its calls end with it).
+      onClose: end
+    }).catch((err: unknown) => { end(); throw err })
+    if (conn === undefined) end()
     return reply
   })
 
@@ -65,7 +75,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (id === undefined || id === '') {
       return await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: sessionId query parameter is required'))
     }
-    const session = await findSession(app, request, id)
+    const session = await findSession(app, request, id, 'legacy')
     if (session === undefined) return await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply

@@ -3,6 +3,7 @@ import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type Json
 import { InputCollector, RequestStateCodec, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
+import { cap, utf8Bytes } from '../budget.js'
 
 /**
  * The stateless era of MCP (2026-07-28): no initialize, no session. Every request carries its
@@ -94,9 +95,12 @@ export interface ListenFilter {
   [BROADCAST_FILTER_KEY]?: boolean
 }
 
-export function readListenFilter (params: Record<string, unknown> | undefined): ListenFilter {
+/** Reads a subscriptions/listen filter; one larger than `maxBytes` (JSON text) is refused before anything is kept. */
+export function readListenFilter (params: Record<string, unknown> | undefined, maxBytes = 16_384): ListenFilter {
   const raw = obj(params?.notifications)
   if (raw === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.notifications must be an object (the notification filter)')
+  const bytes = utf8Bytes(JSON.stringify(raw))
+  if (bytes > maxBytes) throw new RpcError(ErrorCode.InvalidParams, `params.notifications is ${bytes} bytes; a listen filter may be at most ${maxBytes} (MAX_LISTEN_FILTER_BYTES)`)
   const filter: ListenFilter = {}
   for (const k of ['toolsListChanged', 'promptsListChanged', 'resourcesListChanged', BROADCAST_FILTER_KEY] as const) {
     const v = raw[k]
@@ -167,7 +171,7 @@ export class ModernEngine {
    */
   async handle (req: JsonRpcRequest, meta: RequestMeta, identity: string | null, ctx: Omit<TransportContext, 'stateless'>, sid = newCallId()): Promise<JsonRpcResponse | null> {
     if (!MODERN_METHODS.has(req.method) || req.method === 'subscriptions/listen') {
-      return errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`)
+      return errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${cap(req.method)}`)
     }
     if (req.method === 'server/discover') return { jsonrpc: '2.0', id: req.id, result: this.#shape(req, this.discover(), false) }
     const params = req.params

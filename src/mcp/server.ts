@@ -11,6 +11,7 @@ import {
 } from './registry.js'
 import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
+import { cap, utf8Bytes } from '../budget.js'
 
 /** A stateless (2026-07-28) request: what its `_meta` declared, and where its client input comes from. */
 export interface StatelessCall {
@@ -59,7 +60,12 @@ export interface McpServerOptions {
   maxInflightPerSession?: number
   /** A tool call running longer is aborted and answered with a tool error (default 60 s). */
   toolTimeoutMs?: number
+  /** Bytes of clientInfo + capabilities (JSON text) a session may keep; a larger initialize is refused (default 16 KiB). */
+  clientInfoBytes?: number
 }
+
+/** Longest clientInfo name/version kept (characters). */
+const CLIENT_INFO_FIELD_MAX = 256
 
 /** The outcome of one inbound message: a response to send, or nothing (notifications, responses, cancelled requests). */
 export interface Handled {
@@ -194,15 +200,25 @@ export class McpServer {
   async initialize (req: JsonRpcRequest, ctx: TransportContext, existing?: SessionRecord): Promise<Handled> {
     const started = performance.now()
     const params = req.params ?? {}
-    const clientInfo = obj(params.clientInfo)
+    const info = obj(params.clientInfo)
+    const field = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '').slice(0, CLIENT_INFO_FIELD_MAX)
+    const clientInfo = info ? { name: field(info.name), version: field(info.version) } : null
+    const clientCapabilities = obj(params.capabilities) ?? {}
+    // What the session keeps for its whole life is bounded: a larger initialize creates nothing.
+    const budget = this.#opts.clientInfoBytes ?? 16_384
+    const bytes = utf8Bytes(JSON.stringify(clientCapabilities)) + utf8Bytes(JSON.stringify(clientInfo))
+    if (bytes > budget) {
+      this.#observeRpc('initialize', 'error', ErrorCode.InvalidParams, started)
+      return { response: errorResponse(req.id, ErrorCode.InvalidParams, `Invalid params: capabilities and clientInfo take ${bytes} bytes; a session keeps at most ${budget} (MAX_CLIENT_INFO_BYTES)`) }
+    }
     const protocolVersion = this.negotiate(params.protocolVersion)
     const now = Date.now()
     const record: SessionRecord = {
       id: existing?.id ?? newSessionId(),
       transport: ctx.transport,
       protocolVersion,
-      clientInfo: clientInfo ? { name: String(clientInfo.name ?? ''), version: String(clientInfo.version ?? '') } : null,
-      clientCapabilities: obj(params.capabilities) ?? {},
+      clientInfo,
+      clientCapabilities,
       logLevel: null,
       subscriptions: [],
       identity: ctx.identity,
@@ -226,7 +242,7 @@ export class McpServer {
     const handler = this.#handlers[req.method]
     if (handler === undefined) {
       this.#observeRpc(req.method, 'error', ErrorCode.MethodNotFound, started)
-      return { response: errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`) }
+      return { response: errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${cap(req.method)}`) }
     }
     const sid = session?.id ?? ctx.stateless?.sid ?? ''
     const running = this.#perSession.get(sid) ?? 0
@@ -237,7 +253,7 @@ export class McpServer {
     const key = `${sid}:${String(req.id)}`
     if (this.#inflight.has(key)) {
       this.#observeRpc(req.method, 'error', ErrorCode.InvalidRequest, started)
-      return { response: errorResponse(req.id, ErrorCode.InvalidRequest, `Request id ${String(req.id)} is already in use by a request still running in this session`) }
+      return { response: errorResponse(req.id, ErrorCode.InvalidRequest, `Request id ${cap(String(req.id))} is already in use by a request still running in this session`) }
     }
     const inflight = new Inflight()
     this.#inflight.set(key, inflight)
@@ -295,6 +311,19 @@ export class McpServer {
     const inflight = this.#inflight.get(`${sessionId}:${String(requestId)}`)
     inflight?.abort(reason ?? 'cancelled')
     return inflight !== undefined
+  }
+
+  /** Aborts every request of a session running on this process (its client went away, or the session ended). */
+  cancelSession (sessionId: string, reason: string): number {
+    const prefix = `${sessionId}:`
+    let n = 0
+    for (const [key, inflight] of this.#inflight) {
+      if (key.startsWith(prefix)) {
+        inflight.abort(reason)
+        n++
+      }
+    }
+    return n
   }
 
   /** A client's response to one of our server→client requests; false when nobody here awaits it. */
@@ -436,7 +465,7 @@ export class McpServer {
     const name = str(req.params?.name)
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const tool = this.registry.tools.get(name)
-    if (tool === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name}`)
+    if (tool === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${cap(name)}`)
     const rawArgs = req.params?.arguments ?? {}
     const started = performance.now()
     let result: CallToolResult
@@ -445,7 +474,7 @@ export class McpServer {
     } else if (tool.check !== null && !tool.check.Check(rawArgs)) {
       // Per 2025-11-25, input validation errors are tool results the model can read and correct.
       const problems = [...tool.check.Errors(rawArgs)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
-      result = { content: [{ type: 'text', text: `Invalid arguments for tool ${name}: ${problems.join('; ')}` }], isError: true }
+      result = { content: [{ type: 'text', text: `Invalid arguments for tool ${cap(name)}: ${problems.join('; ')}` }], isError: true }
     } else {
       // The tool timeout aborts the request's own controller with TOOL_TIMEOUT as the reason: the
       // handler sees one signal, and the caller still answers (cancellation alone sends nothing).
@@ -454,7 +483,7 @@ export class McpServer {
       const timedOut = new Promise<CallToolResult>((resolve) => {
         timer = setTimeout(() => {
           this.#inflight.get(`${session?.id ?? ctx.stateless?.sid ?? ''}:${String(req.id)}`)?.abort(TOOL_TIMEOUT)
-          resolve({ content: [{ type: 'text', text: `Tool ${name} timed out after ${timeoutMs} ms` }], isError: true })
+          resolve({ content: [{ type: 'text', text: `Tool ${cap(name)} timed out after ${timeoutMs} ms` }], isError: true })
         }, timeoutMs)
       })
       try {
@@ -482,7 +511,7 @@ export class McpServer {
     if (direct) return await direct.read(uri, context) as unknown as Record<string, unknown>
     const match = this.registry.matchTemplate(uri)
     if (match) return await match.def.read(uri, match.variables, context) as unknown as Record<string, unknown>
-    throw new RpcError(ErrorCode.ResourceNotFound, 'Resource not found', { uri })
+    throw new RpcError(ErrorCode.ResourceNotFound, 'Resource not found', { uri: cap(uri, 2048) })
   }
 
   async #subscribe (req: JsonRpcRequest, session: SessionRecord | undefined, on: boolean): Promise<Record<string, unknown>> {
@@ -501,11 +530,11 @@ export class McpServer {
     const name = str(req.params?.name)
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const prompt = this.registry.prompts.get(name)
-    if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${name}`)
+    if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${cap(name)}`)
     const raw = obj(req.params?.arguments) ?? {}
     const args: Record<string, string> = {}
     for (const [k, v] of Object.entries(raw)) {
-      if (typeof v !== 'string') throw new RpcError(ErrorCode.InvalidParams, `Prompt argument ${k} must be a string`)
+      if (typeof v !== 'string') throw new RpcError(ErrorCode.InvalidParams, `Prompt argument ${cap(k)} must be a string`)
       args[k] = v
     }
     const missing = (prompt.arguments ?? []).filter((a) => a.required && args[a.name] === undefined).map((a) => a.name)
@@ -522,11 +551,11 @@ export class McpServer {
     let completer: ((value: string) => string[] | Promise<string[]>) | undefined
     if (ref.type === 'ref/prompt') {
       const prompt = this.registry.prompts.get(str(ref.name) ?? '')
-      if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${String(ref.name)}`)
+      if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${cap(String(ref.name))}`)
       completer = prompt.complete?.[argName]
     } else if (ref.type === 'ref/resource') {
       const template = this.registry.templates.get(str(ref.uri) ?? '')
-      if (template === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown resource template: ${String(ref.uri)}`)
+      if (template === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown resource template: ${cap(String(ref.uri))}`)
       completer = template.def.complete?.[argName]
     } else {
       throw new RpcError(ErrorCode.InvalidParams, 'ref.type must be ref/prompt or ref/resource')

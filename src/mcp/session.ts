@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Quota } from '../budget.js'
 
 export type LoggingLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error' | 'critical' | 'alert' | 'emergency'
 export const LOGGING_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
@@ -92,5 +93,85 @@ export class MemorySessionStore implements SessionStore {
   async close (): Promise<void> {
     clearInterval(this.#timer)
     this.#sessions.clear()
+  }
+}
+
+/** Request streams (`s:<id>:r…`) remembered per session for cleanup; past this the oldest is dropped at once. */
+export const MAX_REQUEST_STREAMS_PER_SESSION = 256
+
+interface Owned {
+  client: string
+  release: () => void
+  /** Hub keys of the session's request streams, oldest first. */
+  streams: Set<string>
+}
+
+/**
+ * What each session on this process holds besides its record: a unit of its client's
+ * MAX_SESSIONS_PER_CLIENT quota and the hub keys of its request streams. Framework-free; the MCP
+ * plugin ends a session through `end(id)` on every path (DELETE, idle eviction, legacy stream
+ * close, shutdown) and drops the keys it returns. Counting is per process: with Redis a session
+ * ended on another replica is found gone (by `exists`) the next time its client is at its limit,
+ * and a restart starts from zero, so a count can never stay stuck.
+ */
+export class SessionLedger {
+  readonly #owned = new Map<string, Owned>()
+  readonly #exists: (id: string) => Promise<boolean>
+  /** MAX_SESSIONS_PER_CLIENT. */
+  readonly quota: Quota
+
+  constructor (quota: Quota, exists: (id: string) => Promise<boolean>) {
+    this.quota = quota
+    this.#exists = exists
+  }
+
+  /**
+   * Takes one session unit for `client`; undefined when the client is at its limit (after
+   * forgetting sessions that no longer exist). Call `bind` with the new session's id, or the
+   * returned release when no session was created.
+   */
+  async admit (client: string): Promise<{ bind: (id: string) => void, release: () => void } | undefined> {
+    if (this.quota.used(client) >= this.quota.limit) await this.#prune(client)
+    const release = this.quota.tryAcquire(client)
+    if (release === undefined) return undefined
+    const unit = release
+    return {
+      bind: (id) => { this.#owned.set(id, { client, release: unit, streams: new Set() }) },
+      release: unit
+    }
+  }
+
+  /** Remembers a request stream key of a session; returns a key to drop now when over the bound. */
+  addStream (id: string, key: string): string | undefined {
+    const owned = this.#owned.get(id)
+    if (owned === undefined) return key
+    owned.streams.add(key)
+    if (owned.streams.size <= MAX_REQUEST_STREAMS_PER_SESSION) return undefined
+    const [oldest] = owned.streams
+    owned.streams.delete(oldest)
+    return oldest
+  }
+
+  /** Releases the session's quota unit and returns the request stream keys it held (empty when unknown). */
+  end (id: string): string[] {
+    const owned = this.#owned.get(id)
+    if (owned === undefined) return []
+    this.#owned.delete(id)
+    owned.release()
+    return [...owned.streams]
+  }
+
+  /** Sessions this process accounts for. */
+  get size (): number { return this.#owned.size }
+
+  /** Ends everything (shutdown). */
+  clear (): void {
+    for (const id of [...this.#owned.keys()]) this.end(id)
+  }
+
+  async #prune (client: string): Promise<void> {
+    const mine = [...this.#owned].filter(([, o]) => o.client === client).map(([id]) => id)
+    const alive = await Promise.all(mine.map(async (id) => await this.#exists(id).catch(() => true)))
+    mine.forEach((id, i) => { if (!alive[i]) this.end(id) })
   }
 }
