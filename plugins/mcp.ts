@@ -1,12 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { TSchema } from '@sinclair/typebox'
 import { McpServer, type McpObserver } from '../src/mcp/server.js'
 import { MemorySessionStore, SessionLedger, type SessionRecord, type SessionStore } from '../src/mcp/session.js'
 import { Quota } from '../src/budget.js'
 import { RedisSessionStore } from '../src/mcp/redis-sessions.js'
 import type { JsonRpcNotification, JsonRpcResponse, RequestId } from '../src/mcp/jsonrpc.js'
-import type { PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../src/mcp/registry.js'
+import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../src/mcp/registry.js'
 import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
@@ -66,8 +65,8 @@ function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenSt
     /** Tells listen streams on every replica about a change (their filters decide who gets it). */
     changed,
     sessions: server.sessions,
-    /** Registers a tool; its handler's argument type is inferred from the TypeBox inputSchema. */
-    tool<S extends TSchema> (def: ToolDefinition<S>) { server.tool(def) },
+    /** Registers a tool; its handler's argument type is inferred from a TypeBox or Standard Schema inputSchema. */
+    tool<S extends AnySchema> (def: ToolDefinition<S>) { server.tool(def) },
     resource (def: ResourceDefinition) { server.resource(def) },
     resourceTemplate (def: ResourceTemplateDefinition) { server.resourceTemplate(def) },
     prompt (def: PromptDefinition) { server.prompt(def) },
@@ -144,6 +143,7 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     maxInflightPerSession: app.config.maxInflightPerSession,
     toolTimeoutMs: app.config.toolTimeoutMs,
     clientInfoBytes: app.config.budgets.clientInfoBytes,
+    warn: (fields, message) => { app.log.warn(fields, message) },
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }

@@ -1,6 +1,7 @@
-import type { Static, TSchema } from '@sinclair/typebox'
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { CallContext } from './context.js'
+import { SchemaCompiler, type AnySchema, type Infer, type Validator } from './validate.js'
+
+export type { AnySchema, Infer, StandardSchemaV1, JsonSchemaObject, Validator } from './validate.js'
 
 /** Content blocks and results as MCP defines them (kept open: the spec grows). */
 export type ContentBlock =
@@ -33,18 +34,23 @@ export interface ToolAnnotations {
   openWorldHint?: boolean
 }
 
-export interface ToolDefinition<S extends TSchema = TSchema> {
+export interface ToolDefinition<S extends AnySchema = AnySchema> {
   name: string
   title?: string
   description?: string
-  /** A TypeBox schema (validated, and the handler's argument type is inferred from it) or plain JSON Schema. */
+  /**
+   * Validated before the handler runs: a TypeBox schema or a Standard Schema (zod 4, …) — the
+   * handler's argument type is inferred from either — or plain JSON Schema (2020-12 unless its
+   * `$schema` names 2019-09 or draft-07). Must describe an object.
+   */
   inputSchema: S
-  outputSchema?: TSchema
+  /** When set, the handler must return `structuredContent` that validates (2025-06-18+). Any schema form. */
+  outputSchema?: AnySchema
   annotations?: ToolAnnotations
   _meta?: Record<string, unknown>
   /** OAuth scopes a caller's access token must carry to call this tool (OAuth mode only). */
   requiredScopes?: string[]
-  handler: (args: Static<S>, ctx: CallContext) => CallToolResult | Promise<CallToolResult>
+  handler: (args: Infer<S>, ctx: CallContext) => CallToolResult | Promise<CallToolResult>
 }
 
 export interface ResourceDefinition {
@@ -64,6 +70,8 @@ export interface ResourceTemplateDefinition {
   description?: string
   mimeType?: string
   read: (uri: string, variables: Record<string, string>, ctx: CallContext) => ReadResourceResult | Promise<ReadResourceResult>
+  /** Checks the template's variables (an object of strings) before `read`; a mismatch is -32602. Any schema form. */
+  variablesSchema?: AnySchema
   /** Suggestions for a template variable (completion/complete). */
   complete?: Record<string, (value: string) => string[] | Promise<string[]>>
 }
@@ -75,6 +83,11 @@ export interface PromptDefinition {
   title?: string
   description?: string
   arguments?: PromptArgument[]
+  /**
+   * Checks the arguments (an object of strings) before `get`; a mismatch is -32602. Any schema form.
+   * When `arguments` is not given, the listing's arguments come from this schema's properties.
+   */
+  argsSchema?: AnySchema
   get: (args: Record<string, string>, ctx: CallContext) => GetPromptResult | Promise<GetPromptResult>
   /** Suggestions for an argument (completion/complete). */
   complete?: Record<string, (value: string) => string[] | Promise<string[]>>
@@ -82,8 +95,10 @@ export interface PromptDefinition {
 
 export interface RegisteredTool {
   def: ToolDefinition
-  /** Compiled validator; null for plain JSON Schemas TypeBox cannot compile. */
-  check: TypeCheck<TSchema> | null
+  /** The input schema, compiled at registration. */
+  input: Validator
+  /** The output schema, compiled at registration (structuredContent is checked against it). */
+  output: Validator | undefined
   /** The tools/list entry, built once. */
   listing: Record<string, unknown>
 }
@@ -93,21 +108,25 @@ interface CompiledTemplate {
   regex: RegExp
   names: string[]
   listing: Record<string, unknown>
+  variables: Validator | undefined
+}
+
+interface CompiledPrompt {
+  args: Validator | undefined
+  listing: Record<string, unknown>
 }
 
 export type ListKind = 'tools' | 'resources' | 'prompts'
 
-/** Strips TypeBox's symbol keys: what clients see is plain JSON Schema. */
-function plainSchema (schema: TSchema): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>
-}
-
-function compile (schema: TSchema): TypeCheck<TSchema> | null {
-  try {
-    return TypeCompiler.Compile(schema)
-  } catch {
-    return null
-  }
+/** The prompt arguments a JSON Schema object describes (name, description, required). */
+function argumentsOf (json: Record<string, unknown>): PromptArgument[] {
+  const properties = typeof json.properties === 'object' && json.properties !== null ? json.properties as Record<string, Record<string, unknown>> : {}
+  const required = Array.isArray(json.required) ? json.required : []
+  return Object.entries(properties).map(([name, p]) => entry({
+    name,
+    description: typeof p?.description === 'string' ? p.description : undefined,
+    required: required.includes(name) ? true : undefined
+  }) as unknown as PromptArgument)
 }
 
 /** RFC 6570 level-1 templates: `{name}` matches one path segment. */
@@ -132,27 +151,61 @@ export class Registry {
   readonly resources = new Map<string, ResourceDefinition>()
   readonly templates = new Map<string, CompiledTemplate>()
   readonly prompts = new Map<string, PromptDefinition>()
+  /** Each prompt's compiled argsSchema and listing, by name. */
+  readonly #promptsCompiled = new Map<string, CompiledPrompt>()
+  readonly #schemas = new SchemaCompiler()
   readonly #listeners: Array<(kind: ListKind) => void> = []
 
   onChange (listener: (kind: ListKind) => void): void { this.#listeners.push(listener) }
   #changed (kind: ListKind): void { for (const l of this.#listeners) l(kind) }
 
-  addTool<S extends TSchema> (def: ToolDefinition<S>): void {
+  /** Compiles a schema or throws an Error naming what it belongs to. */
+  #compile (schema: unknown, io: 'input' | 'output', what: string, objectOnly: boolean): Validator {
+    let v: Validator
+    try {
+      v = this.#schemas.compile(schema, io)
+    } catch (err) {
+      throw new Error(`${what}: cannot compile the schema: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    if (objectOnly && v.json.type !== 'object') {
+      v.release()
+      throw new Error(`${what}: the schema must describe an object ("type": "object")`)
+    }
+    return v
+  }
+
+  addTool<S extends AnySchema> (def: ToolDefinition<S>): void {
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(def.name)) throw new Error(`Invalid tool name "${def.name}": use 1-128 of A-Z a-z 0-9 _ - .`)
+    const input = this.#compile(def.inputSchema, 'input', `Tool ${def.name} inputSchema`, true)
+    let output: Validator | undefined
+    try {
+      output = def.outputSchema === undefined ? undefined : this.#compile(def.outputSchema, 'output', `Tool ${def.name} outputSchema`, true)
+    } catch (err) {
+      input.release()
+      throw err
+    }
     const listing = entry({
       name: def.name,
       title: def.title,
       description: def.description,
-      inputSchema: plainSchema(def.inputSchema),
-      outputSchema: def.outputSchema === undefined ? undefined : plainSchema(def.outputSchema),
+      inputSchema: input.json,
+      outputSchema: output?.json,
       annotations: def.annotations,
       _meta: def._meta
     })
-    this.tools.set(def.name, { def: def as unknown as ToolDefinition, check: compile(def.inputSchema), listing })
+    this.#releaseTool(def.name)
+    this.tools.set(def.name, { def: def as unknown as ToolDefinition, input, output, listing })
     this.#changed('tools')
   }
 
+  #releaseTool (name: string): void {
+    const old = this.tools.get(name)
+    old?.input.release()
+    old?.output?.release()
+  }
+
   removeTool (name: string): boolean {
+    this.#releaseTool(name)
     const removed = this.tools.delete(name)
     if (removed) this.#changed('tools')
     return removed
@@ -171,17 +224,35 @@ export class Registry {
 
   addResourceTemplate (def: ResourceTemplateDefinition): void {
     const { regex, names } = compileTemplate(def.uriTemplate)
+    const variables = def.variablesSchema === undefined ? undefined : this.#compile(def.variablesSchema, 'input', `Resource template ${def.uriTemplate} variablesSchema`, true)
     const listing = entry({ uriTemplate: def.uriTemplate, name: def.name, title: def.title, description: def.description, mimeType: def.mimeType })
-    this.templates.set(def.uriTemplate, { def, regex, names, listing })
+    this.templates.get(def.uriTemplate)?.variables?.release()
+    this.templates.set(def.uriTemplate, { def, regex, names, listing, variables })
     this.#changed('resources')
   }
 
   addPrompt (def: PromptDefinition): void {
+    const args = def.argsSchema === undefined ? undefined : this.#compile(def.argsSchema, 'input', `Prompt ${def.name} argsSchema`, true)
+    const listing = entry({
+      name: def.name,
+      title: def.title,
+      description: def.description,
+      arguments: def.arguments ?? (args === undefined ? undefined : argumentsOf(args.json))
+    })
+    this.#promptsCompiled.get(def.name)?.args?.release()
+    this.#promptsCompiled.set(def.name, { args, listing })
     this.prompts.set(def.name, def)
     this.#changed('prompts')
   }
 
+  /** The compiled argsSchema of a prompt, if it declared one. */
+  promptArgs (name: string): Validator | undefined {
+    return this.#promptsCompiled.get(name)?.args
+  }
+
   removePrompt (name: string): boolean {
+    this.#promptsCompiled.get(name)?.args?.release()
+    this.#promptsCompiled.delete(name)
     const removed = this.prompts.delete(name)
     if (removed) this.#changed('prompts')
     return removed
@@ -192,17 +263,27 @@ export class Registry {
   }
 
   promptListing (def: PromptDefinition): Record<string, unknown> {
-    return entry({ name: def.name, title: def.title, description: def.description, arguments: def.arguments })
+    return this.#promptsCompiled.get(def.name)?.listing ?? entry({ name: def.name, title: def.title, description: def.description, arguments: def.arguments })
   }
 
   /** Finds the template whose pattern matches `uri` and extracts its variables. */
-  matchTemplate (uri: string): { def: ResourceTemplateDefinition, variables: Record<string, string> } | undefined {
+  /**
+   * Finds the template whose pattern matches `uri` and extracts its variables (percent-decoded;
+   * a malformed escape leaves the value as sent — `variablesSchema` decides whether that is valid).
+   */
+  matchTemplate (uri: string): { def: ResourceTemplateDefinition, variables: Record<string, string>, check: Validator | undefined } | undefined {
     for (const t of this.templates.values()) {
       const m = t.regex.exec(uri)
       if (m === null) continue
       const variables: Record<string, string> = {}
-      t.names.forEach((name, i) => { variables[name] = decodeURIComponent(m[i + 1]) })
-      return { def: t.def, variables }
+      t.names.forEach((name, i) => {
+        try {
+          variables[name] = decodeURIComponent(m[i + 1])
+        } catch {
+          variables[name] = m[i + 1]
+        }
+      })
+      return { def: t.def, variables, check: t.variables }
     }
     return undefined
   }

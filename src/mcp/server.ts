@@ -1,4 +1,3 @@
-import type { TSchema } from '@sinclair/typebox'
 import { LATEST_PROTOCOL_VERSION, isLegacyVersion } from '../meta.js'
 import type { CallContext } from './context.js'
 import {
@@ -6,11 +5,12 @@ import {
   type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId
 } from './jsonrpc.js'
 import {
-  Registry, type CallToolResult, type ListKind, type PromptDefinition, type ResourceDefinition,
+  Registry, type AnySchema, type CallToolResult, type ListKind, type PromptDefinition, type ResourceDefinition,
   type ResourceTemplateDefinition, type ToolDefinition
 } from './registry.js'
 import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
+import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
 
 /** A stateless (2026-07-28) request: what its `_meta` declared, and where its client input comes from. */
@@ -62,6 +62,8 @@ export interface McpServerOptions {
   toolTimeoutMs?: number
   /** Bytes of clientInfo + capabilities (JSON text) a session may keep; a larger initialize is refused (default 16 KiB). */
   clientInfoBytes?: number
+  /** Problems for a tool's author (a result that breaks its outputSchema): a warn-level log line. */
+  warn?: (fields: Record<string, unknown>, message: string) => void
 }
 
 /** Longest clientInfo name/version kept (characters). */
@@ -131,6 +133,13 @@ function decodeCursor (cursor: unknown): number {
   throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
 }
 
+/** A result with structuredContent but no text block gets one mirroring it (the spec's SHOULD, for older clients). */
+function mirrorStructured (result: CallToolResult): CallToolResult {
+  const content = Array.isArray(result.content) ? result.content : []
+  if (content.some((c) => c.type === 'text')) return result
+  return { ...result, content: [...content, { type: 'text', text: JSON.stringify(result.structuredContent) }] }
+}
+
 const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
 const obj = (v: unknown): Record<string, unknown> | undefined =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
@@ -176,7 +185,7 @@ export class McpServer {
   observe (observer: McpObserver): void { this.#observers.push(observer) }
 
   // Registration API (also exposed as app.mcp.*).
-  tool<S extends TSchema> (def: ToolDefinition<S>): void { this.registry.addTool(def) }
+  tool<S extends AnySchema> (def: ToolDefinition<S>): void { this.registry.addTool(def) }
   resource (def: ResourceDefinition): void { this.registry.addResource(def) }
   resourceTemplate (def: ResourceTemplateDefinition): void { this.registry.addResourceTemplate(def) }
   prompt (def: PromptDefinition): void { this.registry.addPrompt(def) }
@@ -469,12 +478,12 @@ export class McpServer {
     const rawArgs = req.params?.arguments ?? {}
     const started = performance.now()
     let result: CallToolResult
-    if (obj(rawArgs) === undefined) {
-      result = { content: [{ type: 'text', text: 'Invalid arguments: arguments must be an object' }], isError: true }
-    } else if (tool.check !== null && !tool.check.Check(rawArgs)) {
-      // Per 2025-11-25, input validation errors are tool results the model can read and correct.
-      const problems = [...tool.check.Errors(rawArgs)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
-      result = { content: [{ type: 'text', text: `Invalid arguments for tool ${cap(name)}: ${problems.join('; ')}` }], isError: true }
+    // Per 2025-11-25, input validation errors are tool results the model can read and correct.
+    const checked = obj(rawArgs) === undefined
+      ? { ok: false as const, problems: ['/: arguments must be an object'] }
+      : await tool.input.validate(rawArgs)
+    if (!checked.ok) {
+      result = { content: [{ type: 'text', text: describeProblems(`Invalid arguments for tool ${cap(name)}`, checked.problems) }], isError: true }
     } else {
       // The tool timeout aborts the request's own controller with TOOL_TIMEOUT as the reason: the
       // handler sees one signal, and the caller still answers (cancellation alone sends nothing).
@@ -487,7 +496,7 @@ export class McpServer {
         }, timeoutMs)
       })
       try {
-        result = await Promise.race([Promise.resolve(tool.def.handler(rawArgs, this.#context(req, session, ctx, signal))), timedOut])
+        result = await Promise.race([Promise.resolve(tool.def.handler(checked.value as never, this.#context(req, session, ctx, signal))), timedOut])
       } catch (err) {
         if (err instanceof InputRequiredSignal) throw err
         if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
@@ -495,12 +504,29 @@ export class McpServer {
       } finally {
         clearTimeout(timer)
       }
+      if (tool.output !== undefined && result.isError !== true) result = await this.#checkOutput(name, tool.output, result)
+      else if (result.structuredContent !== undefined) result = mirrorStructured(result)
     }
     if (this.#observers.length > 0) {
       const e = { name, ms: performance.now() - started, isError: result.isError === true }
       for (const o of this.#observers) o.tool?.(e)
     }
     return result as unknown as Record<string, unknown>
+  }
+
+  /**
+   * 2025-06-18+: a tool with an outputSchema must return structuredContent that validates. A result
+   * that does not is the tool author's bug: the caller gets a tool error, the author a log line.
+   */
+  async #checkOutput (name: string, output: Validator, result: CallToolResult): Promise<CallToolResult> {
+    const sc = result.structuredContent
+    const checked = sc === undefined || obj(sc) === undefined
+      ? { ok: false as const, problems: [`/: structuredContent ${sc === undefined ? 'is missing' : 'must be an object'}`] }
+      : await output.validate(sc)
+    if (checked.ok) return mirrorStructured(result)
+    const text = describeProblems(`Tool ${name} returned a result that does not match its outputSchema`, checked.problems)
+    this.#opts.warn?.({ tool: name, problems: checked.problems.slice(0, 5) }, text)
+    return { content: [{ type: 'text', text }], isError: true }
   }
 
   async #readResource (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
@@ -510,7 +536,15 @@ export class McpServer {
     const context = this.#context(req, session, ctx, signal)
     if (direct) return await direct.read(uri, context) as unknown as Record<string, unknown>
     const match = this.registry.matchTemplate(uri)
-    if (match) return await match.def.read(uri, match.variables, context) as unknown as Record<string, unknown>
+    if (match) {
+      let variables = match.variables
+      if (match.check !== undefined) {
+        const checked = await match.check.validate(variables)
+        if (!checked.ok) throw new RpcError(ErrorCode.InvalidParams, describeProblems(`Invalid variables for resource template ${match.def.uriTemplate}`, checked.problems))
+        variables = checked.value as Record<string, string>
+      }
+      return await match.def.read(uri, variables, context) as unknown as Record<string, unknown>
+    }
     throw new RpcError(ErrorCode.ResourceNotFound, 'Resource not found', { uri: cap(uri, 2048) })
   }
 
@@ -531,14 +565,21 @@ export class McpServer {
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const prompt = this.registry.prompts.get(name)
     if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${cap(name)}`)
-    const raw = obj(req.params?.arguments) ?? {}
-    const args: Record<string, string> = {}
-    for (const [k, v] of Object.entries(raw)) {
-      if (typeof v !== 'string') throw new RpcError(ErrorCode.InvalidParams, `Prompt argument ${cap(k)} must be a string`)
+    const given = req.params?.arguments
+    if (given !== undefined && obj(given) === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.arguments must be an object of strings')
+    let args: Record<string, string> = {}
+    for (const [k, v] of Object.entries(obj(given) ?? {})) {
+      if (typeof v !== 'string') throw new RpcError(ErrorCode.InvalidParams, `Prompt argument ${cap(k, 60)} must be a string`)
       args[k] = v
     }
-    const missing = (prompt.arguments ?? []).filter((a) => a.required && args[a.name] === undefined).map((a) => a.name)
-    if (missing.length > 0) throw new RpcError(ErrorCode.InvalidParams, `Missing required prompt arguments: ${missing.join(', ')}`)
+    const missing = (prompt.arguments ?? []).filter((a) => a.required === true && args[a.name] === undefined).map((a) => a.name)
+    if (missing.length > 0) throw new RpcError(ErrorCode.InvalidParams, cap(`Missing required prompt arguments: ${missing.join(', ')}`, 1000))
+    const schema = this.registry.promptArgs(name)
+    if (schema !== undefined) {
+      const checked = await schema.validate(args)
+      if (!checked.ok) throw new RpcError(ErrorCode.InvalidParams, describeProblems(`Invalid arguments for prompt ${name}`, checked.problems))
+      args = checked.value as Record<string, string>
+    }
     return await prompt.get(args, this.#context(req, session, ctx, signal)) as unknown as Record<string, unknown>
   }
 
@@ -546,17 +587,28 @@ export class McpServer {
     const ref = obj(req.params?.ref)
     const argument = obj(req.params?.argument)
     const argName = str(argument?.name)
-    const value = str(argument?.value) ?? ''
+    const value = str(argument?.value)
     if (ref === undefined || argName === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.ref and params.argument.name are required')
+    if (value === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.argument.value must be a string')
+    const context = req.params?.context
+    const contextArgs = obj(context)?.arguments
+    if ((context !== undefined && obj(context) === undefined) ||
+      (contextArgs !== undefined && Object.values(obj(contextArgs) ?? { bad: null }).some((v) => typeof v !== 'string'))) {
+      throw new RpcError(ErrorCode.InvalidParams, 'params.context.arguments must be an object of strings')
+    }
     let completer: ((value: string) => string[] | Promise<string[]>) | undefined
     if (ref.type === 'ref/prompt') {
-      const prompt = this.registry.prompts.get(str(ref.name) ?? '')
-      if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${cap(String(ref.name))}`)
-      completer = prompt.complete?.[argName]
+      const refName = str(ref.name)
+      if (refName === undefined) throw new RpcError(ErrorCode.InvalidParams, 'ref.name must be a string')
+      const prompt = this.registry.prompts.get(refName)
+      if (prompt === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown prompt: ${cap(refName)}`)
+      completer = Object.hasOwn(prompt.complete ?? {}, argName) ? prompt.complete?.[argName] : undefined
     } else if (ref.type === 'ref/resource') {
-      const template = this.registry.templates.get(str(ref.uri) ?? '')
-      if (template === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown resource template: ${cap(String(ref.uri))}`)
-      completer = template.def.complete?.[argName]
+      const refUri = str(ref.uri)
+      if (refUri === undefined) throw new RpcError(ErrorCode.InvalidParams, 'ref.uri must be a string')
+      const template = this.registry.templates.get(refUri)
+      if (template === undefined) throw new RpcError(ErrorCode.InvalidParams, `Unknown resource template: ${cap(refUri)}`)
+      completer = Object.hasOwn(template.def.complete ?? {}, argName) ? template.def.complete?.[argName] : undefined
     } else {
       throw new RpcError(ErrorCode.InvalidParams, 'ref.type must be ref/prompt or ref/resource')
     }
