@@ -114,3 +114,16 @@ test('OAuth: the operator scope grants /broadcast; a token without it gets 403 i
   assert.match(String(client.headers['www-authenticate']), /error="insufficient_scope", scope="mcp:broadcast"/)
   assert.equal((await app.inject(post(await sign(privateKey, 'ES384', { scope: 'tools:read mcp:broadcast' })))).statusCode, 202)
 })
+
+test('the server process with a bad OAUTH_PUBLIC_KEY_FILE prints one line and exits 1 (no stack)', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const { SERVER_ENTRY } = await import('./e2e/process.js')
+  const file = join(tempDir(t), 'x25519.pem')
+  writeFileSync(file, generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'pem' }))
+  const child = spawn(process.execPath, [SERVER_ENTRY], { env: { ...process.env, PORT: '0', LOG_LEVEL: 'silent', OAUTH_PUBLIC_KEY_FILE: file }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  assert.equal(code, 1)
+  assert.match(stderr, /^Invalid configuration: OAUTH_PUBLIC_KEY_FILE=".*" is a x25519 key \(RSA, EC P-256\/P-384\/P-521 or Ed25519 needed\)\n$/)
+})
