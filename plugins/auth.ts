@@ -1,7 +1,10 @@
 import fp from 'fastify-plugin'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { Config } from '../src/config.js'
 import { createTokenVerifier, type OAuthConfig } from '../src/oauth.js'
+
+export type Role = 'client' | 'operator'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -9,11 +12,36 @@ declare module 'fastify' {
     identity: string | null
     /** Scopes granted by an OAuth access token; null for static tokens and when auth is off (no scope checks). */
     scopes: string[] | null
+    /** The caller's role once authenticated; null when auth is off or the route is public. */
+    role: Role | null
+  }
+  interface FastifyInstance {
+    /** Bearer authentication; plugins/policy.ts decides when it runs (by the route's declared policy). */
+    auth: Authenticator
   }
 }
 
-/** Routes anyone may call: probes must work without credentials. */
-const PUBLIC_PATHS = new Set(['/health', '/ready', '/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp'])
+export type AuthOutcome =
+  | { ok: true, identity: string, role: Role, scopes: string[] | null }
+  | { ok: false, reason: 'missing' | 'invalid' }
+
+export interface Authenticator {
+  /** True when any credential is configured (AUTH_TOKENS, OPERATOR_TOKENS or OAuth). */
+  readonly enabled: boolean
+  /** Checks the request's bearer token (never the query string). */
+  authenticate: (request: FastifyRequest) => Promise<AuthOutcome>
+  /** The `WWW-Authenticate` value for a 401. */
+  challenge: (reason: 'missing' | 'invalid') => string
+  /** The `WWW-Authenticate` value for a 403 on an operator route (OAuth mode: the scope to ask for). */
+  operatorChallenge: () => string | undefined
+  /** Failed authentications per client IP (AUTH_FAILURE_MAX per RATE_LIMIT_WINDOW_MS). */
+  readonly failures: FailureCounter
+}
+
+/** Auth is on as soon as any credential is configured: client tokens, operator tokens or OAuth. */
+export function authEnabled (config: Pick<Config, 'authTokens' | 'operatorTokens' | 'oauth'>): boolean {
+  return config.authTokens.length > 0 || config.operatorTokens.length > 0 || config.oauth !== undefined
+}
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
@@ -34,54 +62,102 @@ export function metadataUrl (oauth: OAuthConfig): string {
 const fingerprint = (s: string): string => digest(s).subarray(0, 8).toString('hex')
 
 /**
- * Bearer auth, in onRequest (before the body is parsed): static tokens (AUTH_TOKENS) compared as
+ * Failed authentications per client IP in fixed windows. Memory is bounded: the map is dropped
+ * when its window ends (checked on use, no timer) and holds at most `maxClients` addresses; an
+ * address beyond that is not tracked for the rest of the window (`untracked` counts them).
+ */
+export class FailureCounter {
+  readonly #counts = new Map<string, number>()
+  #windowStart = 0
+  /** Failures not recorded because the map was full (a metric for an attack from many addresses). */
+  untracked = 0
+
+  constructor (readonly max: number, readonly windowMs: number, readonly maxClients = 100_000, readonly now: () => number = Date.now) {}
+
+  #roll (): number {
+    const now = this.now()
+    if (now - this.#windowStart >= this.windowMs) {
+      this.#counts.clear()
+      this.#windowStart = now
+    }
+    return now
+  }
+
+  /** Seconds to wait when `ip` is over the limit; undefined when it may try. */
+  retryAfter (ip: string): number | undefined {
+    if (this.max === 0) return undefined
+    const now = this.#roll()
+    if ((this.#counts.get(ip) ?? 0) < this.max) return undefined
+    return Math.max(1, Math.ceil((this.#windowStart + this.windowMs - now) / 1000))
+  }
+
+  record (ip: string): void {
+    if (this.max === 0) return
+    this.#roll()
+    const n = this.#counts.get(ip)
+    if (n === undefined && this.#counts.size >= this.maxClients) {
+      this.untracked++
+      return
+    }
+    this.#counts.set(ip, (n ?? 0) + 1)
+  }
+
+  /** Addresses tracked in the current window. */
+  get size (): number { return this.#counts.size }
+}
+
+/**
+ * Bearer auth: static tokens (AUTH_TOKENS for clients, OPERATOR_TOKENS for operators) compared as
  * SHA-256 digests with timingSafeEqual against every configured token, so neither length nor
  * position leaks through timing; and/or OAuth 2.1 access tokens (JWTs) checked against a JWKS or a
- * key file, with `aud` = this resource. 401 carries `WWW-Authenticate: Bearer …` (with
- * `resource_metadata` in OAuth mode). Tokens are never read from the query string.
+ * key file (loaded and checked here, at start-up), with `aud` = this resource and `exp` required.
+ * An operator credential is also a client credential. This plugin only decorates; the one
+ * onRequest hook (plugins/policy.ts) calls it for routes whose policy needs a client or operator.
  */
 const authPlugin: FastifyPluginAsync = async (app) => {
   app.decorateRequest('identity', null)
   app.decorateRequest('scopes', null)
-  const tokens = app.config.authTokens.map((t) => ({ hash: digest(t), id: fingerprint(t) }))
-  const oauth = app.config.oauth
-  if (tokens.length === 0 && oauth === undefined) return
+  app.decorateRequest('role', null)
+  const { config } = app
+  const tokens = [
+    ...config.authTokens.map((t) => ({ hash: digest(t), id: fingerprint(t), role: 'client' as Role })),
+    ...config.operatorTokens.map((t) => ({ hash: digest(t), id: fingerprint(t), role: 'operator' as Role }))
+  ]
+  const oauth = config.oauth
   const verify = oauth ? createTokenVerifier(oauth) : undefined
   const realm = oauth ? `Bearer resource_metadata="${metadataUrl(oauth)}"` : 'Bearer realm="mcp"'
+  const operatorScope = config.oauthOperatorScope
 
-  // METRICS_PUBLIC=true lets a scraper read /metrics without a token.
-  const publicPaths = app.config.metricsPublic ? new Set([...PUBLIC_PATHS, '/metrics']) : PUBLIC_PATHS
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.method === 'OPTIONS' || publicPaths.has(request.url.split('?', 1)[0])) return
+  const authenticate = async (request: FastifyRequest): Promise<AuthOutcome> => {
     const token = bearerToken(request)
-    let match: string | null = null
-    if (token !== undefined) {
-      const candidate = digest(token)
-      for (const t of tokens) {
-        if (timingSafeEqual(candidate, t.hash)) match = t.id
-      }
-      if (match === null && verify !== undefined && token.split('.').length === 3) {
-        try {
-          const { subject, scopes } = await verify(token)
-          match = `sub:${fingerprint(subject)}`
-          request.scopes = scopes
-        } catch (err) {
-          request.log.info({ reason: err instanceof Error ? err.message : 'invalid' }, 'token rejected')
-        }
+    if (token === undefined) return { ok: false, reason: 'missing' }
+    const candidate = digest(token)
+    let match: { id: string, role: Role } | undefined
+    // Every configured token is compared, match or not: the time taken does not tell which one.
+    for (const t of tokens) {
+      if (timingSafeEqual(candidate, t.hash) && match === undefined) match = t
+    }
+    if (match !== undefined) return { ok: true, identity: match.id, role: match.role, scopes: null }
+    if (verify !== undefined && token.split('.').length === 3) {
+      try {
+        const { subject, scopes } = await verify(token)
+        return { ok: true, identity: `sub:${fingerprint(subject)}`, role: scopes.includes(operatorScope) ? 'operator' : 'client', scopes }
+      } catch (err) {
+        request.log.info({ reason: err instanceof Error ? err.message : 'invalid' }, 'token rejected')
       }
     }
-    if (match === null) {
-      const challenge = token === undefined
-        ? realm
-        : `${realm}, error="invalid_token", error_description="The access token is invalid or expired"`
-      request.log.info({ reason: token === undefined ? 'missing token' : 'invalid token' }, 'unauthorized')
-      return reply
-        .code(401)
-        .header('WWW-Authenticate', challenge)
-        .send({ statusCode: 401, error: 'Unauthorized', message: token === undefined ? 'A bearer token is required' : 'The bearer token is invalid' })
-    }
-    request.identity = match
-  })
+    return { ok: false, reason: 'invalid' }
+  }
+
+  app.decorate('auth', {
+    enabled: authEnabled(config),
+    authenticate,
+    challenge: (reason: 'missing' | 'invalid') => reason === 'missing'
+      ? realm
+      : `${realm}, error="invalid_token", error_description="The access token is invalid or expired"`,
+    operatorChallenge: () => oauth ? `Bearer error="insufficient_scope", scope="${operatorScope}", resource_metadata="${metadataUrl(oauth)}"` : undefined,
+    failures: new FailureCounter(config.authFailureMax, config.rateLimitWindowMs)
+  } satisfies Authenticator)
 }
 
 export default fp(authPlugin, { name: 'auth', dependencies: ['config'] })

@@ -1,31 +1,41 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 
-const EXEMPT = new Set(['/health', '/ready'])
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Counts one request against RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS for its caller and answers
+     * 429 + Retry-After when over; null when rate limiting is off. Called by plugins/policy.ts after
+     * auth, so the caller is the auth identity when there is one, else the client IP.
+     */
+    limitRequest: ((request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>) | null
+  }
+}
 
 /**
- * Rate limiting (RATE_LIMIT_MAX requests per RATE_LIMIT_WINDOW_MS) per caller: the auth identity
- * when there is one, else the client IP (behind nginx, with TRUST_PROXY, the real client's).
- * Over the limit: 429 with Retry-After. A long-lived stream counts once, when it opens.
+ * Rate limiting per caller: the auth identity when there is one, else the client IP (behind nginx,
+ * with TRUST_PROXY, the real client's). @fastify/rate-limit's store is an LRU of bounded size; it
+ * runs for no route by itself (global: false): the policy hook applies it by the route's policy.
+ * A long-lived stream counts once, when it opens.
  */
 const rateLimitPlugin: FastifyPluginAsync = async (app) => {
   const { rateLimitMax, rateLimitWindowMs } = app.config
-  if (rateLimitMax === 0) return
-  await app.register(rateLimit, {
-    global: true,
-    max: rateLimitMax,
-    timeWindow: rateLimitWindowMs,
-    hook: 'onRequest',
-    keyGenerator: (request) => request.identity ?? request.ip,
-    allowList: (request) => request.method === 'OPTIONS' || EXEMPT.has(request.url.split('?', 1)[0]),
-    errorResponseBuilder: (_request, context) => ({
+  if (rateLimitMax === 0) {
+    app.decorate('limitRequest', null)
+    return
+  }
+  await app.register(rateLimit, { global: false, max: rateLimitMax, timeWindow: rateLimitWindowMs })
+  const check = app.createRateLimit({ keyGenerator: (request) => request.identity ?? request.ip })
+  app.decorate('limitRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const result = await check(request)
+    if (result.isAllowed || !result.isExceeded) return undefined
+    return await reply.code(429).header('Retry-After', String(Math.max(1, result.ttlInSeconds))).send({
       statusCode: 429,
       error: 'Too Many Requests',
-      message: `Rate limit exceeded: ${context.max} requests per ${context.after}; retry later`
+      message: `Rate limit exceeded: ${result.max} requests per ${Math.round(result.timeWindow / 1000)} s; retry later`
     })
   })
 }
 
-// Registered after auth, so the limit is per token identity when auth is on.
-export default fp(rateLimitPlugin, { name: 'rate-limit', dependencies: ['config', 'auth'] })
+export default fp(rateLimitPlugin, { name: 'rate-limit', dependencies: ['config'] })

@@ -1,14 +1,23 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { POLICY } from '../plugins/policy.js'
+import { utf8Bytes } from '../src/budget.js'
 
 const BroadcastBody = Type.Object({
   event: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\r\\n:]+$', description: 'SSE event name for the public stream' }),
   data: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
-/** POST /broadcast: an operator message to every open stream (behind auth when auth is on). */
+/**
+ * POST /broadcast: an operator message to every open stream. With auth on it needs an operator
+ * credential (OPERATOR_TOKENS or the OAuth operator scope; client tokens get 403); with auth off it
+ * is open to same-origin callers. `data` is at most MAX_BROADCAST_BYTES of JSON text (413 beyond);
+ * its depth is bounded by the JSON reader (plugins/json-body.ts).
+ */
 const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const maxBytes = app.config.budgets.broadcastBytes
   app.post('/broadcast', {
+    config: { policy: POLICY.operator },
     schema: {
       body: BroadcastBody,
       response: {
@@ -21,9 +30,14 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const started = performance.now()
-    const { event, data } = request.body
+    const { event } = request.body
+    const data = request.body.data ?? null
+    const bytes = utf8Bytes(JSON.stringify(data))
+    if (bytes > maxBytes) {
+      throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
+    }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
-    await Promise.all([app.hub.broadcast(event, data ?? null), app.mcp.changed({ kind: 'broadcast', event, data: data ?? null })])
+    await Promise.all([app.hub.broadcast(event, data), app.mcp.changed({ kind: 'broadcast', event, data })])
     const fanoutMs = Math.round((performance.now() - started) * 100) / 100
     return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams, fanoutMs })
   })

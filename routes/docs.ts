@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { randomBytes } from 'node:crypto'
 import type { Catalog, CatalogEntry, CatalogTool } from '../plugins/mcp.js'
+import { POLICY } from '../plugins/policy.js'
+import { authEnabled } from '../plugins/auth.js'
 import { LATEST_MODERN_VERSION, LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isModernVersion } from '../src/meta.js'
 
 /* ------------------------------------------------------------------------------------------------
@@ -317,7 +319,8 @@ const SAFE_HOST = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})
 
 /** GET /docs: the self-contained documentation page with a live console (no CDN, works offline). */
 const docsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/docs', async (request, reply) => {
+  const policy = app.config.docsPublic ? POLICY.publicGuarded : POLICY.client
+  app.get('/docs', { config: { policy } }, async (request, reply) => {
     const address = app.server.address()
     const fallbackPort = typeof address === 'object' && address !== null ? address.port : app.config.port
     const fallbackHost = app.config.host.includes(':') ? `[${app.config.host}]` : app.config.host
@@ -325,7 +328,8 @@ const docsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const nonce = randomBytes(16).toString('base64')
     const html = renderDocsPage({
       base: `${request.protocol}://${host}`,
-      authOn: app.config.authTokens.length > 0,
+      // Any credential turns auth on: client tokens, operator tokens or OAuth (then the user pastes an access token).
+      authOn: authEnabled(app.config),
       catalog: app.mcp.catalog(),
       nonce
     })

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { POLICY } from '../plugins/policy.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 
 const HealthResponse = Type.Object({
@@ -20,7 +21,7 @@ const ReadyResponse = Type.Object({
 
 /** Liveness (/health) and readiness (/ready) probes; both are public even when auth is on. */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/health', { schema: { response: { 200: HealthResponse } } }, async () => ({
+  app.get('/health', { config: { policy: POLICY.probe }, schema: { response: { 200: HealthResponse } } }, async () => ({
     status: 'ok' as const,
     timestamp: new Date().toISOString(),
     server: SERVER_NAME,
@@ -31,7 +32,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     sessions: app.mcp.stats().sessions
   }))
 
-  app.get('/ready', { schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {
+  app.get('/ready', { config: { policy: POLICY.probe }, schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {
     const { ready, checks } = await app.lifecycle.readiness()
     if (ready) return { status: 'ready' as const, checks }
     reply.header('Retry-After', '5')

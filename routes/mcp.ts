@@ -9,6 +9,7 @@ import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, SERVER_NAME, SERVER
 import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { looksModern } from '../src/mcp/modern.js'
 import { serveModern } from './mcp-modern.js'
+import { POLICY } from '../plugins/policy.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
@@ -51,7 +52,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return session
   }
 
-  app.post('/mcp', async (request, reply) => {
+  app.post('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = header(request, 'accept')
     if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
       return await rpcFail(reply, 406, errorResponse(null, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include application/json and text/event-stream'))
@@ -128,7 +129,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return await reply.code(200).header(SESSION_HEADER, session.id).type('application/json; charset=utf-8').send(response)
   }
 
-  app.get('/mcp', async (request, reply) => {
+  app.get('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     if (!accepts(header(request, 'accept'), 'text/event-stream')) {
       return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
     }
@@ -166,7 +167,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return reply
   })
 
-  app.delete('/mcp', async (request, reply) => {
+  app.delete('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     if (await badVersion(request, reply)) return reply
     const session = await requireSession(request, reply)
     if (session === undefined) return reply
@@ -177,6 +178,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.route({
     method: ['PUT', 'PATCH'],
     url: '/mcp',
+    config: { policy: POLICY.client },
     handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, POST, DELETE, OPTIONS')
       .send({ statusCode: 405, error: 'Method Not Allowed', message: 'Use POST, GET or DELETE on /mcp' })
   })

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { POLICY } from '../plugins/policy.js'
 
 const MetricsHeaders = Type.Object({
   accept: Type.Optional(Type.String())
@@ -18,10 +19,10 @@ function wantsJson (accept: string | undefined): boolean {
 
 /**
  * GET /metrics: Prometheus text exposition (prom-client), or a JSON summary with
- * `Accept: application/json`. Behind auth when auth is on, unless METRICS_PUBLIC=true.
+ * `Accept: application/json`. Behind auth when auth is on, unless METRICS_PUBLIC=true; same-origin only.
  */
 const metricsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/metrics', { schema: { headers: MetricsHeaders } }, async (request, reply) => {
+  app.get('/metrics', { config: { policy: app.config.metricsPublic ? POLICY.publicGuarded : POLICY.client }, schema: { headers: MetricsHeaders } }, async (request, reply) => {
     reply.header('Cache-Control', 'no-store')
     if (wantsJson(request.headers.accept)) {
       return reply.type('application/json; charset=utf-8').send(await app.metrics.json())

@@ -5,6 +5,7 @@ import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { POLICY } from '../plugins/policy.js'
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -16,7 +17,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const server = app.mcp.server
   const keyOf = (id: string): string => `l:${id}`
 
-  app.get('/sse', async (request, reply) => {
+  app.get('/sse', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = request.headers.accept
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
       return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
@@ -69,6 +70,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/messages', {
+    config: { policy: POLICY.client },
     schema: { querystring: Type.Object({ sessionId: Type.Optional(Type.String({ maxLength: 128 })) }) }
   }, async (request, reply) => {
     const id = request.query.sessionId

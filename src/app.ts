@@ -4,13 +4,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { STATUS_CODES } from 'node:http'
 import type { Config } from './config.js'
+import { cap } from './budget.js'
 import configPlugin from '../plugins/config.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
 import jsonBodyPlugin from '../plugins/json-body.js'
 import corsPlugin from '../plugins/cors.js'
-import originGuard from '../plugins/origin-guard.js'
 import authPlugin from '../plugins/auth.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
+import policyPlugin from '../plugins/policy.js'
 import redisPlugin from '../plugins/redis.js'
 import hubPlugin from '../plugins/sse-hub.js'
 import mcpPlugin from '../plugins/mcp.js'
@@ -80,14 +81,24 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     })
   })
 
+  // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
+  // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).
+  app.setNotFoundHandler(async (request, reply) => await reply.code(404).send({
+    statusCode: 404,
+    error: 'Not Found',
+    message: `Route ${request.method}:${cap(request.url, 100)} not found`
+  }))
+
   await app.register(configPlugin, { config })
   await app.register(lifecyclePlugin)
   await app.register(sensible)
   await app.register(jsonBodyPlugin)
+  // CORS first (its headers reach every refusal and it answers preflights), then the one guard:
+  // every route registered after it must declare a policy (plugins/policy.ts).
   await app.register(corsPlugin)
-  await app.register(originGuard)
   await app.register(authPlugin)
   await app.register(rateLimitPlugin)
+  await app.register(policyPlugin)
   await app.register(redisPlugin)
   await app.register(hubPlugin)
   await app.register(mcpPlugin)

@@ -3,8 +3,11 @@ import { ConfigError, loadConfig, type Config } from './config.js'
 import { buildApp } from './app.js'
 
 let config: Config
+let app: Awaited<ReturnType<typeof buildApp>>
 try {
   config = loadConfig()
+  // Building checks what the environment only names (an OAuth key file): also a one-line ConfigError.
+  app = await buildApp(config)
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(err.message + '\n')
@@ -12,8 +15,6 @@ try {
   }
   throw err
 }
-
-const app = await buildApp(config)
 
 // SIGTERM/SIGINT: stop accepting, mark not-ready, tell streams, let in-flight work finish, close.
 // SIGTERM/SIGINT: refuse new work (503, /ready too), let in-flight calls finish for up to

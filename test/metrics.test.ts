@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { buildApp } from '../src/app.js'
 import { createMetrics } from '../plugins/metrics.js'
 import { build, listen, testConfig } from './helper.js'
+import { POLICY } from '../plugins/policy.js'
 import { parsePrometheusText, sampleValue, type Family } from './prom-text.js'
 
 type App = Awaited<ReturnType<typeof build>>
@@ -84,7 +85,7 @@ test('401 answers count as auth failures and 429 answers as rate-limited', async
   const app = await buildApp(testConfig({ authTokens: ['metrics-test-token'] }), { logger: false })
   t.after(() => app.close())
   // A stand-in for the rate limiter: whatever answers 429 is counted.
-  app.get('/limited', async (_request, reply) => reply.code(429).header('Retry-After', '1').send({ statusCode: 429 }))
+  app.get('/limited', { config: { policy: POLICY.client } }, async (_request, reply) => reply.code(429).header('Retry-After', '1').send({ statusCode: 429 }))
   await app.ready()
   const auth = { authorization: 'Bearer metrics-test-token' }
   await app.inject({ method: 'GET', url: '/health' })

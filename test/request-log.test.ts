@@ -4,6 +4,7 @@ import { Writable } from 'node:stream'
 import { buildApp, LOG_REDACT } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { testConfig } from './helper.js'
+import { POLICY } from '../plugins/policy.js'
 
 interface LogLine { level: number, msg: string, [key: string]: unknown }
 
@@ -44,7 +45,7 @@ test('each request is logged once, with method, url, status and response time', 
 test('a JSON-RPC request is logged with its session id, method and tool name', async (t) => {
   const { app, requestLines } = await buildLogged(t, {}, (app) => {
     // Any POST with a JSON-RPC body is described the same way as POST /mcp.
-    app.post('/rpc-echo', async (_request, reply) => reply.header('mcp-session-id', 'from-response').send({ ok: true }))
+    app.post('/rpc-echo', { config: { policy: POLICY.client } }, async (_request, reply) => reply.header('mcp-session-id', 'from-response').send({ ok: true }))
   })
   await app.inject({
     method: 'POST',

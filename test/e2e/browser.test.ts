@@ -112,7 +112,9 @@ test('the console\'s EventSource mode receives broadcasts it listens for', async
 
 test('with auth on, the console sends the token it is given, for the stream and for tool calls', async (t) => {
   const token = 'browser-test-token-42'
-  const { url } = await listen(t, { authTokens: [token] })
+  // /broadcast needs an operator credential when auth is on; the console itself uses a client token.
+  const operator = 'browser-test-operator-42'
+  const { url } = await listen(t, { authTokens: [token], operatorTokens: [operator] })
   const { page, problems } = await openPage(t)
   // A browser cannot add a header to a navigation; the test does it for the page itself only.
   await page.route(`${url}/docs`, (route) => route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${token}` } }))
@@ -127,7 +129,7 @@ test('with auth on, the console sends the token it is given, for the stream and 
   await page.click('#connect')
   await page.waitForSelector('#status[data-state="connected"]')
   await page.waitForSelector('#events li[data-event="welcome"]')
-  await broadcast(url, 'secured', { ok: true }, token)
+  await broadcast(url, 'secured', { ok: true }, operator)
   await page.waitForSelector('#events li[data-event="secured"]')
 
   const result = await callSelectedTool(page)
