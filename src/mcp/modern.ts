@@ -176,16 +176,21 @@ export class ModernEngine {
     let binding: string | undefined
     const bind = (): string => (binding ??= requestBinding(req.method, params))
     const codec = this.#opts.codec
-    const previous = params?.requestState === undefined ? {} : codec.open(params.requestState, bind(), identity).r
+    // Answers come only with the state that asked for them; a state is redeemed once (src/mcp/mrtr.ts).
+    if (params?.inputResponses !== undefined && params.requestState === undefined) {
+      throw new RpcError(ErrorCode.InvalidParams, 'inputResponses need the requestState of the InputRequiredResult that asked for them')
+    }
+    const previous = params?.requestState === undefined ? {} : (await codec.redeem(params.requestState, params.inputResponses, bind(), identity)).r
+    const input = new InputCollector(previous, params?.inputResponses)
     const { response } = await this.#server.request(req, undefined, {
       ...ctx,
       stateless: {
         sid,
         clientCapabilities: meta.clientCapabilities,
         logLevel: meta.logLevel,
-        input: new InputCollector(previous, params?.inputResponses),
+        input,
         resumed: params?.requestState !== undefined,
-        seal: (used) => codec.seal({ b: bind(), p: identity, e: Date.now() + codec.ttlMs, r: used })
+        seal: (used) => codec.seal({ b: bind(), p: identity, e: Date.now() + codec.ttlMs, r: used, k: [...input.asks.keys()] })
       }
     })
     if (response === null) return null
