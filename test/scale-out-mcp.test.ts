@@ -47,6 +47,7 @@ async function cluster (t: TestContext, overrides: Partial<Config> = {}) {
 
 function rawRedis (t: TestContext, redis: RedisServer): Redis {
   const r = new Redis(redis.url, { maxRetriesPerRequest: 2 })
+  r.on('error', () => {})
   t.after(() => { r.disconnect() })
   return r
 }
@@ -239,4 +240,29 @@ test('run-time registration with REDIS_URL is refused with a clear error (no lis
     const read = await (await post(r.url, sid, { jsonrpc: '2.0', id: 3, method: 'resources/list' })).json() as { result: { resources: Array<{ uri: string }> } }
     assert.ok(read.result.resources.some((x) => x.uri === 'vault://payroll'), 'registered before ready: on every replica')
   }
+})
+
+test('a cancel posted on B stops the request running on A (relayed to A alone)', { skip, timeout: 60_000 }, async (t) => {
+  const { redis, a, b } = await cluster(t)
+  const sid = await initialize(a.url)
+  const spy = rawRedis(t, redis)
+  const channels: string[] = []
+  spy.on('pmessage', (_p: string, channel: string) => { channels.push(channel) })
+  await spy.psubscribe('mcp:control*')
+  const cmd = rawRedis(t, redis)
+  const running = post(a.url, sid, { jsonrpc: '2.0', id: 'long', method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 20_000 } } })
+  const deadline = Date.now() + 5000
+  while (await cmd.exists(`mcp:run:${sid}:long`) === 0) {
+    assert.ok(Date.now() < deadline, 'the running request is recorded')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const started = Date.now()
+  assert.equal((await post(b.url, sid, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'long', reason: 'user' } })).status, 202)
+  while (a.app.mcp.server.inflight > 0) {
+    assert.ok(Date.now() - started < 5000, 'cancelled within 5 s')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  running.catch(() => {})
+  assert.equal(channels.length, 1)
+  assert.match(channels[0], /^mcp:control:/, 'sent on the running replica\'s own channel')
 })
