@@ -129,7 +129,7 @@ test('an answer for the right id but another session completes nothing', { skip,
   assert.match(JSON.stringify((await call.response()).result?.content), /bo@example\.com/)
 })
 
-test('MRTR: consent for vault://public-notes (with a stray name) cannot read vault://payroll; answers need their state; a state works once', { skip, timeout: 60_000 }, async (t) => {
+test('MRTR: consent for vault://public-notes (with a stray name) cannot read vault://payroll; answers without their state are not used; a state works once', { skip, timeout: 60_000 }, async (t) => {
   const { a, b } = await cluster(t)
   const r1 = await modern(a.url, 'resources/read', { uri: 'vault://public-notes', name: 'x' })
   assert.equal(r1.result?.resultType, 'input_required')
@@ -138,9 +138,10 @@ test('MRTR: consent for vault://public-notes (with a stray name) cannot read vau
   assert.equal(stolen.error?.code, -32602, JSON.stringify(stolen))
   assert.match(stolen.error?.message ?? '', /different request/)
 
+  // Answers without the state that asked for them are never used: consent is asked again.
   const bare = await modern(b.url, 'resources/read', { uri: 'vault://payroll', inputResponses: accept })
-  assert.equal(bare.error?.code, -32602, JSON.stringify(bare))
-  assert.match(bare.error?.message ?? '', /need the requestState/)
+  assert.equal(bare.result?.resultType, 'input_required', JSON.stringify(bare))
+  assert.equal(bare.result?.contents, undefined)
 
   const ok = await modern(b.url, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
   assert.deepEqual(ok.result?.contents, [{ uri: 'vault://public-notes', text: 'contents of vault://public-notes' }])

@@ -1,6 +1,6 @@
 import { PROTOCOL_VERSIONS, isModernVersion, isLegacyVersion } from '../meta.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
-import { InputCollector, RequestStateCodec, requestBinding } from './mrtr.js'
+import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
 
@@ -176,12 +176,9 @@ export class ModernEngine {
     let binding: string | undefined
     const bind = (): string => (binding ??= requestBinding(req.method, params))
     const codec = this.#opts.codec
-    // Answers come only with the state that asked for them; a state is redeemed once (src/mcp/mrtr.ts).
-    if (params?.inputResponses !== undefined && params.requestState === undefined) {
-      throw new RpcError(ErrorCode.InvalidParams, 'inputResponses need the requestState of the InputRequiredResult that asked for them')
-    }
-    const previous = params?.requestState === undefined ? {} : (await codec.redeem(params.requestState, params.inputResponses, bind(), identity)).r
-    const input = new InputCollector(previous, params?.inputResponses)
+    // Only answers the (verified, single-use) state asked for are used; others are ignored (src/mcp/mrtr.ts).
+    const state = params?.requestState === undefined ? undefined : await codec.redeem(params.requestState, bind(), identity)
+    const input = new InputCollector(state?.r ?? {}, askedAnswers(params?.inputResponses, state))
     const { response } = await this.#server.request(req, undefined, {
       ...ctx,
       stateless: {

@@ -1,5 +1,4 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { cap } from '../budget.js'
 import { ErrorCode, RpcError } from './jsonrpc.js'
 
 /**
@@ -118,7 +117,7 @@ export interface CodecOptions {
 /**
  * Seals and opens requestState: base64url(JSON) + '.' + HMAC-SHA256. Replicas that share the
  * secret accept each other's state; anything altered, expired, oversized, issued to someone else
- * or for another request, answering keys it did not ask, or redeemed before is refused with -32602.
+ * or for another request, or redeemed before is refused with -32602.
  */
 export class RequestStateCodec {
   readonly #ring: SecretRing
@@ -141,15 +140,9 @@ export class RequestStateCodec {
     return token
   }
 
-  /** Verifies a retry's state (and that `inputResponses` answer only what it asked), then redeems its nonce. */
-  async redeem (token: unknown, inputResponses: unknown, binding: string, identity: string | null, now = Date.now()): Promise<RequestState> {
+  /** Verifies a retry's state, then redeems its nonce (a state works once). */
+  async redeem (token: unknown, binding: string, identity: string | null, now = Date.now()): Promise<RequestState> {
     const state = this.open(token, binding, identity, now)
-    const given = obj(inputResponses)
-    if (given !== undefined) {
-      const asked = new Set(state.k)
-      const extra = Object.keys(given).filter((k) => !asked.has(k))
-      if (extra.length > 0) throw invalid(`it did not ask for ${cap(extra.slice(0, 3).join(', '), 80)}`)
-    }
     if (!await this.#nonces.consume(state.n, Math.max(1, state.e - now))) throw invalid('it was already used; start the request again without it')
     return state
   }
@@ -185,6 +178,20 @@ export class RequestStateCodec {
 }
 
 const invalid = (why: string): RpcError => new RpcError(ErrorCode.InvalidParams, `Invalid requestState: ${why}`)
+
+/**
+ * The answers of a retry the server may use: only those a verified requestState asked for. Answers
+ * without a state, or to keys the state did not ask, are ignored (the spec: servers SHOULD ignore
+ * unrecognized information), so the handler asks again instead of trusting them.
+ */
+export function askedAnswers (inputResponses: unknown, state: RequestState | undefined): unknown {
+  if (state === undefined || inputResponses === undefined) return undefined
+  const given = obj(inputResponses)
+  if (given === undefined) return inputResponses
+  const out: Record<string, unknown> = {}
+  for (const k of state.k) if (Object.prototype.hasOwnProperty.call(given, k)) out[k] = given[k]
+  return out
+}
 
 /**
  * One stateless request's view of client input: answers from state and from the retry, and the
