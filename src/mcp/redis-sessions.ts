@@ -81,7 +81,7 @@ export class RedisSessionStore implements SessionStore {
       .hset(recordKey(record.id), 'r', JSON.stringify(fixed), 'l', logLevel ?? '', 'i', initialized ? '1' : '0')
       .pexpire(recordKey(record.id), this.#idleMs)
       .zadd(INDEX, record.lastSeenAt, record.id)
-    if (subscriptions.length > 0) {
+    if (subscriptions !== undefined && subscriptions.length > 0) {
       m.sadd(subsKey(record.id), ...subscriptions).pexpire(subsKey(record.id), this.#idleMs)
       for (const uri of subscriptions) m.sadd(uriPrefix + uri, record.id)
     }
@@ -89,14 +89,16 @@ export class RedisSessionStore implements SessionStore {
     this.#size++
   }
 
+  /** The record without its subscriptions (subscriptionsOf): reading a session costs the same however many it has. */
   async get (id: string): Promise<SessionRecord | undefined> {
-    const results = await this.#redis.multi().hgetall(recordKey(id)).smembers(subsKey(id)).exec()
-    if (results === null) throw new Error('Redis transaction aborted')
-    for (const [err] of results) if (err) throw err
-    const hash = results[0][1] as Record<string, string>
+    const hash = await this.#redis.hgetall(recordKey(id))
     if (hash.r === undefined) return undefined
     const fixed = JSON.parse(hash.r) as Fixed
-    return { ...fixed, logLevel: hash.l === '' || hash.l === undefined ? null : hash.l as LoggingLevel, initialized: hash.i === '1', subscriptions: results[1][1] as string[] }
+    return { ...fixed, logLevel: hash.l === '' || hash.l === undefined ? null : hash.l as LoggingLevel, initialized: hash.i === '1' }
+  }
+
+  async subscriptionsOf (id: string): Promise<string[]> {
+    return await this.#redis.smembers(subsKey(id))
   }
 
   /**

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 
 export type LoggingLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error' | 'critical' | 'alert' | 'emergency'
 export const LOGGING_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
@@ -14,10 +14,12 @@ export interface SessionRecord {
   /** Set by logging/setLevel; null means the client did not ask (everything is sent). */
   logLevel: LoggingLevel | null
   /**
-   * Resource URIs the client subscribed to, as of when the record was read. Stores keep them apart
-   * from the record (SessionStore.subscribe/unsubscribe/subscribers) so concurrent changes are atomic.
+   * Initial subscriptions when the record is created (none by default). Stores keep subscriptions
+   * apart from the record, so concurrent changes are atomic and reading a session costs the same
+   * however many it has: a record read back does not carry them (SessionStore.subscriptionsOf,
+   * subscribe, unsubscribe, subscribers).
    */
-  subscriptions: string[]
+  subscriptions?: string[]
   /** The auth identity that created the session; another identity cannot use it. */
   identity: string | null
   initialized: boolean
@@ -40,6 +42,8 @@ export interface SessionStore {
   unsubscribe (id: string, uri: string): Promise<void>
   /** Ids of the sessions subscribed to `uri` (an index: cost in proportion to the subscribers). */
   subscribers (uri: string): Promise<string[]>
+  /** The URIs session `id` is subscribed to. */
+  subscriptionsOf (id: string): Promise<string[]>
   /** Marks the session used now (idle eviction counts from here). */
   touch (id: string): Promise<void>
   delete (id: string): Promise<boolean>
@@ -62,10 +66,21 @@ export function isSessionId (value: unknown): value is string {
   return typeof value === 'string' && /^[\x21-\x7E]{1,128}$/.test(value)
 }
 
+/**
+ * The key a URI is indexed by in memory. V8 hashes a string longer than 16,383 characters by its
+ * length alone, so long URIs of equal length would all collide in a Map (each insert comparing
+ * against every other: quadratic). Long ones are keyed by their SHA-256 instead.
+ */
+function uriKey (uri: string): string {
+  return uri.length <= 1024 ? `u:${uri}` : `h:${createHash('sha256').update(uri).digest('base64url')}`
+}
+
 /** Sessions in a Map, swept for idleness once a minute (or at a tenth of the timeout). */
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, SessionRecord>()
-  /** uri → subscribed session ids. */
+  /** session id → subscribed URIs, by uriKey. */
+  readonly #subscriptions = new Map<string, Map<string, string>>()
+  /** uriKey → subscribed session ids. */
   readonly #subscribers = new Map<string, Set<string>>()
   readonly #idleMs: number
   readonly #timer: NodeJS.Timeout
@@ -86,63 +101,60 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async create (record: SessionRecord): Promise<void> {
-    this.#sessions.set(record.id, record)
-    for (const uri of record.subscriptions) this.#index(uri).add(record.id)
+    const { subscriptions, ...rest } = record
+    this.#sessions.set(record.id, rest)
+    for (const uri of subscriptions ?? []) await this.subscribe(record.id, uri, Number.MAX_SAFE_INTEGER)
   }
 
   async get (id: string): Promise<SessionRecord | undefined> { return this.#sessions.get(id) }
   async update (id: string, patch: Partial<Omit<SessionRecord, 'id'>>): Promise<void> {
     const s = this.#sessions.get(id)
     if (s === undefined) return
-    if (patch.subscriptions !== undefined) {
-      this.#unindex(s)
-      for (const uri of patch.subscriptions) this.#index(uri).add(id)
-    }
-    Object.assign(s, patch)
+    const { subscriptions, ...rest } = patch
+    Object.assign(s, rest)
+    if (subscriptions === undefined) return
+    this.#unsubscribeAll(id)
+    for (const uri of subscriptions) await this.subscribe(id, uri, Number.MAX_SAFE_INTEGER)
   }
 
   async subscribe (id: string, uri: string, max: number): Promise<'ok' | 'full' | 'gone'> {
-    const s = this.#sessions.get(id)
-    if (s === undefined) return 'gone'
-    const index = this.#index(uri)
-    if (index.has(id)) return 'ok'
-    if (s.subscriptions.length >= max) {
-      if (index.size === 0) this.#subscribers.delete(uri)
-      return 'full'
-    }
-    index.add(id)
-    s.subscriptions.push(uri)
+    if (!this.#sessions.has(id)) return 'gone'
+    const key = uriKey(uri)
+    let mine = this.#subscriptions.get(id)
+    if (mine?.has(key) === true) return 'ok'
+    if ((mine?.size ?? 0) >= max) return 'full'
+    if (mine === undefined) this.#subscriptions.set(id, mine = new Map())
+    mine.set(key, uri)
+    let theirs = this.#subscribers.get(key)
+    if (theirs === undefined) this.#subscribers.set(key, theirs = new Set())
+    theirs.add(id)
     return 'ok'
   }
 
   async unsubscribe (id: string, uri: string): Promise<void> {
-    const s = this.#sessions.get(id)
-    const index = this.#subscribers.get(uri)
-    if (s === undefined || index?.delete(id) !== true) return
-    if (index.size === 0) this.#subscribers.delete(uri)
-    s.subscriptions = s.subscriptions.filter((u) => u !== uri)
+    const key = uriKey(uri)
+    const mine = this.#subscriptions.get(id)
+    if (mine?.delete(key) !== true) return
+    if (mine.size === 0) this.#subscriptions.delete(id)
+    const theirs = this.#subscribers.get(key)
+    theirs?.delete(id)
+    if (theirs?.size === 0) this.#subscribers.delete(key)
   }
 
-  async subscribers (uri: string): Promise<string[]> { return [...this.#subscribers.get(uri) ?? []] }
+  async subscribers (uri: string): Promise<string[]> { return [...this.#subscribers.get(uriKey(uri)) ?? []] }
+  async subscriptionsOf (id: string): Promise<string[]> { return [...this.#subscriptions.get(id)?.values() ?? []] }
 
-  #index (uri: string): Set<string> {
-    let set = this.#subscribers.get(uri)
-    if (set === undefined) this.#subscribers.set(uri, set = new Set())
-    return set
-  }
-
-  #unindex (s: SessionRecord): void {
-    for (const uri of s.subscriptions) {
-      const index = this.#subscribers.get(uri)
-      index?.delete(s.id)
-      if (index?.size === 0) this.#subscribers.delete(uri)
+  #unsubscribeAll (id: string): void {
+    for (const key of this.#subscriptions.get(id)?.keys() ?? []) {
+      const theirs = this.#subscribers.get(key)
+      theirs?.delete(id)
+      if (theirs?.size === 0) this.#subscribers.delete(key)
     }
+    this.#subscriptions.delete(id)
   }
 
   #drop (id: string): boolean {
-    const s = this.#sessions.get(id)
-    if (s === undefined) return false
-    this.#unindex(s)
+    this.#unsubscribeAll(id)
     return this.#sessions.delete(id)
   }
 
@@ -160,6 +172,7 @@ export class MemorySessionStore implements SessionStore {
   async close (): Promise<void> {
     clearInterval(this.#timer)
     this.#sessions.clear()
+    this.#subscriptions.clear()
     this.#subscribers.clear()
   }
 }
