@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { McpServer, type McpObserver } from '../src/mcp/server.js'
+import { McpServer, type McpObserver, type ScaleOutTracker } from '../src/mcp/server.js'
 import { MemorySessionStore, SessionLedger, type SessionRecord, type SessionStore } from '../src/mcp/session.js'
 import { Quota } from '../src/budget.js'
 import { RedisSessionStore } from '../src/mcp/redis-sessions.js'
@@ -10,8 +10,10 @@ import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 import { ListenStreams, ModernEngine, type Change } from '../src/mcp/modern.js'
-import { RequestStateCodec } from '../src/mcp/mrtr.js'
+import { MemoryNonceStore, RequestStateCodec, fixedRing, type NonceStore, type SecretRing } from '../src/mcp/mrtr.js'
+import { cap } from '../src/budget.js'
 import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
 
 export type { McpObserver }
 
@@ -36,13 +38,26 @@ export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport
   return session.transport === 'legacy' ? `l:${session.id}` : `s:${session.id}:g`
 }
 
-/** Messages between replicas about work in flight: responses to our requests, cancellations. */
-type Control =
+/**
+ * Messages between replicas. Responses and cancels go to the one replica where the request is
+ * awaited or running (its own channel, found through a Redis key set while it waits or runs);
+ * changes for listen streams go to every replica.
+ */
+type Directed =
   | { t: 'response', sid: string, msg: JsonRpcResponse }
   | { t: 'cancel', sid: string, id: RequestId, reason?: string }
-  | { t: 'change', from: string, change: Change }
+interface Broadcast { t: 'change', from: string, change: Change }
 const CONTROL_CHANNEL = 'mcp:control'
+const replicaChannel = (replica: string): string => `${CONTROL_CHANNEL}:${replica}`
+const awaitKey = (sid: string, id: RequestId): string => `mcp:await:${sid}:${String(id)}`
+const runKey = (sid: string, id: RequestId): string => `mcp:run:${sid}:${String(id)}`
 const STATE_SECRET_KEY = 'mcp:state-secret'
+/** Largest client response relayed to another replica (bytes of JSON); larger ones are dropped. */
+export const MAX_RELAY_BYTES = 1_048_576
+/** A request is recorded as running (for cancels from other replicas) once it has run this long. */
+const TRACK_RUNNING_AFTER_MS = 20
+/** Longest request id tracked across replicas (longer ids are cancelled only where they run). */
+const MAX_TRACKED_ID = 200
 
 /** What a client holds besides its streams (README "Resource budgets"), and how a session ends. */
 interface SessionBudgets {
@@ -53,7 +68,7 @@ interface SessionBudgets {
   endSession: (id: string, reason: string) => Promise<void>
 }
 
-function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: (c: Control) => Promise<void>, budgets: SessionBudgets) {
+function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: Relay, budgets: SessionBudgets) {
   return {
     ...budgets,
     /** The protocol engine (the transports use it). */
@@ -88,17 +103,18 @@ function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenSt
     stats () { return { sessions: server.sessions.size } },
     /**
      * A client's response or notification. Responses to server→client requests and cancellations
-     * reach the replica where the request runs, wherever the client's POST landed.
+     * reach the replica where the request is awaited or runs, wherever the client's POST landed;
+     * a response nobody awaits, or a cancel of a request running nowhere, goes nowhere.
      */
     async receive (msg: JsonRpcResponse | JsonRpcNotification, session: SessionRecord): Promise<void> {
       if ('method' in msg) {
         await server.notification(msg, session)
         const id = msg.params?.requestId
         if (msg.method === 'notifications/cancelled' && (typeof id === 'string' || typeof id === 'number') && !server.cancel(session.id, id)) {
-          await relay({ t: 'cancel', sid: session.id, id, reason: typeof msg.params?.reason === 'string' ? msg.params.reason : undefined })
+          await relay.cancel(session.id, id, typeof msg.params?.reason === 'string' ? msg.params.reason : undefined)
         }
       } else if (!server.response(msg, session.id)) {
-        await relay({ t: 'response', sid: session.id, msg })
+        await relay.response(session.id, msg)
       }
     },
     observe (observer: McpObserver) { server.observe(observer) }
@@ -119,22 +135,99 @@ function sessionStore (app: FastifyInstance): SessionStore {
     : new RedisSessionStore(app.redis.client, app.config.sessionIdleTimeoutMs)
 }
 
-/**
- * The MRTR requestState key: STATE_SECRET when set; else one random key shared by every replica
- * through Redis (first one wins); else random for this process (one replica needs no sharing).
- */
-async function stateSecret (app: FastifyInstance): Promise<Buffer> {
-  if (app.config.stateSecret !== undefined) return Buffer.from(app.config.stateSecret, 'utf8')
-  if (app.redis === null) return randomBytes(32)
-  await app.redis.client.set(STATE_SECRET_KEY, randomBytes(32).toString('base64'), 'NX')
-  const shared = await app.redis.client.get(STATE_SECRET_KEY)
-  if (shared === null) throw new Error('Redis lost the shared requestState key')
-  return Buffer.from(shared, 'base64')
+/** How answers and cancels reach other replicas (no-ops in memory). */
+interface Relay {
+  response (sid: string, msg: JsonRpcResponse): Promise<void>
+  cancel (sid: string, id: RequestId, reason: string | undefined): Promise<void>
 }
+
+/** A keyring that follows the shared secret in Redis: current signs, current and previous verify. */
+class SharedSecretRing implements SecretRing {
+  current: Buffer
+  #previous: Buffer | undefined
+  constructor (current: Buffer) { this.current = current }
+  get all (): readonly Buffer[] { return this.#previous === undefined ? [this.current] : [this.current, this.#previous] }
+
+  /**
+   * After every Redis (re)connect: offer our key (SET NX) and adopt whatever Redis holds. After a
+   * Redis restart the first replica back re-publishes the key all replicas already share, so states
+   * keep verifying everywhere; a replica that must switch keeps its old key to verify with.
+   */
+  async sync (redis: Redis): Promise<void> {
+    await redis.set(STATE_SECRET_KEY, this.current.toString('base64'), 'NX')
+    const shared = await redis.get(STATE_SECRET_KEY)
+    if (shared === null) throw new Error('Redis lost the shared requestState key')
+    const key = Buffer.from(shared, 'base64')
+    if (!key.equals(this.current)) {
+      this.#previous = this.current
+      this.current = key
+    }
+  }
+}
+
+/**
+ * The MRTR requestState keys: STATE_SECRET when set; else one random key shared by every replica
+ * through Redis (first one wins, re-offered on every reconnect); else random for this process.
+ */
+async function stateSecret (app: FastifyInstance): Promise<SecretRing> {
+  if (app.config.stateSecret !== undefined) return fixedRing(Buffer.from(app.config.stateSecret, 'utf8'))
+  if (app.redis === null) return fixedRing(randomBytes(32))
+  const client = app.redis.client
+  const ring = new SharedSecretRing(randomBytes(32))
+  await ring.sync(client)
+  const onReady = (): void => { ring.sync(client).catch((err: Error) => { app.log.warn({ err: err.message }, 'requestState key sync failed') }) }
+  client.on('ready', onReady)
+  app.addHook('onClose', async () => { client.off('ready', onReady) })
+  return ring
+}
+
+/** Single use of requestState: a nonce redeemed with SET NX in Redis (shared by the replicas), else in memory. */
+function nonceStore (app: FastifyInstance): NonceStore {
+  const redis = app.redis?.client
+  if (redis === undefined) return new MemoryNonceStore()
+  return {
+    async consume (nonce, ttlMs) {
+      return await redis.set(`mcp:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX') === 'OK'
+    }
+  }
+}
+
+/**
+ * Scale-out bookkeeping in Redis: which replica awaits a server→client request's answer and
+ * which runs a session request (only once it has run TRACK_RUNNING_AFTER_MS: quick ones are not
+ * worth a round trip, and a cancel that arrives after the answer has nothing to do anyway).
+ */
+function redisTracker (redis: Redis, replica: string, runTtlMs: number): ScaleOutTracker {
+  return {
+    async awaiting (sid, id, ttlMs) { await redis.set(awaitKey(sid, id), replica, 'PX', ttlMs) },
+    settled (sid, id) { redis.del(awaitKey(sid, id)).catch(() => {}) },
+    running (sid, id) {
+      if (String(id).length > MAX_TRACKED_ID) return () => {}
+      let recorded = false
+      const timer = setTimeout(() => {
+        recorded = true
+        redis.set(runKey(sid, id), replica, 'PX', runTtlMs).catch(() => {})
+      }, TRACK_RUNNING_AFTER_MS)
+      timer.unref()
+      return () => {
+        clearTimeout(timer)
+        if (recorded) redis.del(runKey(sid, id)).catch(() => {})
+      }
+    }
+  }
+}
+
+// Claims an awaited answer: the replica that awaits it, deleting the key so one answer is relayed once.
+const CLAIM = `
+local r = redis.call('GET', KEYS[1])
+if r then redis.call('DEL', KEYS[1]) end
+return r`
 
 /** The MCP server as `app.mcp`: registration API, catalog, sessions, observers. */
 const mcpPlugin: FastifyPluginAsync = async (app) => {
   const sessions = sessionStore(app)
+  const replica = randomBytes(9).toString('base64url')
+  const redis = app.redis?.client
   const server = new McpServer({
     name: SERVER_NAME,
     version: SERVER_VERSION,
@@ -144,6 +237,9 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     toolTimeoutMs: app.config.toolTimeoutMs,
     clientInfoBytes: app.config.budgets.clientInfoBytes,
     warn: (fields, message) => { app.log.warn(fields, message) },
+    maxSubscriptionsPerSession: app.config.budgets.subscriptionsPerSession,
+    maxUriBytes: app.config.budgets.uriBytes,
+    tracker: redis === undefined ? undefined : redisTracker(redis, replica, app.config.toolTimeoutMs + 10_000),
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }
@@ -169,28 +265,54 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
-  const relay = async (c: Control): Promise<void> => { await bus?.publish(CONTROL_CHANNEL, JSON.stringify(c)) }
-  const replica = randomBytes(6).toString('hex')
+  const publish = async (channel: string, c: Directed | Broadcast): Promise<void> => { await bus?.publish(channel, JSON.stringify(c)) }
+  const relay: Relay = {
+    async response (sid, msg) {
+      if (redis === undefined) return
+      const payload = JSON.stringify({ t: 'response', sid, msg } satisfies Directed)
+      if (Buffer.byteLength(payload) > MAX_RELAY_BYTES) return
+      const owner = await redis.eval(CLAIM, 1, awaitKey(sid, msg.id ?? 'null')) as string | null
+      if (owner === null || owner === replica) return
+      await bus?.publish(replicaChannel(owner), payload)
+    },
+    async cancel (sid, id, reason) {
+      if (redis === undefined || String(id).length > MAX_TRACKED_ID) return
+      const owner = await redis.get(runKey(sid, id))
+      if (owner === null || owner === replica) return
+      await publish(replicaChannel(owner), { t: 'cancel', sid, id, reason: reason === undefined ? undefined : cap(reason, 200) })
+    }
+  }
   const listeners = new ListenStreams()
   // A change reaches this process's listen streams at once and the other replicas' through the bus.
   const changed = async (change: Change): Promise<void> => {
-    await Promise.all([listeners.deliver(change), relay({ t: 'change', from: replica, change })])
+    await Promise.all([listeners.deliver(change), publish(CONTROL_CHANNEL, { t: 'change', from: replica, change })])
   }
-  server.registry.onChange((kind) => { changed({ kind }).catch(() => {}) })
+  // Registry changes are local: in Redis mode the registry is locked once ready (below), so a
+  // replica's start-up registrations are never announced to the others' listen streams.
+  server.registry.onChange((kind) => { listeners.deliver({ kind }).catch(() => {}) })
   if (bus !== undefined) {
-    const off = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
+    const offChanges = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
       try {
-        const c = JSON.parse(payload) as Control
-        if (c.t === 'response') server.response(c.msg, c.sid)
-        else if (c.t === 'cancel') server.cancel(c.sid, c.id, c.reason)
-        else if (c.from !== replica) listeners.deliver(c.change).catch(() => {})
+        const c = JSON.parse(payload) as Broadcast
+        if (c.t === 'change' && c.from !== replica) listeners.deliver(c.change).catch(() => {})
       } catch {}
     })
-    app.addHook('onClose', async () => { await off() })
+    const offDirected = await bus.subscribe(replicaChannel(replica), (payload) => {
+      try {
+        const c = JSON.parse(payload) as Directed
+        if (c.t === 'response') server.response(c.msg, c.sid)
+        else if (c.t === 'cancel') server.cancel(c.sid, c.id, c.reason)
+      } catch {}
+    })
+    app.addHook('onClose', async () => { await Promise.all([offChanges(), offDirected()]) })
+    // Handlers cannot cross processes: registrations happen on every replica before ready.
+    app.addHook('onReady', async () => {
+      server.registry.lock('with REDIS_URL every replica must serve the same tools, resources and prompts; register them at start-up on every replica (before the app is ready)')
+    })
   }
   const modern = new ModernEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
-    codec: new RequestStateCodec(await stateSecret(app), app.config.stateTtlMs),
+    codec: new RequestStateCodec(await stateSecret(app), { ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app) }),
     listTtlMs: app.config.cacheTtlMs,
     readTtlMs: 0,
     privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined

@@ -184,10 +184,16 @@ test('MRTR: input_required with signed state; tampered, foreign or replayed-else
   assert.match(await refused({ requestState: `${r2.requestState as string}x` }), /integrity/)
   assert.match(await refused({ requestState: 'garbage' }), /integrity/)
   assert.match(await refused({ requestState: r2.requestState }, 'test_input_required_result_elicitation'), /different request/)
-  assert.match(await refused({ inputResponses: { step1: 5 } }), /inputResponses\.step1/)
-  assert.match(await refused({ inputResponses: null }), /inputResponses must be an object/)
+  assert.match(await refused({ requestState: r2.requestState, inputResponses: { step2: answer({ color: 'red' }) } }), /already used/)
+  const round1 = async (name: string) => (await call(app, 'tools/call', tool(name))).json().result.requestState as string
+  assert.match(await refused({ requestState: await round1('test_input_required_result_multi_round'), inputResponses: { step1: 5 } }), /inputResponses\.step1/)
+  assert.match(await refused({ requestState: await round1('test_input_required_result_multi_round'), inputResponses: null }), /inputResponses must be an object/)
+  // Answers no state asked for are ignored (never used): the handler asks again.
+  const asks = async (extra: Record<string, unknown>) => Object.keys((await call(app, 'tools/call', tool('test_input_required_result_multi_round', extra))).json().result.inputRequests)
+  assert.deepEqual(await asks({ inputResponses: { step1: answer({ name: 'Ada' }) } }), ['step1'], 'without requestState')
+  assert.deepEqual(await asks({ requestState: await round1('test_input_required_result_multi_round'), inputResponses: { step2: answer({ color: 'red' }) } }), ['step1'], 'a key the state did not ask')
   // A missing answer is asked again rather than failing.
-  const again = (await call(app, 'tools/call', tool('test_input_required_result_elicitation', { inputResponses: { wrong_key: answer({}) } }))).json().result
+  const again = (await call(app, 'tools/call', tool('test_input_required_result_elicitation', { requestState: await round1('test_input_required_result_elicitation'), inputResponses: {} }))).json().result
   assert.equal(again.resultType, 'input_required')
 })
 

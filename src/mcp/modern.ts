@@ -1,6 +1,6 @@
 import { PROTOCOL_VERSIONS, isModernVersion, isLegacyVersion } from '../meta.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
-import { InputCollector, RequestStateCodec, requestBinding } from './mrtr.js'
+import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
 import { cap, utf8Bytes } from '../budget.js'
@@ -180,16 +180,18 @@ export class ModernEngine {
     let binding: string | undefined
     const bind = (): string => (binding ??= requestBinding(req.method, params))
     const codec = this.#opts.codec
-    const previous = params?.requestState === undefined ? {} : codec.open(params.requestState, bind(), identity).r
+    // Only answers the (verified, single-use) state asked for are used; others are ignored (src/mcp/mrtr.ts).
+    const state = params?.requestState === undefined ? undefined : await codec.redeem(params.requestState, bind(), identity)
+    const input = new InputCollector(state?.r ?? {}, askedAnswers(params?.inputResponses, state))
     const { response } = await this.#server.request(req, undefined, {
       ...ctx,
       stateless: {
         sid,
         clientCapabilities: meta.clientCapabilities,
         logLevel: meta.logLevel,
-        input: new InputCollector(previous, params?.inputResponses),
+        input,
         resumed: params?.requestState !== undefined,
-        seal: (used) => codec.seal({ b: bind(), p: identity, e: Date.now() + codec.ttlMs, r: used })
+        seal: (used) => codec.seal({ b: bind(), p: identity, e: Date.now() + codec.ttlMs, r: used, k: [...input.asks.keys()] })
       }
     })
     if (response === null) return null

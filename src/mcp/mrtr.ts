@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, RpcError } from './jsonrpc.js'
 
 /**
@@ -23,7 +23,7 @@ export class InputRequiredSignal extends Error {
 
 /** What the signed requestState carries between rounds. */
 export interface RequestState {
-  /** method + name/uri + arguments digest: state is valid only for the request that produced it. */
+  /** method + real target (tool/prompt name or resource URI) + arguments digest: valid only for that request. */
   b: string
   /** Auth identity the state was issued to (null when auth is off). */
   p: string | null
@@ -31,51 +31,134 @@ export interface RequestState {
   e: number
   /** Answers already given in earlier rounds, by input key. */
   r: Record<string, Record<string, unknown>>
+  /** The input keys this state asked for: the retry's inputResponses may answer only these. */
+  k: string[]
+  /** Nonce: the state is redeemed at most once within its TTL. */
+  n: string
+}
+
+/** Records redeemed nonces: true the first time a nonce is seen within `ttlMs`, false after. */
+export interface NonceStore {
+  consume (nonce: string, ttlMs: number): Promise<boolean>
+}
+
+/** Redeemed nonces of one process, bounded in count (a full store refuses rather than forgets). */
+export class MemoryNonceStore implements NonceStore {
+  readonly #seen = new Map<string, number>()
+  readonly #max: number
+  constructor (max = 100_000) { this.#max = max }
+
+  async consume (nonce: string, ttlMs: number, now = Date.now()): Promise<boolean> {
+    // Insertion order is expiry order (one TTL for all): expired entries are at the front.
+    for (const [n, expires] of this.#seen) {
+      if (expires > now) break
+      this.#seen.delete(n)
+    }
+    if (this.#seen.has(nonce)) return false
+    if (this.#seen.size >= this.#max) throw new RpcError(ErrorCode.InvalidParams, 'Invalid requestState: too many retries in flight; start the request again later')
+    this.#seen.set(nonce, now + ttlMs)
+    return true
+  }
+
+  get size (): number { return this.#seen.size }
 }
 
 const obj = (v: unknown): Record<string, unknown> | undefined =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
 
-/** JSON with sorted keys, so the same arguments always give the same digest. */
-function canonical (value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
+/** Deepest value canonical() walks; bodies are depth-limited by the JSON reader long before this. */
+const MAX_CANONICAL_DEPTH = 256
+
+/** JSON with sorted keys, so the same arguments always give the same digest. Depth-checked. */
+function canonical (value: unknown, depth = 0): string {
+  if (depth > MAX_CANONICAL_DEPTH) throw new RpcError(ErrorCode.InvalidParams, `Invalid params: nested deeper than ${MAX_CANONICAL_DEPTH} levels`)
+  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`
   const o = obj(value)
-  if (o !== undefined) return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`
+  if (o !== undefined) return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k], depth + 1)}`).join(',')}}`
   return JSON.stringify(value) ?? 'null'
 }
 
-/** Binds state to one request: its method, target (tool/prompt name or resource URI) and arguments. */
+/** The target a method acts on: the tool or prompt name, the resource URI; nothing else stands in for it. */
+function targetOf (method: string, params: Record<string, unknown> | undefined): unknown {
+  switch (method) {
+    case 'tools/call':
+    case 'prompts/get':
+      return params?.name ?? null
+    case 'resources/read':
+      return params?.uri ?? null
+    default:
+      return [params?.name ?? null, params?.uri ?? null]
+  }
+}
+
+/** Binds state to one request: its method, real target (tool/prompt name or resource URI) and arguments. */
 export function requestBinding (method: string, params: Record<string, unknown> | undefined): string {
-  const target = params?.name ?? params?.uri ?? null
-  return createHash('sha256').update(canonical([method, target, params?.arguments ?? null])).digest('base64url')
+  return createHash('sha256').update(canonical([method, targetOf(method, params), params?.arguments ?? null])).digest('base64url')
+}
+
+/** Signs with the current key; verifies with any key of the ring (current, then previous ones). */
+export interface SecretRing {
+  readonly current: Buffer
+  readonly all: readonly Buffer[]
+}
+
+/** A fixed ring of one key (STATE_SECRET, or a random key for a single process). */
+export function fixedRing (secret: Buffer): SecretRing {
+  return { current: secret, all: [secret] }
+}
+
+export interface CodecOptions {
+  ttlMs: number
+  /** Largest requestState issued or accepted (MAX_STATE_BYTES). */
+  maxBytes: number
+  nonces: NonceStore
 }
 
 /**
  * Seals and opens requestState: base64url(JSON) + '.' + HMAC-SHA256. Replicas that share the
- * secret accept each other's state; anything altered, expired, issued to someone else or for
- * another request is refused with -32602.
+ * secret accept each other's state; anything altered, expired, oversized, issued to someone else
+ * or for another request, or redeemed before is refused with -32602.
  */
 export class RequestStateCodec {
-  readonly #secret: Buffer
+  readonly #ring: SecretRing
+  readonly #nonces: NonceStore
   readonly ttlMs: number
-  constructor (secret: Buffer, ttlMs: number) {
-    this.#secret = secret
-    this.ttlMs = ttlMs
+  readonly maxBytes: number
+  constructor (ring: SecretRing | Buffer, opts: CodecOptions) {
+    this.#ring = Buffer.isBuffer(ring) ? fixedRing(ring) : ring
+    this.ttlMs = opts.ttlMs
+    this.maxBytes = opts.maxBytes
+    this.#nonces = opts.nonces
   }
 
-  seal (state: RequestState): string {
-    const body = Buffer.from(JSON.stringify(state)).toString('base64url')
-    return `${body}.${this.#mac(body)}`
+  seal (state: Omit<RequestState, 'n'>): string {
+    const body = Buffer.from(JSON.stringify({ ...state, n: randomBytes(12).toString('base64url') })).toString('base64url')
+    const token = `${body}.${this.#mac(body, this.#ring.current)}`
+    if (token.length > this.maxBytes) {
+      throw new RpcError(ErrorCode.InvalidParams, `The answers given so far exceed the requestState budget (MAX_STATE_BYTES ${this.maxBytes}); start the request again with shorter answers`)
+    }
+    return token
   }
 
+  /** Verifies a retry's state, then redeems its nonce (a state works once). */
+  async redeem (token: unknown, binding: string, identity: string | null, now = Date.now()): Promise<RequestState> {
+    const state = this.open(token, binding, identity, now)
+    if (!await this.#nonces.consume(state.n, Math.max(1, state.e - now))) throw invalid('it was already used; start the request again without it')
+    return state
+  }
+
+  /** Checks integrity, expiry, binding and caller (does not redeem: see redeem()). */
   open (token: unknown, binding: string, identity: string | null, now = Date.now()): RequestState {
-    const invalid = (why: string): RpcError => new RpcError(ErrorCode.InvalidParams, `Invalid requestState: ${why}`)
-    if (typeof token !== 'string' || token.length > 1_000_000) throw invalid('must be the string the server sent')
+    if (typeof token !== 'string') throw invalid('must be the string the server sent')
+    if (token.length > this.maxBytes) throw invalid(`larger than MAX_STATE_BYTES (${this.maxBytes})`)
     const dot = token.lastIndexOf('.')
     const body = token.slice(0, dot)
     const mac = Buffer.from(token.slice(dot + 1), 'base64url')
-    const expected = Buffer.from(this.#mac(body), 'base64url')
-    if (dot < 1 || mac.length !== expected.length || !timingSafeEqual(mac, expected)) throw invalid('integrity check failed')
+    const ok = dot >= 1 && this.#ring.all.some((key) => {
+      const expected = Buffer.from(this.#mac(body, key), 'base64url')
+      return mac.length === expected.length && timingSafeEqual(mac, expected)
+    })
+    if (!ok) throw invalid('integrity check failed')
     let state: RequestState
     try {
       state = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as RequestState
@@ -85,13 +168,29 @@ export class RequestStateCodec {
     if (typeof state.e !== 'number' || state.e < now) throw invalid('expired; start the request again without it')
     if (state.b !== binding) throw invalid('it was issued for a different request')
     if (state.p !== identity) throw invalid('it was issued to a different caller')
-    if (obj(state.r) === undefined) throw invalid('unreadable')
+    if (obj(state.r) === undefined || !Array.isArray(state.k) || typeof state.n !== 'string') throw invalid('unreadable')
     return state
   }
 
-  #mac (body: string): string {
-    return createHmac('sha256', this.#secret).update(body).digest('base64url')
+  #mac (body: string, key: Buffer): string {
+    return createHmac('sha256', key).update(body).digest('base64url')
   }
+}
+
+const invalid = (why: string): RpcError => new RpcError(ErrorCode.InvalidParams, `Invalid requestState: ${why}`)
+
+/**
+ * The answers of a retry the server may use: only those a verified requestState asked for. Answers
+ * without a state, or to keys the state did not ask, are ignored (the spec: servers SHOULD ignore
+ * unrecognized information), so the handler asks again instead of trusting them.
+ */
+export function askedAnswers (inputResponses: unknown, state: RequestState | undefined): unknown {
+  if (state === undefined || inputResponses === undefined) return undefined
+  const given = obj(inputResponses)
+  if (given === undefined) return inputResponses
+  const out: Record<string, unknown> = {}
+  for (const k of state.k) if (Object.prototype.hasOwnProperty.call(given, k)) out[k] = given[k]
+  return out
 }
 
 /**

@@ -5,13 +5,15 @@ import {
   type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId
 } from './jsonrpc.js'
 import {
-  Registry, type AnySchema, type CallToolResult, type ListKind, type PromptDefinition, type ResourceDefinition,
+  type AnySchema, type CallToolResult, type ListKind, type PromptDefinition, type ResourceDefinition,
   type ResourceTemplateDefinition, type ToolDefinition
 } from './registry.js'
+import { LockableRegistry } from './registry-lock.js'
 import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
 import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
+import { randomBytes } from 'node:crypto'
 
 /** A stateless (2026-07-28) request: what its `_meta` declared, and where its client input comes from. */
 export interface StatelessCall {
@@ -64,6 +66,25 @@ export interface McpServerOptions {
   clientInfoBytes?: number
   /** Problems for a tool's author (a result that breaks its outputSchema): a warn-level log line. */
   warn?: (fields: Record<string, unknown>, message: string) => void
+  /** Resource URIs one session may subscribe to (MAX_SUBSCRIPTIONS_PER_SESSION, default 64). */
+  maxSubscriptionsPerSession?: number
+  /** Longest subscribed URI in UTF-8 bytes (MAX_URI_BYTES, default 2048). */
+  maxUriBytes?: number
+  /** Scale-out: records where work is awaited or running, so answers and cancels reach only that replica. */
+  tracker?: ScaleOutTracker
+}
+
+/**
+ * Where a session's server→client requests are awaited and its requests run, for replicas to
+ * route a client's answer or cancel to the one process that can use it (plugins/mcp.ts: Redis).
+ */
+export interface ScaleOutTracker {
+  /** Server→client request `id` of session `sid` awaits its answer here for up to `ttlMs`; resolves once recorded. */
+  awaiting (sid: string, id: string, ttlMs: number): Promise<void>
+  /** It was answered, timed out or cancelled. */
+  settled (sid: string, id: string): void
+  /** A request of session `sid` runs here; the returned function is called when it ends. */
+  running (sid: string, id: RequestId): () => void
 }
 
 /** Longest clientInfo name/version kept (characters). */
@@ -149,7 +170,7 @@ const obj = (v: unknown): Record<string, unknown> | undefined =>
  * Transport-agnostic: routes/mcp.ts and routes/sse.ts feed it messages and carry what it sends.
  */
 export class McpServer {
-  readonly registry = new Registry()
+  readonly registry = new LockableRegistry()
   readonly sessions: SessionStore
   readonly #opts: McpServerOptions
   readonly #observers: McpObserver[] = []
@@ -159,7 +180,6 @@ export class McpServer {
   readonly #perSession = new Map<string, number>()
   /** Server→client requests awaiting the client's response, by `${sessionId}:${id}`. */
   readonly #pending = new Map<string, Pending>()
-  #nextOutboundId = 1
   readonly #handlers: Record<string, (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight) => Promise<Record<string, unknown>>>
 
   constructor (opts: McpServerOptions) {
@@ -267,6 +287,7 @@ export class McpServer {
     const inflight = new Inflight()
     this.#inflight.set(key, inflight)
     this.#perSession.set(sid, running + 1)
+    const untrack = session === undefined ? undefined : this.#opts.tracker?.running(sid, req.id)
     try {
       const result = await handler(req, session, ctx, inflight)
       if (inflight.cancelled) return { response: null }
@@ -290,6 +311,7 @@ export class McpServer {
       if (err instanceof RpcError) return { response: errorResponse(req.id, err.code, err.message, err.data) }
       return { response: errorResponse(req.id, ErrorCode.InternalError, 'Internal error') }
     } finally {
+      untrack?.()
       this.#inflight.delete(key)
       const left = (this.#perSession.get(sid) ?? 1) - 1
       if (left <= 0) this.#perSession.delete(sid)
@@ -335,7 +357,10 @@ export class McpServer {
     return n
   }
 
-  /** A client's response to one of our server→client requests; false when nobody here awaits it. */
+  /**
+   * A client's response to one of our server→client requests; false when nobody here awaits it.
+   * Only the call of that session waiting for that id completes (ids are random, never reused).
+   */
   response (msg: JsonRpcResponse, sessionId: string): boolean {
     const key = `${sessionId}:${String(msg.id)}`
     const pending = this.#pending.get(key)
@@ -352,13 +377,12 @@ export class McpServer {
     return this.#pending.has(`${sessionId}:${String(id)}`)
   }
 
-  /** Notifies every session subscribed to `uri` that it changed. */
+  /** Notifies every session subscribed to `uri` that it changed: work in proportion to its subscribers. */
   async resourceUpdated (uri: string): Promise<void> {
-    for (const id of await this.sessions.ids()) {
+    const message: JsonRpcNotification = { jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } }
+    for (const id of await this.sessions.subscribers(uri)) {
       const s = await this.sessions.get(id)
-      if (s?.subscriptions.includes(uri)) {
-        await this.#opts.notify(s, { jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } })
-      }
+      if (s !== undefined) await this.#opts.notify(s, message)
     }
   }
 
@@ -448,9 +472,18 @@ export class McpServer {
     if (capability !== undefined && session?.clientCapabilities[capability] === undefined) {
       throw new RpcError(ErrorCode.InvalidRequest, `The client does not support ${capability} (no "${capability}" capability)`)
     }
-    const id = `srv-${this.#nextOutboundId++}`
-    const key = `${session?.id ?? ''}:${id}`
+    // Random (96 bits), so ids never collide across replicas or restarts of one session's server.
+    const id = `srv-${randomBytes(12).toString('base64url')}`
+    const sid = session?.id ?? ''
+    const key = `${sid}:${id}`
     const wait = timeoutMs ?? this.#opts.clientRequestTimeoutMs ?? 60_000
+    const tracker = session === undefined ? undefined : this.#opts.tracker
+    // Recorded before the client can see the request, so its answer is routed here wherever it lands.
+    await tracker?.awaiting(sid, id, wait + 5000)
+    if (signal.aborted) {
+      tracker?.settled(sid, id)
+      throw new RpcError(ErrorCode.InternalError, 'Request cancelled')
+    }
     const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(key)
@@ -466,8 +499,18 @@ export class McpServer {
         reject(new RpcError(ErrorCode.InternalError, 'Request cancelled'))
       }, { once: true })
     })
-    await ctx.send({ jsonrpc: '2.0', id, method, params })
-    return await answer
+    try {
+      await ctx.send({ jsonrpc: '2.0', id, method, params })
+      return await answer
+    } finally {
+      tracker?.settled(sid, id)
+      const p = this.#pending.get(key)
+      if (p !== undefined) {
+        // The send failed: nobody will answer.
+        this.#pending.delete(key)
+        clearTimeout(p.timer)
+      }
+    }
   }
 
   async #callTool (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
@@ -548,15 +591,25 @@ export class McpServer {
     throw new RpcError(ErrorCode.ResourceNotFound, 'Resource not found', { uri: cap(uri, 2048) })
   }
 
+  /** resources/subscribe and unsubscribe: one atomic add/remove in the store, within the session's budgets. */
   async #subscribe (req: JsonRpcRequest, session: SessionRecord | undefined, on: boolean): Promise<Record<string, unknown>> {
     const uri = str(req.params?.uri)
     if (uri === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.uri must be a string')
     if (session === undefined) throw new RpcError(ErrorCode.InvalidRequest, 'Subscriptions need a session')
-    const subs = new Set(session.subscriptions)
-    if (on) subs.add(uri)
-    else subs.delete(uri)
-    session.subscriptions = [...subs]
-    await this.sessions.update(session.id, { subscriptions: session.subscriptions })
+    if (!on) {
+      await this.sessions.unsubscribe(session.id, uri)
+      return {}
+    }
+    const maxBytes = this.#opts.maxUriBytes ?? 2048
+    if (utf8Bytes(uri) > maxBytes) {
+      throw new RpcError(ErrorCode.InvalidParams, `Resource URI longer than the MAX_URI_BYTES budget (${maxBytes} bytes): ${cap(uri)}`)
+    }
+    const max = this.#opts.maxSubscriptionsPerSession ?? 64
+    const outcome = await this.sessions.subscribe(session.id, uri, max)
+    if (outcome === 'full') {
+      throw new RpcError(ErrorCode.InvalidParams, `Over the MAX_SUBSCRIPTIONS_PER_SESSION budget (${max} resources); unsubscribe from some first: ${cap(uri)}`)
+    }
+    if (outcome === 'gone') throw new RpcError(ErrorCode.InvalidRequest, 'Session not found')
     return {}
   }
 

@@ -86,7 +86,15 @@ const SCENARIOS_2026 = [
   'input-required-result-ignore-extra-params', 'input-required-result-validate-input'
 ]
 
-test('conformance 0.2.x: every 2026-07-28 server scenario passes (--requirements 2026-07-28, no failures or warnings)', { timeout: 600_000 }, async (t) => {
+/**
+ * Deliberate deviations from a SHOULD, each with its reason. MRTR answers sent without the
+ * requestState that asked for them are ignored (the handler asks again) rather than used: consent
+ * must come with the signed, single-use state of the request it was asked for (issue 16 finding 4).
+ * The suite sends valid answers with no state at all and expects a complete result.
+ */
+const ALLOWED_WARNINGS: ReadonlySet<string> = new Set(['input-required-result-ignore-extra-params: WARNING IgnoreUnexpectedParams'])
+
+test('conformance 0.2.x: every 2026-07-28 server scenario passes (--requirements 2026-07-28, no failures, no warnings but the documented ones)', { timeout: 600_000 }, async (t) => {
   const node22 = ensureNode22()
   const listed = execFileSync(node22, [CONFORMANCE_NEXT_CLI, 'list'], { encoding: 'utf8' }).split(/Client scenarios/)[0]
   const tagged = [...listed.matchAll(/^\s+- (\S+) \[([^\]]*)\]/gm)].filter((m) => m[2].split(',').includes('2026-07-28')).map((m) => m[1])
@@ -107,6 +115,7 @@ test('conformance 0.2.x: every 2026-07-28 server scenario passes (--requirements
     ran.add(scenario)
     for (const c of results) {
       checks++
+      if (c.status === 'WARNING' && ALLOWED_WARNINGS.has(`${scenario}: WARNING ${c.name ?? c.id}`)) continue
       if (c.status === 'FAILURE' || c.status === 'WARNING') problems.push(`${scenario}: ${c.status} ${c.name ?? c.id} — ${c.errorMessage ?? ''}`)
     }
   }

@@ -60,7 +60,7 @@ test('RedisSessionStore and RedisTargets are shared between replicas', { skip },
   await two.update('sess-1', { logLevel: 'debug', subscriptions: ['test://x'] })
   const seen = await one.get('sess-1')
   assert.equal(seen?.logLevel, 'debug')
-  assert.deepEqual(seen?.subscriptions, ['test://x'])
+  assert.deepEqual(await one.subscriptionsOf('sess-1'), ['test://x'])
   assert.deepEqual(await two.ids(), ['sess-1'])
   assert.equal(await two.delete('sess-1'), true)
   assert.equal(await one.get('sess-1'), undefined)
