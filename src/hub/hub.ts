@@ -72,6 +72,8 @@ class SseConnection implements Connection {
   readonly raw: ServerResponse
   /** The log epoch this connection's ids belong to (undefined until the key has a log). */
   epoch: string | undefined
+  /** Epochs this connection has left (a late event of one of them is stale, not a new reset). */
+  readonly pastEpochs = new Set<string>()
   /** Highest seq written in `epoch`: the connection has written exactly 1..lastSeq (or from its start). */
   lastSeq = 0
   /** While the head and history are written, live events wait in `ahead`. */
@@ -315,6 +317,10 @@ export class HubImpl implements Hub {
         firstAvailable: oldest === undefined || read.epoch === undefined ? null : formatEventId(conn.streamPart, read.epoch, oldest.seq)
       })))
     }
+    if (conn.epoch !== undefined && conn.epoch !== read.epoch) {
+      conn.pastEpochs.add(conn.epoch)
+      if (conn.pastEpochs.size > 8) conn.pastEpochs.delete(conn.pastEpochs.values().next().value as string)
+    }
     conn.epoch = read.epoch
     conn.lastSeq = base
     for (const ev of read.events) {
@@ -328,7 +334,7 @@ export class HubImpl implements Hub {
   #hold (conn: SseConnection, ev: LiveEvent): boolean {
     conn.ahead.push(ev)
     conn.aheadBytes += ev.data.length
-    if (conn.ahead.length > MAX_AHEAD_EVENTS || conn.aheadBytes > this.maxQueueBytes) {
+    if (conn.ahead.length > MAX_AHEAD_EVENTS || (conn.ahead.length > 1 && conn.aheadBytes > this.maxQueueBytes)) {
       this.dropSlow(conn)
       return false
     }
@@ -337,7 +343,7 @@ export class HubImpl implements Hub {
 
   /** One live event for one connection: written if it is the next, held past a gap, dropped if already written. */
   #live (conn: SseConnection, ev: LiveEvent, wire?: () => string): void {
-    if (conn.closed) return
+    if (conn.closed || conn.pastEpochs.has(ev.epoch)) return
     if (conn.replaying || conn.resyncing) {
       this.#hold(conn, ev)
       return
@@ -370,6 +376,7 @@ export class HubImpl implements Hub {
       const rest: LiveEvent[] = []
       let other = false
       for (const ev of ahead) {
+        if (conn.pastEpochs.has(ev.epoch)) continue
         if (ev.epoch !== conn.epoch) { other = true; rest.push(ev); continue }
         if (ev.seq <= conn.lastSeq) continue
         if (ev.seq === conn.lastSeq + 1) conn.deliver(ev)

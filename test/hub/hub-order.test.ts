@@ -41,7 +41,7 @@ class ManualBus implements Bus {
   async close (): Promise<void> { await this.#inner.close() }
 }
 
-async function replicas (t: TestContext, gapTimeoutMs = 60_000): Promise<{ a: HubImpl, b: HubImpl, bus: ManualBus, url: string }> {
+async function replicas (t: TestContext, gapTimeoutMs = 60_000): Promise<{ a: HubImpl, b: HubImpl, bus: ManualBus, url: string, log: MemoryEventLog }> {
   const log = new MemoryEventLog(100)
   const bus = new ManualBus()
   const a = createHub({ log, bus, replicaId: 'A', maxConnections: 10, heartbeatIntervalMs: 60_000 })
@@ -57,7 +57,7 @@ async function replicas (t: TestContext, gapTimeoutMs = 60_000): Promise<{ a: Hu
     await new Promise((resolve) => server.close(resolve))
   })
   const addr = server.address()
-  return { a, b, bus, url: `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}` }
+  return { a, b, bus, log, url: `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}` }
 }
 
 test('events from another replica that arrive out of order are written in order, each once', async (t) => {
@@ -127,4 +127,24 @@ test('a Last-Event-ID from a log that was forgotten and started again gets evict
   t.after(() => legacyId.close())
   assert.equal((await legacyId.next(2000))?.event, 'evicted')
   assert.equal((await legacyId.next(2000))?.data, 'new 1')
+})
+
+test('a live stream that sees the log restart gets evicted, follows the new epoch, and ignores late events of the old one', async (t) => {
+  const { a, bus, log, url } = await replicas(t, 50)
+  const s = await openSse(url)
+  t.after(() => s.close())
+  assert.equal((await s.next())?.event, 'welcome')
+  await a.publish('public', { data: 'old 1' })
+  assert.equal((await s.next(2000))?.data, 'old 1')
+  bus.hold = true
+  await a.publish('public', { data: 'old 2' }) // in flight when the log is lost
+  await log.delete('public') // the key expired / Redis restarted without persistence
+  await a.publish('public', { data: 'new 1' })
+  await bus.release([1, 0]) // the new epoch's first event, then the stale one
+  const notice = await s.next(2000)
+  assert.equal(notice?.event, 'evicted')
+  assert.equal((await s.next(2000))?.data, 'new 1')
+  bus.hold = false
+  await a.publish('public', { data: 'new 2' })
+  assert.equal((await s.next(2000))?.data, 'new 2')
 })
