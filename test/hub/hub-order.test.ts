@@ -1,6 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
+import { connect } from 'node:net'
 import { createHub, type HubImpl } from '../../src/hub/hub.js'
 import { MemoryBus, MemoryEventLog } from '../../src/hub/memory.js'
 import type { Bus } from '../../src/hub/types.js'
@@ -147,4 +148,33 @@ test('a live stream that sees the log restart gets evicted, follows the new epoc
   bus.hold = false
   await a.publish('public', { data: 'new 2' })
   assert.equal((await s.next(2000))?.data, 'new 2')
+})
+
+test('a write that stalls (no drain within the stall timeout) ends the stream and releases it', { timeout: 30_000 }, async (t) => {
+  const log = new MemoryEventLog(10)
+  const closed: string[] = []
+  const hub = createHub({ log, maxConnections: 10, heartbeatIntervalMs: 100, stallTimeoutMs: 300, maxQueueBytes: 64 * 1024 * 1024 })
+  const server = createServer((_req, res) => {
+    hub.attach(res, { key: 'k', kind: 'session', streamPart: 'g', onClose: (reason) => closed.push(reason) }).catch(() => res.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => {
+    await hub.close()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const addr = server.address()
+  const stuck = connect(typeof addr === 'object' && addr !== null ? addr.port : 0, '127.0.0.1')
+  t.after(() => stuck.destroy())
+  stuck.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+  stuck.pause() // never reads: the socket buffers fill and 'drain' never comes
+  await until(() => hub.stats().streams === 1, 5000, 'the stream to open')
+  const chunk = 'x'.repeat(64 * 1024)
+  for (let i = 0; i < 256 && hub.stats().streams === 1; i++) {
+    await hub.publish('k', { data: chunk + String(i) })
+    if (i % 16 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  await until(() => hub.stats().streams === 0, 5000, 'the stalled stream to be dropped')
+  assert.equal(hub.stats().droppedDeadSockets, 1)
+  assert.deepEqual(closed, ['slow-consumer'])
 })
