@@ -3,12 +3,16 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { createHub, type HubImpl, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
-import { OverCapacityError, type AttachOptions, type Connection } from '../src/hub/types.js'
+import { Quota } from '../src/budget.js'
+import { OverCapacityError, type AttachOptions, type CloseReason, type Connection } from '../src/hub/types.js'
 
 export type Hub = HubImpl & {
   /**
    * Route helper: hijacks the reply and attaches it as an SSE stream, copying the headers Fastify
-   * has set so far (CORS!). Over capacity it answers 503 + Retry-After instead and returns undefined.
+   * has set so far (CORS!). The client (`reply.request.identity`, else its IP) holds one unit of
+   * MAX_STREAMS_PER_CLIENT until the stream closes, on any path. Over capacity it answers 503 +
+   * Retry-After, over the client's budget 429 + Retry-After, and returns undefined; when the
+   * client's socket is already gone it releases at once (onClose runs) and returns undefined.
    */
   open (reply: FastifyReply, opts: AttachOptions): Promise<Connection | undefined>
 }
@@ -21,10 +25,12 @@ declare module 'fastify' {
 
 /** Chooses the replay log, bus and broadcast targets: in memory by default, Redis when scaled out. */
 function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targets'> {
-  const { replayBufferSize, sessionIdleTimeoutMs } = app.config
-  if (app.redis === null) return { log: new MemoryEventLog(replayBufferSize) }
+  const { replayBufferSize, sessionIdleTimeoutMs, budgets } = app.config
+  if (app.redis === null) {
+    return { log: new MemoryEventLog({ capacity: replayBufferSize, ringBytes: budgets.replayBufferBytes, totalBytes: budgets.replayTotalBytes }) }
+  }
   return {
-    log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs),
+    log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes),
     bus: app.redis.bus,
     targets: new RedisTargets(app.redis.client)
   }
@@ -32,9 +38,18 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
 
 /** The SSE hub as `app.hub`: every stream the server holds goes through it. */
 const hubPlugin: FastifyPluginAsync = async (app) => {
-  const { maxConnections, heartbeatIntervalMs } = app.config
+  const { maxConnections, heartbeatIntervalMs, budgets } = app.config
   const core = createHub({ ...backends(app), maxConnections, heartbeatIntervalMs })
+  const perClient = new Quota('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient)
   const open: Hub['open'] = async (reply, opts) => {
+    const request = reply.request
+    const socket = request.raw.socket
+    if (reply.raw.destroyed || socket === null || socket.destroyed) {
+      // The client is already gone: nothing to hijack, nothing to count.
+      reply.hijack()
+      opts.onClose?.('client')
+      return undefined
+    }
     if (app.lifecycle.draining || !core.hasCapacity()) {
       core.rejectedOverCapacity++
       const err = new OverCapacityError()
@@ -42,8 +57,30 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
         .send({ statusCode: 503, error: 'Service Unavailable', message: err.message })
       return undefined
     }
+    const release = perClient.tryAcquire(request.identity ?? request.ip)
+    if (release === undefined) {
+      core.refusedOverClientBudget++
+      await reply.code(429).header('retry-after', '5').send({
+        statusCode: 429,
+        error: 'Too Many Requests',
+        message: `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`
+      })
+      return undefined
+    }
     reply.hijack()
-    return await core.attach(reply.raw, { ...opts, headers: { ...reply.getHeaders(), ...opts.headers } })
+    const onClose = (reason: CloseReason): void => {
+      release()
+      opts.onClose?.(reason)
+    }
+    try {
+      return await core.attach(reply.raw, { ...opts, onClose, headers: { ...reply.getHeaders(), ...opts.headers } })
+    } catch (err) {
+      release()
+      if (!(err instanceof OverCapacityError)) throw err
+      reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(err.retryAfterSeconds) })
+      reply.raw.end(JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: err.message }))
+      return undefined
+    }
   }
   app.decorate('hub', Object.assign(core, { open }))
   // Streams are told before the server stops accepting and cuts sockets.

@@ -141,6 +141,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
         kind: 'public',
         streamPart: 'p',
         afterSeq: last?.streamPart === 'p' ? last.seq : undefined,
+        afterEpoch: last?.epoch,
         prelude: [{ event: 'welcome', data: JSON.stringify({ message: 'Connected to the MCP server event stream', server: SERVER_NAME, version: SERVER_VERSION, timestamp: new Date().toISOString() }) }]
       })
       return reply
@@ -159,6 +160,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       streamPart: part,
       headers: { [SESSION_HEADER]: session.id },
       afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
+      afterEpoch: last?.epoch,
       retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS,
       // While a stream is open here the session does not idle out.
       onClose: stop

@@ -61,6 +61,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       kind: 'legacy',
       streamPart: 'l',
       afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
+      afterEpoch: last?.epoch,
       prelude: [{ event: 'endpoint', data: `/messages?sessionId=${encodeURIComponent(session.id)}` }],
       // In this transport the session lives as long as its stream (and its calls end with it).
       onClose: end

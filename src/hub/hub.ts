@@ -20,6 +20,10 @@ export interface HubOptions {
   targets?: BroadcastTargets
   /** `retry:` hint written when a stream opens. */
   retryMs?: number
+  /** How long a gap between live events may stay open before the log is re-read (default 100 ms). */
+  gapTimeoutMs?: number
+  /** A write waiting for 'drain' longer than this ends the stream (default 2 × heartbeat). */
+  stallTimeoutMs?: number
 }
 
 /** The set of keys that receive operator broadcasts as MCP notifications. */
@@ -36,11 +40,14 @@ class MemoryTargets implements BroadcastTargets {
   async list () { return this.#keys }
 }
 
-/** Bus message: an event, or the end/forget of a key. `r` is the publishing replica. */
+/** Bus message: an event (`p` its log epoch), or the end/forget of a key. `r` is the publishing replica. */
 type Wire =
-  | { r: string, k: string, s: number, e?: string, d: string }
+  | { r: string, k: string, p: string, s: number, e?: string, d: string }
   | { r: string, k: string, end: true }
   | { r: string, k: string, forget: true }
+
+/** An event as it arrives live: with the epoch of the log it was appended to. */
+type LiveEvent = StoredEvent & { epoch: string }
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -49,24 +56,48 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no'
 }
 
+/** Live events a connection may hold past a gap before it is dropped (it then resumes by Last-Event-ID). */
+const MAX_AHEAD_EVENTS = 1024
+
+/** The response can no longer carry anything: destroyed, ended, or its socket gone. */
+function gone (raw: ServerResponse): boolean {
+  return raw.destroyed || raw.writableEnded || raw.socket === null || raw.socket.destroyed
+}
+
 class SseConnection implements Connection {
   readonly id: number
   readonly key: string
   readonly kind: StreamKind
   readonly streamPart: string
   readonly raw: ServerResponse
-  /** Highest seq written (live events at or below it are duplicates). */
+  /** The log epoch this connection's ids belong to (undefined until the key has a log). */
+  epoch: string | undefined
+  /** Epochs this connection has left (a late event of one of them is stale, not a new reset). */
+  readonly pastEpochs = new Set<string>()
+  /** Highest seq written in `epoch`: the connection has written exactly 1..lastSeq (or from its start). */
   lastSeq = 0
-  /** While replaying history, live events wait here. */
-  pending: StoredEvent[] | null = null
+  /** While the head and history are written, live events wait in `ahead`. */
+  replaying = true
+  /** A log read to fill a gap (or follow a new epoch) is under way. */
+  resyncing = false
+  /** The key ended: close once everything published is written. */
+  ending = false
+  /** Live events that cannot be written yet (past a gap, or during replay), unordered. */
+  ahead: LiveEvent[] = []
+  aheadBytes = 0
+  gapTimer: NodeJS.Timeout | undefined
   /** Frames waiting for 'drain'; null while the socket accepts writes. */
   queue: string[] | null = null
   queuedBytes = 0
+  /** When the queue started waiting for 'drain' (stall detection). */
+  stalledSince = 0
+  headSent = false
   closed = false
   endAfterFlush = false
   readonly #hub: HubImpl
   readonly #onClose: ((reason: CloseReason) => void) | undefined
   #reason: CloseReason = 'client'
+  #detached = false
 
   constructor (hub: HubImpl, id: number, raw: ServerResponse, opts: AttachOptions) {
     this.#hub = hub
@@ -88,6 +119,7 @@ class SseConnection implements Connection {
     }
     if (!this.raw.write(data)) {
       this.queue = []
+      this.stalledSince = Date.now()
       this.raw.once('drain', () => this.#flush())
     }
   }
@@ -101,11 +133,10 @@ class SseConnection implements Connection {
     if (this.endAfterFlush && this.queue === null) this.close('ended')
   }
 
-  /** Writes one stored event of this connection's key, skipping duplicates. */
-  deliver (ev: StoredEvent, wire: string): void {
-    if (ev.seq <= this.lastSeq) return
+  /** Writes the next event of this connection's epoch (the caller checked it is lastSeq + 1). */
+  deliver (ev: StoredEvent, wire?: string): void {
     this.lastSeq = ev.seq
-    this.write(wire)
+    this.write(wire ?? frame(formatEventId(this.streamPart, this.epoch ?? '0', ev.seq), ev.event, ev.data))
     this.#hub.eventsSent++
   }
 
@@ -120,15 +151,23 @@ class SseConnection implements Connection {
     this.#reason = reason
     this.closed = true
     this.queue = null
-    if (!this.raw.writableEnded) this.raw.end()
+    // Nothing sent yet: there is no stream to end, only a socket to let go.
+    if (!this.headSent) this.raw.destroy()
+    else if (!this.raw.writableEnded) this.raw.end()
     // 'close' on the response runs detached(); when the socket is already gone do it now.
-    if (this.raw.destroyed) this.detached()
+    if (gone(this.raw)) this.detached()
   }
 
-  /** Called once when the HTTP response is gone. */
+  /** Called once when the HTTP response is gone (or can never carry the stream). */
   detached (): void {
-    if (!this.#hub.remove(this)) return
+    if (this.#detached) return
+    this.#detached = true
     this.closed = true
+    this.queue = null
+    this.ahead = []
+    if (this.gapTimer !== undefined) clearTimeout(this.gapTimer)
+    this.gapTimer = undefined
+    if (!this.#hub.remove(this)) return
     this.#onClose?.(this.#reason)
   }
 }
@@ -139,12 +178,18 @@ export class HubImpl implements Hub {
   eventsReplayed = 0
   droppedSlowConsumers = 0
   rejectedOverCapacity = 0
+  refusedOverClientBudget = 0
+  droppedDeadSockets = 0
+  evictedNotices = 0
+  gapReads = 0
   readonly #log: EventLog
   readonly #bus: Bus | undefined
   readonly #replica: string
   readonly #max: number
   readonly #retryMs: number | undefined
   readonly #targets: BroadcastTargets
+  readonly #gapMs: number
+  readonly #stallMs: number
   readonly #byKey = new Map<string, Set<SseConnection>>()
   readonly #all = new Set<SseConnection>()
   readonly #unsubscribe = new Map<string, Promise<() => Promise<void>>>()
@@ -160,6 +205,8 @@ export class HubImpl implements Hub {
     this.#retryMs = opts.retryMs
     this.#targets = opts.targets ?? new MemoryTargets()
     this.maxQueueBytes = opts.maxQueueBytes ?? 1024 * 1024
+    this.#gapMs = opts.gapTimeoutMs ?? 100
+    this.#stallMs = opts.stallTimeoutMs ?? 2 * opts.heartbeatIntervalMs
     // One timer walks every connection: cheaper than a timer per stream.
     this.#heartbeat = setInterval(() => this.#ping(), opts.heartbeatIntervalMs)
     this.#heartbeat.unref()
@@ -176,87 +223,217 @@ export class HubImpl implements Hub {
       throw new OverCapacityError()
     }
     const conn = new SseConnection(this, this.#nextId++, raw, opts)
+    this.#add(conn)
+    // Before any await: a client that goes at any moment from here on releases the connection.
+    raw.on('close', () => conn.detached())
+    raw.on('error', () => { this.droppedDeadSockets++; conn.close('error') })
+    if (gone(raw)) {
+      conn.detached()
+      return conn
+    }
+
+    // Go live first (events wait in `ahead`), then read where to start: an event published at any
+    // moment comes from the log or live, and is written once (by seq within the epoch).
+    try {
+      await this.#subscribe(opts.key)
+    } catch {
+      // Redis down: no stream (the client retries); the next stream subscribes afresh.
+      if (!conn.closed && !gone(raw)) {
+        conn.headSent = true
+        raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '2' })
+        raw.end(JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'Event bus unavailable; retry later' }))
+      }
+      conn.close('error')
+      conn.detached()
+      return conn
+    }
+    if (conn.closed || gone(raw)) {
+      conn.detached()
+      return conn
+    }
+
     const headers: Record<string, string | number | string[]> = {}
     for (const [name, value] of Object.entries(opts.headers ?? {})) {
       const lower = name.toLowerCase()
       if (value !== undefined && lower !== 'content-length' && lower !== 'content-type') headers[lower] = value
     }
     raw.writeHead(200, { ...headers, ...SSE_HEADERS })
-    raw.on('close', () => conn.detached())
+    conn.headSent = true
     // Disable Nagle so small events leave at once.
     raw.socket?.setNoDelay(true)
-
-    // Where this connection starts: after Last-Event-ID, or after what the log holds now (read
-    // before subscribing). Then go live (buffering), then read the log from there: an event
-    // published at any moment in between comes either from the log or live, once (deduped by seq).
-    conn.pending = []
-    this.#add(conn)
-    const start = opts.afterSeq ?? await this.#lastSeq(opts.key)
-    await this.#subscribe(opts.key)
-
-    // Only now the head (retry hint, prelude such as `welcome` or an acknowledgment): a client that
-    // has it is subscribed on every replica, so an event published right after it cannot be missed.
+    // The head (retry hint, prelude such as `welcome` or an acknowledgment) only once subscribed: a
+    // client that has it is subscribed on every replica, so an event published after it is not missed.
     let head = ''
     const retry = opts.retryMs ?? this.#retryMs
     if (retry !== undefined) head += `retry: ${retry}\n\n`
     for (const ev of opts.prelude ?? []) head += frame(undefined, ev.event, ev.data)
     conn.write(head.length > 0 ? head : comment('open'))
 
-    const { events, evicted } = await this.#log.readAfter(opts.key, start)
-    if (evicted && opts.afterSeq !== undefined) {
-      const oldest = events.length > 0 ? events[0].seq : undefined
-      conn.write(frame(undefined, 'evicted', JSON.stringify({
-        message: 'Some events after Last-Event-ID are no longer kept; they were not replayed.',
-        lastEventId: formatEventId(conn.streamPart, opts.afterSeq),
-        firstAvailable: oldest === undefined ? null : formatEventId(conn.streamPart, oldest)
-      })))
+    try {
+      if (opts.afterSeq === undefined) {
+        const { epoch, last } = await this.#log.head(opts.key)
+        conn.epoch = epoch
+        conn.lastSeq = last
+      } else {
+        await this.#readInto(conn, opts.afterSeq, opts.afterEpoch, true)
+      }
+      if (conn.closed || gone(raw)) {
+        conn.detached()
+        return conn
+      }
+      conn.replaying = false
+      this.#drainAhead(conn)
+      if (await this.#log.isEnded(opts.key)) this.#endConn(conn)
+    } catch {
+      conn.close('error')
     }
-    conn.lastSeq = start
-    for (const ev of events) {
-      conn.deliver(ev, frame(formatEventId(conn.streamPart, ev.seq), ev.event, ev.data))
-      if (opts.afterSeq !== undefined) this.eventsReplayed++
-    }
-    const pending = conn.pending
-    conn.pending = null
-    for (const ev of pending) conn.deliver(ev, frame(formatEventId(conn.streamPart, ev.seq), ev.event, ev.data))
-    if (await this.#log.isEnded(opts.key)) conn.finish()
+    if (gone(raw)) conn.detached()
     return conn
   }
 
-  async #lastSeq (key: string): Promise<number> {
-    const log = this.#log as EventLog & { lastSeq?: (key: string) => number | Promise<number> }
-    if (typeof log.lastSeq === 'function') return await log.lastSeq(key)
-    const { events } = await this.#log.readAfter(key, 0)
-    return events.length > 0 ? events[events.length - 1].seq : 0
+  /**
+   * Writes the log's events after `afterSeq` of `wantEpoch` to `conn`, oldest first. When that
+   * history is gone — trimmed, or the log restarted under another epoch (expired, Redis restarted,
+   * an id of an older server without epoch) — an `evicted` event says so first, and the
+   * connection continues with what the log holds now.
+   */
+  async #readInto (conn: SseConnection, afterSeq: number, wantEpoch: string | undefined, replay: boolean): Promise<void> {
+    let read = await this.#log.readAfter(conn.key, afterSeq)
+    let evicted = read.evicted
+    let base = afterSeq
+    const reset = wantEpoch !== undefined ? read.epoch !== wantEpoch : afterSeq > 0
+    if (reset || (afterSeq > read.last && afterSeq > 0)) {
+      base = 0
+      if (read.epoch !== undefined && afterSeq > 0) read = await this.#log.readAfter(conn.key, 0)
+      evicted = afterSeq > 0 || wantEpoch !== undefined
+    }
+    if (conn.closed) return
+    if (evicted) {
+      const oldest = read.events.length > 0 ? read.events[0] : undefined
+      this.evictedNotices++
+      conn.write(frame(undefined, 'evicted', JSON.stringify({
+        message: 'Some events after Last-Event-ID are no longer kept; they were not replayed.',
+        lastEventId: wantEpoch === undefined ? `${conn.streamPart}-${afterSeq}` : formatEventId(conn.streamPart, wantEpoch, afterSeq),
+        firstAvailable: oldest === undefined || read.epoch === undefined ? null : formatEventId(conn.streamPart, read.epoch, oldest.seq)
+      })))
+    }
+    if (conn.epoch !== undefined && conn.epoch !== read.epoch) {
+      conn.pastEpochs.add(conn.epoch)
+      if (conn.pastEpochs.size > 8) conn.pastEpochs.delete(conn.pastEpochs.values().next().value as string)
+    }
+    conn.epoch = read.epoch
+    conn.lastSeq = base
+    for (const ev of read.events) {
+      if (ev.seq <= conn.lastSeq) continue
+      conn.deliver(ev)
+      if (replay) this.eventsReplayed++
+    }
   }
 
-  /**
-   * Across replicas, bus messages for one key can arrive out of order (two replicas published).
-   * On a gap, the connection reads the missing events from the shared log before going on, so
-   * every event is written once and in order.
-   */
-  #catchUp (conn: SseConnection, ev: StoredEvent): void {
-    conn.pending = [ev]
-    const resume = (events: StoredEvent[]): void => {
-      const pending = conn.pending ?? []
-      conn.pending = null
-      for (const e of [...events, ...pending].sort((a, b) => a.seq - b.seq)) {
-        conn.deliver(e, frame(formatEventId(conn.streamPart, e.seq), e.event, e.data))
+  /** Holds a live event that cannot be written yet; false (and the connection dropped) when over its bound. */
+  #hold (conn: SseConnection, ev: LiveEvent): boolean {
+    conn.ahead.push(ev)
+    conn.aheadBytes += ev.data.length
+    if (conn.ahead.length > MAX_AHEAD_EVENTS || (conn.ahead.length > 1 && conn.aheadBytes > this.maxQueueBytes)) {
+      this.dropSlow(conn)
+      return false
+    }
+    return true
+  }
+
+  /** One live event for one connection: written if it is the next, held past a gap, dropped if already written. */
+  #live (conn: SseConnection, ev: LiveEvent, wire?: () => string): void {
+    if (conn.closed || conn.pastEpochs.has(ev.epoch)) return
+    if (conn.replaying || conn.resyncing) {
+      this.#hold(conn, ev)
+      return
+    }
+    if (conn.epoch === undefined) conn.epoch = ev.epoch
+    if (ev.epoch !== conn.epoch) {
+      // Another life of the log: the log says what happened (`evicted` + the new epoch's events).
+      if (this.#hold(conn, ev)) this.#resync(conn)
+      return
+    }
+    if (ev.seq <= conn.lastSeq) return
+    if (ev.seq === conn.lastSeq + 1) {
+      conn.deliver(ev, wire?.())
+      if (conn.ahead.length > 0) this.#drainAhead(conn)
+      return
+    }
+    if (this.#hold(conn, ev) && conn.gapTimer === undefined) {
+      // Usually the missing event arrives from the other replica within a moment; if not, read the log.
+      conn.gapTimer = setTimeout(() => { conn.gapTimer = undefined; this.#resync(conn) }, this.#gapMs)
+      conn.gapTimer.unref()
+    }
+  }
+
+  /** Writes what `ahead` holds in order from lastSeq + 1; resyncs when it holds another epoch or a gap remains. */
+  #drainAhead (conn: SseConnection): void {
+    if (conn.closed || conn.replaying || conn.resyncing) return
+    if (conn.ahead.length > 0) {
+      if (conn.epoch === undefined) conn.epoch = conn.ahead[0].epoch
+      const ahead = conn.ahead.sort((x, y) => x.seq - y.seq)
+      const rest: LiveEvent[] = []
+      let other = false
+      for (const ev of ahead) {
+        if (conn.pastEpochs.has(ev.epoch)) continue
+        if (ev.epoch !== conn.epoch) { other = true; rest.push(ev); continue }
+        if (ev.seq <= conn.lastSeq) continue
+        if (ev.seq === conn.lastSeq + 1) conn.deliver(ev)
+        else rest.push(ev)
+      }
+      conn.ahead = rest
+      conn.aheadBytes = rest.reduce((n, ev) => n + ev.data.length, 0)
+      if (other) {
+        this.#resync(conn)
+        return
+      }
+      if (rest.length > 0 && conn.gapTimer === undefined) {
+        conn.gapTimer = setTimeout(() => { conn.gapTimer = undefined; this.#resync(conn) }, this.#gapMs)
+        conn.gapTimer.unref()
+        return
       }
     }
-    this.#log.readAfter(conn.key, conn.lastSeq).then(({ events }) => resume(events), () => resume([]))
+    if (conn.ending && conn.ahead.length === 0) conn.finish()
+  }
+
+  /** Reads the log after what the connection has written, then goes on with what waits in `ahead`. */
+  #resync (conn: SseConnection): void {
+    if (conn.closed || conn.resyncing || conn.replaying) return
+    if (conn.gapTimer !== undefined) clearTimeout(conn.gapTimer)
+    conn.gapTimer = undefined
+    conn.resyncing = true
+    this.gapReads++
+    this.#readInto(conn, conn.lastSeq, conn.epoch, false).then(() => {
+      conn.resyncing = false
+      this.#drainAhead(conn)
+    }, () => {
+      // The log is unreachable (Redis down): try again shortly; the ahead bound still applies.
+      conn.resyncing = false
+      if (conn.closed) return
+      conn.gapTimer = setTimeout(() => { conn.gapTimer = undefined; this.#resync(conn) }, Math.max(this.#gapMs, 500))
+      conn.gapTimer.unref()
+    })
+  }
+
+  /** The key ended: write what the log holds beyond this connection, then close it. */
+  #endConn (conn: SseConnection): void {
+    if (conn.ending) return
+    conn.ending = true
+    if (conn.replaying) return
+    this.#resync(conn)
   }
 
   async publish (key: string, event: HubEvent): Promise<string> {
-    const seq = await this.#log.append(key, event)
-    const stored: StoredEvent = event.event === undefined ? { seq, data: event.data } : { seq, event: event.event, data: event.data }
+    const { epoch, seq } = await this.#log.append(key, event)
+    const stored: LiveEvent = event.event === undefined ? { epoch, seq, data: event.data } : { epoch, seq, event: event.event, data: event.data }
     this.#deliverLocal(key, stored)
     if (this.#bus !== undefined) {
-      const wire: Wire = { r: this.#replica, k: key, s: seq, d: event.data }
+      const wire: Wire = { r: this.#replica, k: key, p: epoch, s: seq, d: event.data }
       if (event.event !== undefined) wire.e = event.event
       await this.#bus.publish(channel(key), JSON.stringify(wire))
     }
-    return formatEventId(streamPartOf(key), seq)
+    return formatEventId(streamPartOf(key), epoch, seq)
   }
 
   async end (key: string): Promise<void> {
@@ -304,7 +481,11 @@ export class HubImpl implements Hub {
       eventsSent: this.eventsSent,
       eventsReplayed: this.eventsReplayed,
       droppedSlowConsumers: this.droppedSlowConsumers,
-      rejectedOverCapacity: this.rejectedOverCapacity
+      rejectedOverCapacity: this.rejectedOverCapacity,
+      refusedOverClientBudget: this.refusedOverClientBudget,
+      droppedDeadSockets: this.droppedDeadSockets,
+      evictedNotices: this.evictedNotices,
+      gapReads: this.gapReads
     }
   }
 
@@ -313,17 +494,17 @@ export class HubImpl implements Hub {
     clearInterval(this.#heartbeat)
     const bye = frame(undefined, 'shutdown', JSON.stringify({ message: 'Server is shutting down; reconnect with Last-Event-ID to resume.' }))
     for (const conn of [...this.#all]) {
-      conn.write(bye)
+      if (conn.headSent) conn.write(bye)
       conn.close('shutdown')
       conn.detached()
     }
-    await Promise.all([...this.#unsubscribe.values()].map(async (p) => await (await p)()))
+    await Promise.all([...this.#unsubscribe.values()].map(async (p) => { await (await p)() })).catch(() => {})
     this.#unsubscribe.clear()
     await this.#bus?.close()
     await this.#log.close()
   }
 
-  /** Drops a consumer whose queue overflowed. */
+  /** Drops a consumer whose queue overflowed or stalled. */
   dropSlow (conn: SseConnection): void {
     this.droppedSlowConsumers++
     conn.close('slow-consumer')
@@ -354,33 +535,25 @@ export class HubImpl implements Hub {
     set.add(conn)
   }
 
-  #deliverLocal (key: string, ev: StoredEvent): void {
+  #deliverLocal (key: string, ev: LiveEvent): void {
     const set = this.#byKey.get(key)
     if (set === undefined) return
+    // Every connection of a key shares one id space: serialize the frame once per stream part.
     let wire: string | undefined
-    let streamPart: string | undefined
+    let part: string | undefined
     for (const conn of set) {
-      if (conn.pending !== null) {
-        conn.pending.push(ev)
-        continue
-      }
-      if (this.#bus !== undefined && ev.seq > conn.lastSeq + 1) {
-        this.#catchUp(conn, ev)
-        continue
-      }
-      // Every connection of a key shares one id space: serialize the frame once.
-      if (wire === undefined || streamPart !== conn.streamPart) {
-        streamPart = conn.streamPart
-        wire = frame(formatEventId(streamPart, ev.seq), ev.event, ev.data)
-      }
-      conn.deliver(ev, wire)
+      this.#live(conn, ev, () => {
+        if (wire === undefined || part !== conn.streamPart) {
+          part = conn.streamPart
+          wire = frame(formatEventId(part, ev.epoch, ev.seq), ev.event, ev.data)
+        }
+        return wire
+      })
     }
   }
 
   #endLocal (key: string): void {
-    for (const conn of [...(this.#byKey.get(key) ?? [])]) {
-      if (conn.pending === null) conn.finish()
-    }
+    for (const conn of [...(this.#byKey.get(key) ?? [])]) this.#endConn(conn)
   }
 
   #forgetLocal (key: string): void {
@@ -397,14 +570,20 @@ export class HubImpl implements Hub {
     }
     const sub = this.#bus.subscribe(channel(key), (payload) => this.#onWire(payload))
     this.#unsubscribe.set(key, sub)
-    await sub
+    try {
+      await sub
+    } catch (err) {
+      // Never keep a rejected subscription: the next stream on the key tries again.
+      if (this.#unsubscribe.get(key) === sub) this.#unsubscribe.delete(key)
+      throw err
+    }
   }
 
   #unsubscribeKey (key: string): void {
     const sub = this.#unsubscribe.get(key)
     if (sub === undefined) return
     this.#unsubscribe.delete(key)
-    sub.then(async (off) => await off()).catch(() => {})
+    sub.then(async (off) => { await off() }).catch(() => {})
   }
 
   #onWire (payload: string): void {
@@ -413,13 +592,24 @@ export class HubImpl implements Hub {
     if (msg.r === this.#replica) return
     if ('end' in msg) this.#endLocal(msg.k)
     else if ('forget' in msg) this.#forgetLocal(msg.k)
-    else this.#deliverLocal(msg.k, msg.e === undefined ? { seq: msg.s, data: msg.d } : { seq: msg.s, event: msg.e, data: msg.d })
+    else this.#deliverLocal(msg.k, msg.e === undefined ? { epoch: msg.p, seq: msg.s, data: msg.d } : { epoch: msg.p, seq: msg.s, event: msg.e, data: msg.d })
   }
 
+  /** Heartbeats; also finds dead sockets and writes that stalled past the stall timeout. */
   #ping (): void {
     const ping = comment('ping')
-    for (const conn of this.#all) {
-      if (conn.queue === null && conn.pending === null) conn.write(ping)
+    const now = Date.now()
+    for (const conn of [...this.#all]) {
+      if (gone(conn.raw) && conn.headSent) {
+        conn.detached()
+      } else if (conn.queue !== null) {
+        if (now - conn.stalledSince > this.#stallMs) {
+          this.droppedDeadSockets++
+          this.dropSlow(conn)
+        }
+      } else if (!conn.replaying && conn.headSent) {
+        conn.write(ping)
+      }
     }
   }
 }

@@ -1,77 +1,159 @@
 import { EventEmitter } from 'node:events'
-import type { Bus, EventLog, HubEvent, StoredEvent } from './types.js'
+import { newEpoch, type Bus, type EventLog, type HubEvent, type LogHead, type LogRead, type StoredEvent } from './types.js'
 
 interface Ring {
+  key: string
+  /** A fresh epoch per ring: a ring forgotten and made again restarts its seqs under another. */
+  epoch: string
   /** seq of the newest event (0 = none yet). */
   last: number
-  /** Oldest first; at most `capacity` entries. */
+  /** Oldest first from `head` (a deque: entries before `head` are already dropped). */
   events: StoredEvent[]
-  /** Index of the oldest entry once the ring is full. */
   head: number
+  /** Bytes of the kept events (data + event name). */
+  bytes: number
   ended: boolean
 }
 
+export interface MemoryLogOptions {
+  /** Events kept per key (REPLAY_BUFFER_SIZE). */
+  capacity: number
+  /** Bytes kept per key (REPLAY_BUFFER_BYTES); one larger event is kept alone. */
+  ringBytes?: number
+  /** Bytes kept across every key (REPLAY_TOTAL_BYTES). */
+  totalBytes?: number
+  /** How long an ended key (a finished request's stream) stays resumable. */
+  endedRetentionMs?: number
+  now?: () => number
+}
+
+const costOf = (ev: StoredEvent): number => ev.data.length + (ev.event?.length ?? 0) + 64
+
 /**
- * Bounded in-memory replay log: one ring of `capacity` events per key. `append` is synchronous in
- * effect (a resolved promise), so the delivery path stays cheap.
+ * Bounded in-memory replay log: one ring per key of at most `capacity` events and `ringBytes`
+ * bytes, and at most `totalBytes` across every ring (when over, ended rings go first, oldest
+ * first, then the oldest events of the largest rings). Bytes are tracked as events come and go;
+ * ended rings are swept by an unref'ed timer. `append` is synchronous in effect.
  */
 export class MemoryEventLog implements EventLog {
   readonly #rings = new Map<string, Ring>()
   readonly #capacity: number
+  readonly #ringBytes: number
+  readonly #totalBytes: number
   readonly #endedRetentionMs: number
   readonly #now: () => number
-  /** Ended keys in the order they ended, with when they may be dropped (no timer per key). */
+  /** Ended keys in the order they ended, with when they may be dropped. */
   readonly #expiries: Array<{ key: string, at: number }> = []
+  readonly #sweeper: NodeJS.Timeout
+  #bytes = 0
 
-  /**
-   * @param capacity events kept per key (REPLAY_BUFFER_SIZE)
-   * @param endedRetentionMs how long an ended key (a finished request's stream) stays resumable
-   */
-  constructor (capacity: number, endedRetentionMs = 5 * 60_000, now: () => number = Date.now) {
-    this.#capacity = Math.max(1, capacity)
-    this.#endedRetentionMs = endedRetentionMs
-    this.#now = now
+  constructor (opts: MemoryLogOptions | number, endedRetentionMs = 5 * 60_000, now: () => number = Date.now) {
+    const o: MemoryLogOptions = typeof opts === 'number' ? { capacity: opts, endedRetentionMs, now } : opts
+    this.#capacity = Math.max(1, o.capacity)
+    this.#ringBytes = o.ringBytes ?? Number.MAX_SAFE_INTEGER
+    this.#totalBytes = o.totalBytes ?? Number.MAX_SAFE_INTEGER
+    this.#endedRetentionMs = o.endedRetentionMs ?? 5 * 60_000
+    this.#now = o.now ?? Date.now
+    this.#sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(this.#endedRetentionMs, 30_000)))
+    this.#sweeper.unref()
   }
+
+  /** Bytes held across every ring. */
+  get bytes (): number { return this.#bytes }
 
   #ring (key: string): Ring {
     let ring = this.#rings.get(key)
     if (ring === undefined) {
-      ring = { last: 0, events: [], head: 0, ended: false }
+      ring = { key, epoch: newEpoch(), last: 0, events: [], head: 0, bytes: 0, ended: false }
       this.#rings.set(key, ring)
     }
     return ring
   }
 
-  appendSync (key: string, event: HubEvent): number {
+  #dropOldest (ring: Ring): void {
+    const ev = ring.events[ring.head]
+    ring.events[ring.head++] = undefined as unknown as StoredEvent
+    const cost = costOf(ev)
+    ring.bytes -= cost
+    this.#bytes -= cost
+    // Compact now and then: amortized O(1) per event.
+    if (ring.head > 64 && ring.head * 2 > ring.events.length) {
+      ring.events = ring.events.slice(ring.head)
+      ring.head = 0
+    }
+  }
+
+  #count (ring: Ring): number { return ring.events.length - ring.head }
+
+  #drop (key: string): void {
+    const ring = this.#rings.get(key)
+    if (ring === undefined) return
+    this.#bytes -= ring.bytes
+    this.#rings.delete(key)
+  }
+
+  appendSync (key: string, event: HubEvent): { epoch: string, seq: number } {
     const ring = this.#ring(key)
     const stored: StoredEvent = { seq: ++ring.last, data: event.data }
     if (event.event !== undefined) stored.event = event.event
-    if (ring.events.length < this.#capacity) {
-      ring.events.push(stored)
-    } else {
-      ring.events[ring.head] = stored
-      ring.head = (ring.head + 1) % this.#capacity
-    }
-    return stored.seq
+    const cost = costOf(stored)
+    ring.events.push(stored)
+    ring.bytes += cost
+    this.#bytes += cost
+    while (this.#count(ring) > 1 && (this.#count(ring) > this.#capacity || ring.bytes > this.#ringBytes)) this.#dropOldest(ring)
+    if (this.#bytes > this.#totalBytes) this.#shrink(ring)
+    return { epoch: ring.epoch, seq: stored.seq }
   }
 
-  async append (key: string, event: HubEvent): Promise<number> {
+  /**
+   * Over the total: ended rings go first (oldest first), then the oldest events of the largest
+   * rings, down to 90% of the total so the scan for the largest is paid rarely.
+   */
+  #shrink (keep: Ring): void {
+    const target = Math.floor(this.#totalBytes * 0.9)
+    while (this.#bytes > target && this.#expiries.length > 0) {
+      const { key } = this.#expiries.shift() as { key: string }
+      const ring = this.#rings.get(key)
+      if (ring?.ended === true && ring !== keep) this.#drop(key)
+    }
+    while (this.#bytes > target) {
+      let largest: Ring | undefined
+      let second = 0
+      for (const ring of this.#rings.values()) {
+        if (this.#count(ring) === 0) continue
+        if (largest === undefined || ring.bytes > largest.bytes) {
+          if (largest !== undefined) second = largest.bytes
+          largest = ring
+        } else if (ring.bytes > second) second = ring.bytes
+      }
+      if (largest === undefined) break
+      // The largest ring gives back down to the next one's size (at least one event).
+      do this.#dropOldest(largest)
+      while (this.#bytes > target && this.#count(largest) > 0 && largest.bytes > second)
+    }
+  }
+
+  async append (key: string, event: HubEvent): Promise<{ epoch: string, seq: number }> {
     return this.appendSync(key, event)
   }
 
-  readAfterSync (key: string, afterSeq: number): { events: StoredEvent[], evicted: boolean } {
+  readAfterSync (key: string, afterSeq: number): LogRead {
     const ring = this.#rings.get(key)
-    if (ring === undefined) return { events: [], evicted: false }
-    const n = ring.events.length
-    const ordered = ring.head === 0 ? ring.events : [...ring.events.slice(ring.head), ...ring.events.slice(0, ring.head)]
-    const oldest = n > 0 ? ordered[0].seq : ring.last + 1
+    if (ring === undefined) return { epoch: undefined, last: 0, events: [], evicted: false }
+    const n = this.#count(ring)
+    const oldest = n > 0 ? ring.events[ring.head].seq : ring.last + 1
     const evicted = afterSeq + 1 < oldest && afterSeq < ring.last
-    const start = Math.max(0, afterSeq + 1 - oldest)
-    return { events: ordered.slice(start), evicted }
+    const start = ring.head + Math.max(0, afterSeq + 1 - oldest)
+    return { epoch: ring.epoch, last: ring.last, events: ring.events.slice(start), evicted }
   }
 
-  async readAfter (key: string, afterSeq: number): Promise<{ events: StoredEvent[], evicted: boolean }> {
+  async readAfter (key: string, afterSeq: number): Promise<LogRead> {
     return this.readAfterSync(key, afterSeq)
+  }
+
+  async head (key: string): Promise<LogHead> {
+    const ring = this.#rings.get(key)
+    return { epoch: ring?.epoch, last: ring?.last ?? 0 }
   }
 
   lastSeq (key: string): number {
@@ -80,12 +162,16 @@ export class MemoryEventLog implements EventLog {
 
   async end (key: string): Promise<void> {
     this.#ring(key).ended = true
+    this.#expiries.push({ key, at: this.#now() + this.#endedRetentionMs })
+    this.sweep()
+  }
+
+  /** Drops ended keys whose retention has passed (also run by the timer). */
+  sweep (): void {
     const now = this.#now()
-    this.#expiries.push({ key, at: now + this.#endedRetentionMs })
-    // Finished streams are dropped once their retention has passed, swept as new ones end.
     while (this.#expiries.length > 0 && this.#expiries[0].at <= now) {
       const { key: old } = this.#expiries.shift() as { key: string }
-      if (this.#rings.get(old)?.ended === true) this.#rings.delete(old)
+      if (this.#rings.get(old)?.ended === true) this.#drop(old)
     }
   }
 
@@ -94,7 +180,7 @@ export class MemoryEventLog implements EventLog {
   }
 
   async delete (key: string): Promise<void> {
-    this.#rings.delete(key)
+    this.#drop(key)
   }
 
   get size (): number {
@@ -102,7 +188,9 @@ export class MemoryEventLog implements EventLog {
   }
 
   async close (): Promise<void> {
+    clearInterval(this.#sweeper)
     this.#rings.clear()
+    this.#bytes = 0
     this.#expiries.length = 0
   }
 }

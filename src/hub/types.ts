@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+
 /**
  * The SSE hub contract. Every stream the server holds goes through one hub; the MCP transports
  * (routes/mcp.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
@@ -9,9 +11,12 @@
  *   `s:<sessionId>:g`        an MCP session's standalone GET stream
  *   `s:<sessionId>:r<n>`     the SSE response stream of one POST request in that session
  *   `l:<sessionId>`          a legacy HTTP+SSE (2024-11-05) session stream
- * - An *event id* is unique per session and encodes its stream: `<streamPart>-<seq>` where streamPart
- *   is the last segment of the key (`g`, `r12`, `p` for public, `l` for legacy) and seq is the
- *   1-based sequence number in that key's replay log. parseEventId() reverses it.
+ * - An *event id* is unique per session and encodes its stream: `<streamPart>-<epoch>-<seq>` where
+ *   streamPart is the last segment of the key (`g`, `r12`, `p` for public, `l` for legacy), epoch
+ *   names one life of the key's log (created with its sequence counter; a log that expired or was
+ *   lost on a Redis restart starts a new epoch) and seq is the 1-based sequence number in that
+ *   epoch. parseEventId() reverses it. Within one epoch a connection gets consecutive seqs, each
+ *   once; a different epoch (or a gap the log no longer holds) is announced with an `evicted` event.
  * - A *connection* is one open HTTP response attached to a key. A key may have 0..n connections on
  *   any replica; events are appended to the key's log at publish time (so nothing published while a
  *   client is away is lost) and delivered to every connection on it, on whatever replica it is.
@@ -29,15 +34,33 @@ export interface StoredEvent extends HubEvent {
   seq: number
 }
 
-/** Bounded per-key replay log (REPLAY_BUFFER_SIZE entries per key). Memory now; Redis Streams later. */
+/** What a log holds for a key: its epoch (undefined while the key has no log) and its newest seq. */
+export interface LogHead {
+  epoch: string | undefined
+  last: number
+}
+
+/** A read of a key's log: events with seq > afterSeq of the current epoch, oldest first. */
+export interface LogRead extends LogHead {
+  events: StoredEvent[]
+  /** Some of the requested history is gone (afterSeq is older than the oldest kept event). */
+  evicted: boolean
+}
+
+/**
+ * Bounded per-key replay log: at most REPLAY_BUFFER_SIZE events and REPLAY_BUFFER_BYTES bytes per
+ * key (oldest go first; one event larger than that is kept alone). In memory or on Redis Streams.
+ */
 export interface EventLog {
-  /** Appends and returns the new event's sequence number (1, 2, 3 … per key). */
-  append (key: string, event: HubEvent): Promise<number>
+  /** Appends and returns the new event's epoch and sequence number (1, 2, 3 … per key and epoch). */
+  append (key: string, event: HubEvent): Promise<{ epoch: string, seq: number }>
   /**
    * Events with seq > afterSeq, oldest first. `evicted` is true when some of the requested history
    * is gone (afterSeq is older than the oldest kept event) — the hub must then tell the client.
    */
-  readAfter (key: string, afterSeq: number): Promise<{ events: StoredEvent[], evicted: boolean }>
+  readAfter (key: string, afterSeq: number): Promise<LogRead>
+  /** The key's epoch and newest seq, without reading events. */
+  head (key: string): Promise<LogHead>
   /** Marks the key finished: readers that reach its end are closed instead of waiting for more. */
   end (key: string): Promise<void>
   isEnded (key: string): Promise<boolean>
@@ -67,15 +90,28 @@ export interface HubStats {
   droppedSlowConsumers: number
   /** Connections refused because MAX_CONNECTIONS was reached. */
   rejectedOverCapacity: number
+  /** Connections refused because the client held MAX_STREAMS_PER_CLIENT streams (429). */
+  refusedOverClientBudget: number
+  /** Connections ended because a write failed or stalled (no 'drain' within the stall timeout). */
+  droppedDeadSockets: number
+  /** `evicted` notices written (history gone, or the log restarted under a new epoch). */
+  evictedNotices: number
+  /** Gaps between live events that were filled by re-reading the log. */
+  gapReads: number
 }
 
-/** Splits `<streamPart>-<seq>`; undefined for anything malformed (treated as "no Last-Event-ID"). */
-export function parseEventId (id: string | undefined): { streamPart: string, seq: number } | undefined {
-  if (typeof id !== 'string' || id.length > 200) return undefined
-  const m = /^([A-Za-z0-9_.]{1,64})-(\d{1,15})$/.exec(id)
+/**
+ * Splits `<streamPart>-<epoch>-<seq>` (or the epoch-less `<streamPart>-<seq>` of older servers:
+ * epoch undefined, which the hub answers with `evicted` + what the log has); undefined for anything
+ * malformed (treated as "no Last-Event-ID").
+ */
+export function parseEventId (id: string | undefined): { streamPart: string, epoch?: string, seq: number } | undefined {
+  if (typeof id !== 'string' || id.length > 64) return undefined
+  const m = /^([A-Za-z0-9_.]{1,40})-(?:([a-z0-9]{1,16})-)?(\d{1,15})$/.exec(id)
   if (m === null) return undefined
-  const seq = Number(m[2])
-  return Number.isSafeInteger(seq) ? { streamPart: m[1], seq } : undefined
+  const seq = Number(m[3])
+  if (!Number.isSafeInteger(seq)) return undefined
+  return m[2] === undefined ? { streamPart: m[1], seq } : { streamPart: m[1], epoch: m[2], seq }
 }
 
 /** The id prefix of a key's events: `public` → `p`, `l:<sid>` → `l`, `s:<sid>:<part>` → `<part>`. */
@@ -85,12 +121,17 @@ export function streamPartOf (key: string): string {
   return key.slice(key.lastIndexOf(':') + 1)
 }
 
-export function formatEventId (streamPart: string, seq: number): string {
-  return `${streamPart}-${seq}`
+export function formatEventId (streamPart: string, epoch: string, seq: number): string {
+  return `${streamPart}-${epoch}-${seq}`
+}
+
+/** A new epoch name: 8 lowercase hex characters. */
+export function newEpoch (): string {
+  return randomBytes(4).toString('hex')
 }
 
 /** Why a connection ended. */
-export type CloseReason = 'client' | 'ended' | 'slow-consumer' | 'shutdown' | 'replaced'
+export type CloseReason = 'client' | 'ended' | 'slow-consumer' | 'shutdown' | 'replaced' | 'error'
 
 export interface AttachOptions {
   key: string
@@ -105,6 +146,11 @@ export interface AttachOptions {
   headers?: Record<string, string | number | string[] | undefined>
   /** Replay this key's events with seq > afterSeq before going live (from Last-Event-ID). */
   afterSeq?: number
+  /**
+   * The epoch of Last-Event-ID (parseEventId). With afterSeq > 0, a missing or different epoch
+   * means the client's history is gone: it gets `evicted`, then what the log holds.
+   */
+  afterEpoch?: string
   /** Written first, not logged, no id (e.g. legacy `endpoint`, public `welcome`). */
   prelude?: HubEvent[]
   /** SSE `retry:` hint (ms) written at open. */

@@ -67,7 +67,7 @@ test('curl -N on GET /mcp receives the welcome event and a broadcast', async (t)
   await waitFor(/event: welcome\ndata: \{/)
   const res = await fetch(`${server.url}/broadcast`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'news', data: { n: 1 } }) })
   assert.equal(res.status, 202)
-  await waitFor(/id: p-1\nevent: news\ndata: \{"n":1\}\n\n/)
+  await waitFor(/id: p-[0-9a-f]{8}-1\nevent: news\ndata: \{"n":1\}\n\n/)
 })
 
 test('the stateless (2026-07-28) curl example that /docs prints runs as printed and calls the tool', async (t) => {

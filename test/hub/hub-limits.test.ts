@@ -4,7 +4,7 @@ import { connect } from 'node:net'
 import http from 'node:http'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { listen } from '../helper.js'
+import { listen, testConfig } from '../helper.js'
 import { openSse } from '../sse-client.js'
 import { addTestStreamRoute } from './stream-route.js'
 import { until } from '../e2e/sdk.js'
@@ -73,7 +73,7 @@ async function openStreams (url: string, agent: http.Agent, n: number): Promise<
 }
 
 test('2,000 idle streams open on one process, show in /health, and leave no leak when closed', { timeout: 60_000 }, async (t) => {
-  const { app, url } = await listen(t, { maxConnections: 5000, rateLimitMax: 0 })
+  const { app, url } = await listen(t, { maxConnections: 5000, rateLimitMax: 0, budgets: { ...testConfig().budgets, streamsPerClient: 5000 } })
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity })
   t.after(() => agent.destroy())
   const N = 2000

@@ -6,7 +6,7 @@ export function addTestStreamRoute (app: App): void {
   app.get<{ Querystring: { key?: string } }>('/test-stream', async (request, reply) => {
     const key = request.query.key ?? 'public'
     const last = request.headers['last-event-id']
-    const afterSeq = parseEventId(typeof last === 'string' ? last : undefined)?.seq
-    await app.hub.open(reply, { key, kind: key === 'public' ? 'public' : 'session', streamPart: '', afterSeq })
+    const parsed = parseEventId(typeof last === 'string' ? last : undefined)
+    await app.hub.open(reply, { key, kind: key === 'public' ? 'public' : 'session', streamPart: '', afterSeq: parsed?.seq, afterEpoch: parsed?.epoch })
   })
 }

@@ -18,19 +18,60 @@ async function client (t: import('node:test').TestContext, url: string): Promise
 test('RedisEventLog: seqs, bounded trimming, eviction, end, delete', { skip }, async (t) => {
   const redis = await startRedis(t)
   const log = new RedisEventLog(await client(t, redis.url), 3, 60_000)
-  for (let i = 1; i <= 5; i++) assert.equal(await log.append('s:a:g', { event: i % 2 ? 'message' : undefined, data: `d${i}` }), i)
+  const epochs = new Set<string>()
+  for (let i = 1; i <= 5; i++) {
+    const r = await log.append('s:a:g', { event: i % 2 ? 'message' : undefined, data: `d${i}` })
+    assert.equal(r.seq, i)
+    epochs.add(r.epoch)
+  }
+  assert.equal(epochs.size, 1)
+  const [epoch] = epochs
   assert.equal(await log.lastSeq('s:a:g'), 5)
   const recent = await log.readAfter('s:a:g', 3)
-  assert.deepEqual(recent, { events: [{ seq: 4, data: 'd4' }, { seq: 5, event: 'message', data: 'd5' }], evicted: false })
+  assert.deepEqual(recent, { epoch, last: 5, events: [{ seq: 4, data: 'd4' }, { seq: 5, event: 'message', data: 'd5' }], evicted: false })
   const old = await log.readAfter('s:a:g', 0)
   assert.equal(old.evicted, true)
   assert.deepEqual(old.events.map((e) => e.seq), [3, 4, 5])
-  assert.deepEqual(await log.readAfter('s:a:g', 5), { events: [], evicted: false })
+  assert.deepEqual(await log.readAfter('s:a:g', 5), { epoch, last: 5, events: [], evicted: false })
   assert.equal(await log.isEnded('s:a:g'), false)
   await log.end('s:a:g')
   assert.equal(await log.isEnded('s:a:g'), true)
   await log.delete('s:a:g')
-  assert.deepEqual(await log.readAfter('s:a:g', 0), { events: [], evicted: false })
+  assert.deepEqual(await log.readAfter('s:a:g', 0), { epoch: undefined, last: 0, events: [], evicted: false })
+  const again = await log.append('s:a:g', { data: 'new life' })
+  assert.equal(again.seq, 1)
+  assert.notEqual(again.epoch, epoch, 'a restarted sequence has a new epoch')
+})
+
+test('RedisEventLog: a stream is bounded by bytes as well as entries (counter kept in the Lua append)', { skip }, async (t) => {
+  const redis = await startRedis(t)
+  const c = await client(t, redis.url)
+  const log = new RedisEventLog(c, 1000, 60_000, 60_000, 10_000)
+  for (let i = 1; i <= 100; i++) await log.append('k', { data: 'x'.repeat(1000) })
+  const kept = await log.readAfter('k', 0)
+  assert.equal(kept.evicted, true)
+  assert.ok(kept.events.length >= 8 && kept.events.length <= 10, `${kept.events.length} kept`)
+  assert.equal(kept.events.at(-1)?.seq, 100)
+  assert.ok(Number(await c.hget('mcp:seq:k', 'b')) <= 10_000)
+  await log.append('k', { data: 'y'.repeat(50_000) })
+  assert.deepEqual((await log.readAfter('k', 0)).events.map((e) => e.seq), [101])
+})
+
+test('RedisBus: a SUBSCRIBE that fails leaves no handler behind, and the next one works', { skip }, async (t) => {
+  const redis = await startRedis(t)
+  const pub = await client(t, redis.url)
+  const sub = await client(t, redis.url)
+  const bus = new RedisBus(pub, sub)
+  await redis.stop()
+  const got: string[] = []
+  await assert.rejects(bus.subscribe('hub:y', (p) => got.push(`stale ${p}`)))
+  await redis.start()
+  const deadline = Date.now() + 10_000
+  while ((pub.status !== 'ready' || sub.status !== 'ready') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  await bus.subscribe('hub:y', (p) => got.push(p))
+  await bus.publish('hub:y', 'one')
+  while (got.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.deepEqual(got, ['one'])
 })
 
 test('RedisBus: a message published by one replica reaches another; unsubscribe stops it', { skip }, async (t) => {
@@ -82,5 +123,5 @@ test('with Redis down, calls fail with clear errors and recover when it returns'
   const deadline = Date.now() + 10_000
   while (c.status !== 'ready' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
   assert.equal(c.status, 'ready')
-  assert.equal(await log.append('k2', { data: 'after' }), 1)
+  assert.equal((await log.append('k2', { data: 'after' })).seq, 1)
 })
