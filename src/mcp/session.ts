@@ -223,10 +223,12 @@ export class SessionLedger {
     }
   }
 
-  /** Remembers a request stream key of a session; returns a key to drop now when over the bound. */
+  /** Remembers a request stream key of a session; returns a key to drop now when over the bound. Sessions not admitted here are not tracked. */
   addStream (id: string, key: string): string | undefined {
     const owned = this.#owned.get(id)
-    if (owned === undefined) return key
+    // A session made on another replica (Redis): its request streams are not tracked here; their
+    // logs expire with the Redis TTL.
+    if (owned === undefined) return undefined
     owned.streams.add(key)
     if (owned.streams.size <= MAX_REQUEST_STREAMS_PER_SESSION) return undefined
     const [oldest] = owned.streams
