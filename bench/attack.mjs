@@ -18,6 +18,9 @@ const root = join(here, '..')
 const args = process.argv.slice(2)
 const SECONDS = Number(args[args.indexOf('--seconds') + 1] ?? 30) || 30
 const asJson = args.includes('--json')
+// `--env NAME=value` (repeatable) changes the server's environment, e.g. `--env RATE_LIMIT_MAX=0`
+// to see the budgets hold with no rate limit in front of them.
+const extraEnv = Object.fromEntries(args.flatMap((a, i) => a === '--env' && args[i + 1]?.includes('=') ? [args[i + 1].split(/=(.*)/s, 2)] : []))
 const MB = 1024 * 1024
 
 const freePort = () => new Promise((resolve) => {
@@ -26,7 +29,7 @@ const freePort = () => new Promise((resolve) => {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const port = await freePort()
-const env = { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'production' }
+const env = { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'production', ...extraEnv }
 const child = spawn(process.execPath, ['--expose-gc', '--import', join(here, 'gc-probe.mjs'), join(root, 'dist/src/server.js')], {
   cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc']
 })
@@ -42,23 +45,32 @@ for (let i = 0; ; i++) {
 const heap = () => new Promise((resolve) => { child.once('message', (m) => resolve(m.heapUsed)); child.send('gc') })
 
 const statuses = new Map()
-const count = (s) => statuses.set(s, (statuses.get(s) ?? 0) + 1)
+const count = (s, what = '') => statuses.set(what ? `${s} ${what}` : s, (statuses.get(what ? `${s} ${what}` : s) ?? 0) + 1)
 const ACCEPT = 'application/json, text/event-stream'
 async function post (path, body, headers = {}) {
   try {
     const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body })
-    count(res.status)
+    count(res.status, res.status === 429 ? '' : path.split('?')[0])
     await res.arrayBuffer()
     return res
   } catch { count('network') }
 }
 
-/** Opens a raw SSE stream, reads its first event (the legacy endpoint), then stops reading. */
-function rawStream (path, headers = {}) {
+/**
+ * Opens a raw SSE stream and reads its first event (the legacy endpoint); then it either stops
+ * reading (a slow consumer: the server must bound its queue) or keeps reading and discarding (so the
+ * session stays and its replay ring fills).
+ */
+function rawStream (path, { keepReading = false } = {}, headers = {}) {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     let head = ''
-    const done = (v) => { socket.removeAllListeners('data'); socket.pause(); resolve(v) }
+    const done = (v) => {
+      socket.removeAllListeners('data')
+      if (keepReading) socket.on('data', () => {})
+      else socket.pause()
+      resolve(v)
+    }
     socket.on('error', () => resolve({ socket, status: 'network' }))
     socket.on('data', (d) => {
       head += d.toString('latin1')
@@ -85,10 +97,10 @@ const big = (n) => 'x'.repeat(n)
 const capabilities = { experimental: { pad: big(15_000) } }
 const init = (caps) => JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: caps, clientInfo: { name: 'attacker', version: '1' } } })
 
-// 1. Legacy sessions whose streams stop reading, with rings filled by ~1 MB replies.
+// 1. Legacy sessions (half of them stop reading), with rings filled by ~1 MB replies.
 const legacy = []
 for (let i = 0; i < 60; i++) {
-  const s = await rawStream('/sse')
+  const s = await rawStream('/sse', { keepReading: i % 2 === 0 })
   sockets.push(s.socket)
   if (s.sessionId) legacy.push(s.sessionId)
 }
@@ -104,11 +116,11 @@ for (let i = 0; i < 60; i++) {
 for (let i = 0; i < 40; i++) sockets.push((await rawStream('/mcp')).socket)
 
 const loops = [
-  (async () => { // replies of ~1 MB into every legacy ring
+  (async () => { // the largest echo replies (100,000 characters, the tool's maxLength) into every legacy ring
     for (let i = 0; Date.now() < deadline; i++) {
       const sid = legacy[i % Math.max(1, legacy.length)]
       if (sid === undefined) break
-      await post(`/messages?sessionId=${sid}`, JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'echo', arguments: { message: big(MB - 4096) } } }))
+      await post(`/messages?sessionId=${sid}`, JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'echo', arguments: { message: big(100_000) } } }))
     }
   })(),
   (async () => { // subscriptions with the longest URIs
@@ -150,7 +162,7 @@ try { health = (await fetch(`${base}/health`)).status } catch {}
 child.kill('SIGTERM')
 await new Promise((resolve) => child.once('exit', resolve))
 
-const fivexx = [...statuses].filter(([s]) => typeof s === 'number' && s >= 500 && s !== 503).reduce((n, [, c]) => n + c, 0)
+const fivexx = [...statuses].filter(([s]) => Number.parseInt(String(s)) >= 500 && Number.parseInt(String(s)) !== 503).reduce((n, [, c]) => n + c, 0)
 const result = {
   seconds: SECONDS,
   baselineMB: +(baseline / MB).toFixed(1),
@@ -165,7 +177,7 @@ const result = {
 }
 if (asJson) console.log(JSON.stringify(result))
 else {
-  console.log(`30-second unauthenticated attack on a default process (${SECONDS} s, one IP):`)
+  console.log(`Unauthenticated attack on a default process (${SECONDS} s, one IP${Object.keys(extraEnv).length ? `, ${JSON.stringify(extraEnv)}` : ''}):`)
   console.log(`  heap after GC: baseline ${result.baselineMB} MB, peak ${result.peakMB} MB, after the attacker left ${result.afterMB} MB`)
   console.log(`  samples (MB): ${result.samplesMB.join(' ')}`)
   console.log(`  statuses: ${JSON.stringify(result.statuses)}; 5xx (other than 503): ${fivexx}; /health after: ${health}`)
