@@ -54,7 +54,7 @@ export interface InjectClient {
 interface Message { jsonrpc: '2.0', id?: string | number | null, method?: string, params?: Record<string, unknown>, result?: Record<string, unknown>, error?: { code: number, message: string, data?: unknown } }
 
 /** Splits an SSE text into its events' data (JSON-RPC messages); comments and empty data are skipped. */
-function* sseMessages (text: string): Generator<Message> {
+function * sseMessages (text: string): Generator<Message> {
   for (const block of text.split(/\r?\n\r?\n/)) {
     const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(l.startsWith('data: ') ? 6 : 5)).join('\n')
     if (data !== '') yield JSON.parse(data) as Message
