@@ -223,8 +223,13 @@ local r = redis.call('GET', KEYS[1])
 if r then redis.call('DEL', KEYS[1]) end
 return r`
 
+export interface McpPluginOptions {
+  /** Registers the demo tools, resource and prompt (src/tools/builtin.ts); default true. */
+  builtins?: boolean
+}
+
 /** The MCP server as `app.mcp`: registration API, catalog, sessions, observers. */
-const mcpPlugin: FastifyPluginAsync = async (app) => {
+const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   const sessions = sessionStore(app)
   const replica = randomBytes(9).toString('base64url')
   const redis = app.redis?.client
@@ -262,7 +267,7 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     ])
   }
   sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(() => {}) })
-  registerBuiltins(server, app.lifecycle.startedAt)
+  if (opts.builtins !== false) registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
   const publish = async (channel: string, c: Directed | Broadcast): Promise<void> => { await bus?.publish(channel, JSON.stringify(c)) }

@@ -62,7 +62,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       streamPart: 'l',
       afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
       afterEpoch: last?.epoch,
-      prelude: [{ event: 'endpoint', data: `/messages?sessionId=${encodeURIComponent(session.id)}` }],
+      prelude: [{ event: 'endpoint', data: `${app.prefix}/messages?sessionId=${encodeURIComponent(session.id)}` }],
       // In this transport the session lives as long as its stream (and its calls end with it).
       onClose: end
     }).catch((err: unknown) => { end(); throw err })

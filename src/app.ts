@@ -1,34 +1,20 @@
-import Fastify, { type FastifyError, type FastifyServerOptions } from 'fastify'
-import sensible from '@fastify/sensible'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
-import { STATUS_CODES } from 'node:http'
-import type { Config } from './config.js'
+import { resolveConfig, type Config } from './config.js'
 import { cap } from './budget.js'
-import configPlugin from '../plugins/config.js'
-import lifecyclePlugin from '../plugins/lifecycle.js'
-import jsonBodyPlugin from '../plugins/json-body.js'
-import corsPlugin from '../plugins/cors.js'
-import authPlugin from '../plugins/auth.js'
-import rateLimitPlugin from '../plugins/rate-limit.js'
-import policyPlugin from '../plugins/policy.js'
-import redisPlugin from '../plugins/redis.js'
-import hubPlugin from '../plugins/sse-hub.js'
-import mcpPlugin from '../plugins/mcp.js'
-import healthRoutes from '../routes/health.js'
-import broadcastRoutes from '../routes/broadcast.js'
-import mcpRoutes from '../routes/mcp.js'
-import sseRoutes from '../routes/sse.js'
-import oauthMetadataRoutes from '../routes/oauth-metadata.js'
-import metricsPlugin from '../plugins/metrics.js'
+import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController } from '../plugins/request-log.js'
-import metricsRoutes from '../routes/metrics.js'
-import docsRoutes from '../routes/docs.js'
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
   logger?: FastifyServerOptions['logger']
+  /** Fastify server options that win over the ones the service chooses (e.g. `forceCloseConnections`). */
+  server?: FastifyServerOptions
 }
+
+/** The service's options: any part of the Config, the plugin's switches (`builtins` defaults to true here) and BuildOptions. */
+export type BuildAppOptions = Omit<SseMcpOptions, typeof kWholeApp> & { logLevel?: Config['logLevel'] } & BuildOptions
 
 /** Secrets never reach the logs. */
 export const LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.query.token', 'req.query.access_token']
@@ -43,15 +29,19 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 }
 
 /**
- * Builds the whole service from a validated config: one plugin per concern, composed in order.
- * Tests call this and use `app.inject`; `src/server.ts` calls it and listens.
+ * The service: a Fastify server configured for long-lived streams with the sse-mcp-server plugin
+ * over the whole app (its guards cover every route, so every route must declare a policy). Takes a
+ * partial config merged over the defaults — `buildApp()`, `buildApp({ authTokens })` — and, for
+ * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
  */
-export async function buildApp (config: Config, options: BuildOptions = {}) {
+export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
+  const { logger, server, builtins = true, ...input } = { ...options, ...more }
+  const config = resolveConfig(input)
   const https = config.tls
     ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
     : null
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config),
+    logger: logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
     // A hop count trusts that many proxies in front of us (nginx = 1).
     trustProxy: typeof config.trustProxy === 'number'
@@ -65,21 +55,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     requestTimeout: 30_000,
     keepAliveTimeout: 65_000,
     routerOptions: { ignoreTrailingSlash: true },
-    ...(https ? { https } : {})
+    ...(https ? { https } : {}),
+    ...server
   }).withTypeProvider<TypeBoxTypeProvider>()
-
-  // Client mistakes are answered with a 4xx JSON body and logged without a stack trace;
-  // only genuine server faults are 5xx, and they never leak internals.
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-    if (status >= 500) request.log.error({ err }, 'request failed')
-    else request.log.info({ code: err.code, message: err.message }, 'client error')
-    return reply.code(status).send({
-      statusCode: status,
-      error: STATUS_CODES[status] ?? 'Error',
-      message: status >= 500 ? 'Internal Server Error' : err.message
-    })
-  })
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).
@@ -88,28 +66,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     error: 'Not Found',
     message: `Route ${request.method}:${cap(request.url, 100)} not found`
   }))
-
-  await app.register(configPlugin, { config })
-  await app.register(lifecyclePlugin)
-  await app.register(sensible)
-  await app.register(jsonBodyPlugin)
-  // CORS first (its headers reach every refusal and it answers preflights), then the one guard:
-  // every route registered after it must declare a policy (plugins/policy.ts).
-  await app.register(corsPlugin)
-  await app.register(authPlugin)
-  await app.register(rateLimitPlugin)
-  await app.register(policyPlugin)
-  await app.register(redisPlugin)
-  await app.register(hubPlugin)
-  await app.register(mcpPlugin)
-  await app.register(metricsPlugin)
-  await app.register(healthRoutes)
-  await app.register(broadcastRoutes)
-  await app.register(mcpRoutes)
-  await app.register(sseRoutes)
-  await app.register(oauthMetadataRoutes)
-  await app.register(metricsRoutes)
-  await app.register(docsRoutes)
+  const { logLevel: _level, ...pluginConfig } = config
+  await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
   return app
 }
 

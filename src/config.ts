@@ -66,7 +66,9 @@ export const EnvSchema = Type.Object({
   // One JSON reader with limits for every body.
   JSON_MAX_DEPTH: Int(2, 10_000, 64),
   JSON_MAX_KEYS: Int(1, 10_000_000, 10_000),
-  JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576)
+  JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576),
+  // Tool modules loaded at start (comma-separated files or directories, resolved against the cwd).
+  MCP_TOOLS: Type.String({ default: '' })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -124,6 +126,8 @@ export interface Config {
   budgets: Budgets
   /** Limits of the one JSON reader every body goes through. */
   json: JsonLimits
+  /** MCP_TOOLS: tool modules (files or directories, resolved against the cwd) the service loads at start. */
+  tools: string[]
 }
 
 export interface Budgets {
@@ -261,6 +265,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       stateBytes: e.MAX_STATE_BYTES
     },
     json: { maxDepth: e.JSON_MAX_DEPTH, maxKeys: e.JSON_MAX_KEYS, maxStringBytes: e.JSON_MAX_STRING_BYTES },
+    tools: list(e.MCP_TOOLS),
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
@@ -272,6 +277,28 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
         }
       : undefined
   }
+}
+
+/** A config where only some fields are given; `budgets` and `json` may be given in part too. */
+export type ConfigInput = Partial<Omit<Config, 'budgets' | 'json'>> & { budgets?: Partial<Budgets>, json?: Partial<JsonLimits> }
+
+/**
+ * The typed config from a partial one: every field not given takes its default (as with an empty
+ * environment). Giving `host` without `allowedHosts` derives the Host allow-list as HOST does.
+ */
+export function resolveConfig (input: ConfigInput = {}): Config {
+  const defaults = loadConfig({})
+  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ConfigInput
+  const config: Config = {
+    ...defaults,
+    ...given,
+    budgets: { ...defaults.budgets, ...given.budgets },
+    json: { ...defaults.json, ...given.json }
+  }
+  if (given.host !== undefined && given.allowedHosts === undefined) {
+    config.allowedHosts = isLoopback(given.host) ? LOOPBACK_HOSTS : []
+  }
+  return config
 }
 
 /** True when `origin` (a request's Origin header) is on the allow-list. */

@@ -1,3 +1,5 @@
+#!/usr/bin/env node
+// The `sse-mcp-server` bin and `npm start`: environment → config → buildApp (MCP_TOOLS loaded) → listen → drain.
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { buildApp } from './app.js'
@@ -6,7 +8,8 @@ let config: Config
 let app: Awaited<ReturnType<typeof buildApp>>
 try {
   config = loadConfig()
-  // Building checks what the environment only names (an OAuth key file): also a one-line ConfigError.
+  // Building checks what the environment only names (an OAuth key file, MCP_TOOLS modules): also a
+  // one-line ConfigError.
   app = await buildApp(config)
 } catch (err) {
   if (err instanceof ConfigError) {
@@ -16,7 +19,6 @@ try {
   throw err
 }
 
-// SIGTERM/SIGINT: stop accepting, mark not-ready, tell streams, let in-flight work finish, close.
 // SIGTERM/SIGINT: refuse new work (503, /ready too), let in-flight calls finish for up to
 // DRAIN_TIMEOUT_MS, then close: every stream gets a `shutdown` event before its socket ends.
 closeWithGrace({ delay: config.drainTimeoutMs + 5_000 }, async ({ signal, err }) => {

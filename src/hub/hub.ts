@@ -260,7 +260,7 @@ export class HubImpl implements Hub {
     raw.writeHead(200, { ...headers, ...SSE_HEADERS })
     conn.headSent = true
     // Disable Nagle so small events leave at once.
-    raw.socket?.setNoDelay(true)
+    raw.socket?.setNoDelay?.(true)
     // The head (retry hint, prelude such as `welcome` or an acknowledgment) only once subscribed: a
     // client that has it is subscribed on every replica, so an event published after it is not missed.
     let head = ''

@@ -1,0 +1,85 @@
+import { readdir, stat } from 'node:fs/promises'
+import { extname, join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { ConfigError } from '../config.js'
+import { cap } from '../budget.js'
+import type { Mcp } from '../../plugins/mcp.js'
+import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../mcp/registry.js'
+
+/** Anything a tool module may export by default besides a function. */
+export type Definition = ToolDefinition | ResourceDefinition | ResourceTemplateDefinition | PromptDefinition
+/** A tool module's default export: a setup function, one definition or an array of them. */
+export type ToolModule = ((mcp: Mcp, app: FastifyInstance) => void | Promise<void>) | Definition | readonly Definition[]
+
+/** Keeps a tool's inferred argument type inside an array of definitions (`export default [defineTool({ … })]`). */
+export function defineTool<S extends AnySchema> (def: ToolDefinition<S>): ToolDefinition {
+  return def as unknown as ToolDefinition
+}
+
+/** A tool module that cannot be loaded: the start stops with this one line. */
+export class ToolModuleError extends ConfigError {
+  override name = 'ToolModuleError'
+  constructor (file: string, why: string) {
+    super(`Cannot load tool module ${file}: ${cap(why.split('\n')[0] ?? '', 300)}`)
+  }
+}
+
+const MODULE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs'])
+
+/** The module files MCP_TOOLS names: files as given, directories' .js/.mjs/.cjs files in name order. */
+export async function toolModuleFiles (entries: readonly string[], cwd = process.cwd()): Promise<string[]> {
+  const files: string[] = []
+  for (const entry of entries) {
+    const path = resolve(cwd, entry)
+    const info = await stat(path).catch(() => undefined)
+    if (info === undefined) throw new ToolModuleError(path, 'no such file or directory (MCP_TOOLS)')
+    if (!info.isDirectory()) {
+      files.push(path)
+      continue
+    }
+    const names = (await readdir(path)).filter((n) => MODULE_EXTENSIONS.has(extname(n)) && !n.startsWith('.') && !n.startsWith('_')).sort()
+    files.push(...names.map((n) => join(path, n)))
+  }
+  return files
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Registers one definition, told apart by its fields; throws a plain Error saying what is wrong. */
+function register (mcp: Mcp, def: unknown): void {
+  if (!isObject(def)) throw new Error(`a definition must be an object, got ${def === null ? 'null' : typeof def}`)
+  if (typeof def.handler === 'function' && 'inputSchema' in def) mcp.tool(def as unknown as ToolDefinition)
+  else if (typeof def.uriTemplate === 'string' && typeof def.read === 'function') mcp.resourceTemplate(def as unknown as ResourceTemplateDefinition)
+  else if (typeof def.uri === 'string' && typeof def.read === 'function') mcp.resource(def as unknown as ResourceDefinition)
+  else if (typeof def.name === 'string' && typeof def.get === 'function') mcp.prompt(def as unknown as PromptDefinition)
+  else {
+    const name = typeof def.name === 'string' ? ` "${cap(def.name, 60)}"` : ''
+    throw new Error(`definition${name} is not a tool (inputSchema + handler), resource (uri + read), resource template (uriTemplate + read) or prompt (name + get)`)
+  }
+}
+
+/** Loads one module and registers what its default export gives. */
+export async function loadToolModule (file: string, mcp: Mcp, app: FastifyInstance): Promise<void> {
+  try {
+    const mod = await import(pathToFileURL(file).href) as { default?: unknown }
+    const exported = mod.default
+    if (exported === undefined) throw new Error('it has no default export')
+    if (typeof exported === 'function') await (exported as (mcp: Mcp, app: FastifyInstance) => unknown)(mcp, app)
+    else if (Array.isArray(exported)) for (const def of exported) register(mcp, def)
+    else register(mcp, exported)
+  } catch (err) {
+    if (err instanceof ToolModuleError) throw err
+    throw new ToolModuleError(file, err instanceof Error ? err.message : String(err))
+  }
+}
+
+/**
+ * MCP_TOOLS: loads every module, in order, before the app is ready (with REDIS_URL the registry is
+ * locked once ready). The first that fails stops the start with one line naming its file.
+ */
+export async function loadToolModules (entries: readonly string[], app: FastifyInstance, cwd?: string): Promise<string[]> {
+  const files = await toolModuleFiles(entries, cwd)
+  for (const file of files) await loadToolModule(file, app.mcp, app)
+  return files
+}
