@@ -1,4 +1,4 @@
-// README "Use it as a library": the MCP server inside your own Fastify app, beside your own routes.
+// app.mjs — the MCP server inside your own Fastify app, beside your own routes.
 import Fastify from 'fastify'
 import sseMcp from 'sse-mcp-server'
 import { Type } from '@sinclair/typebox'

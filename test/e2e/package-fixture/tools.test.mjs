@@ -1,4 +1,4 @@
-// README "Test your tools": node --test, no port — connectInject speaks MCP over app.inject.
+// tools.test.mjs — node --test, no port: connectInject speaks MCP over app.inject.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { buildApp } from 'sse-mcp-server'

@@ -1,4 +1,4 @@
-// README "Add your tools to the service": one definition per module (or an array, or a function).
+// tools/add.mjs — one definition per module (or an array, or a function).
 import { Type } from '@sinclair/typebox'
 
 export default {

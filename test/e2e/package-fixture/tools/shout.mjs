@@ -1,4 +1,4 @@
-// A function gets the MCP registration API (and the Fastify app): register anything, await set-up.
+// tools/shout.mjs — a function gets the MCP registration API (and the Fastify app).
 import { z } from 'zod'
 
 export default async function (mcp) {
