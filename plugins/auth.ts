@@ -71,6 +71,8 @@ export class FailureCounter {
   #windowStart = 0
   /** Failures not recorded because the map was full (a metric for an attack from many addresses). */
   untracked = 0
+  /** Requests refused with 429 because their address was over the limit (a metric). */
+  lockouts = 0
 
   constructor (readonly max: number, readonly windowMs: number, readonly maxClients = 100_000, readonly now: () => number = Date.now) {}
 
@@ -88,6 +90,7 @@ export class FailureCounter {
     if (this.max === 0) return undefined
     const now = this.#roll()
     if ((this.#counts.get(ip) ?? 0) < this.max) return undefined
+    this.lockouts++
     return Math.max(1, Math.ceil((this.#windowStart + this.windowMs - now) / 1000))
   }
 

@@ -65,6 +65,8 @@ interface SessionBudgets {
   ledger: SessionLedger
   /** MAX_INFLIGHT_PER_CLIENT: stateless requests running per client. */
   statelessInflight: Quota
+  /** MRTR requestState (its `refused` counts MAX_STATE_BYTES refusals). */
+  stateCodec: RequestStateCodec
   endSession: (id: string, reason: string) => Promise<void>
 }
 
@@ -315,15 +317,16 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
       server.registry.lock('with REDIS_URL every replica must serve the same tools, resources and prompts; register them at start-up on every replica (before the app is ready)')
     })
   }
+  const stateCodec = new RequestStateCodec(await stateSecret(app), { ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app) })
   const modern = new ModernEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
-    codec: new RequestStateCodec(await stateSecret(app), { ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app) }),
+    codec: stateCodec,
     listTtlMs: app.config.cacheTtlMs,
     readTtlMs: 0,
     privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined
   })
   const statelessInflight = new Quota('MAX_INFLIGHT_PER_CLIENT', app.config.budgets.inflightPerClient)
-  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay, { ledger, statelessInflight, endSession }))
+  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay, { ledger, statelessInflight, stateCodec, endSession }))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
   app.lifecycle.onDrain(async () => { await listeners.endAll() })
   app.lifecycle.onDrain(async (deadline) => {

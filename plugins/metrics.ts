@@ -1,9 +1,20 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { HubStats, StreamKind } from '../src/hub/types.js'
+import { MemoryEventLog } from '../src/hub/memory.js'
 
 const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'legacy', 'listen']
+
+/**
+ * The budgets a client can run into (README "Resource budgets"), as the `budget` label of
+ * mcp_budget_refusals_total. Each is read from the counter its owner keeps where it refuses.
+ */
+export const BUDGETS = [
+  'sessions_per_client', 'streams_per_client', 'inflight_per_client', 'client_info_bytes',
+  'subscriptions_per_session', 'uri_bytes', 'listen_filter_bytes', 'broadcast_bytes', 'state_bytes'
+] as const
+export type Budget = typeof BUDGETS[number]
 
 /** Label values that come from clients (method names, tool names) are capped so a client cannot blow up cardinality. */
 const MAX_LABEL_VALUES = 100
@@ -16,6 +27,12 @@ interface MetricsSources {
   hubStats: () => Partial<HubStats>
   sessions: () => number
   startedAt: number
+  /** Refusals per budget so far (running totals kept by their owners); missing ones read 0. */
+  budgetRefusals?: () => Partial<Record<Budget, number>>
+  /** Failed authentications and lockouts (plugins/auth.ts FailureCounter). */
+  auth?: () => { lockouts: number, untracked: number }
+  /** Bytes held by the replay log (in-memory log only). */
+  replayBytes?: () => number | undefined
 }
 
 /** A bounded set of label values: the first MAX_LABEL_VALUES distinct values are kept, the rest become `other`. */
@@ -96,7 +113,7 @@ export function createMetrics (sources: MetricsSources) {
   })
   const streamsGauge = new Gauge({
     name: 'sse_streams_open',
-    help: 'Open SSE streams on this process, by kind (public | session | request | legacy).',
+    help: `Open SSE streams on this process, by kind (${STREAM_KINDS.join(' | ')}).`,
     labelNames: ['kind'] as const,
     registers,
     collect () {
@@ -115,12 +132,38 @@ export function createMetrics (sources: MetricsSources) {
       this.inc(Math.max(0, total()))
     }
   })
-  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity'): Total =>
+  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity' | 'droppedDeadSockets' | 'evictedNotices' | 'gapReads'): Total =>
     () => sources.hubStats()[field] ?? 0
   mirrored('sse_events_sent_total', 'SSE events written to clients.', hub('eventsSent'))
   mirrored('sse_events_replayed_total', 'SSE events replayed to reconnecting clients (Last-Event-ID).', hub('eventsReplayed'))
   mirrored('sse_slow_consumers_dropped_total', 'SSE connections dropped because the client could not keep up.', hub('droppedSlowConsumers'))
   mirrored('sse_connections_rejected_total', 'SSE connections refused with 503 because MAX_CONNECTIONS was reached.', hub('rejectedOverCapacity'))
+  mirrored('sse_dead_sockets_dropped_total', 'SSE connections ended because a write failed or stalled (no drain in time).', hub('droppedDeadSockets'))
+  mirrored('sse_evicted_notices_total', 'evicted notices written (replay history gone, or the log restarted under a new epoch).', hub('evictedNotices'))
+  mirrored('sse_gap_reads_total', 'Gaps between live events filled by re-reading the replay log.', hub('gapReads'))
+  mirrored('http_auth_lockouts_total', 'Requests refused with 429 because their address had AUTH_FAILURE_MAX failed authentications in the window.', () => sources.auth?.().lockouts ?? 0)
+  mirrored('http_auth_failures_untracked_total', 'Failed authentications not tracked because the per-address table was full (an attack from many addresses).', () => sources.auth?.().untracked ?? 0)
+
+  const budgetRefusals = new Counter({
+    name: 'mcp_budget_refusals_total',
+    help: `Requests refused because the client was over a resource budget, by budget (${BUDGETS.join(' | ')}).`,
+    labelNames: ['budget'] as const,
+    registers,
+    collect () {
+      const totals = sources.budgetRefusals?.() ?? {}
+      this.reset()
+      for (const budget of BUDGETS) this.inc({ budget }, Math.max(0, totals[budget] ?? 0))
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'sse_replay_bytes',
+    help: 'Bytes of events held by the in-memory replay log (REPLAY_TOTAL_BYTES bounds it); absent with Redis.',
+    registers,
+    collect () {
+      const bytes = sources.replayBytes?.()
+      if (bytes !== undefined) this.set(bytes)
+    }
+  })
 
   return {
     registry,
@@ -133,6 +176,7 @@ export function createMetrics (sources: MetricsSources) {
     toolDuration,
     sessionsGauge,
     streamsGauge,
+    budgetRefusals,
 
     /** Counts one answered HTTP request. `route` is the route pattern (never the raw URL), `unmatched` for 404s. */
     recordHttp (method: string, route: string | undefined, statusCode: number, seconds: number) {
@@ -210,7 +254,9 @@ export function createMetrics (sources: MetricsSources) {
         dropped_slow_consumers: stats.droppedSlowConsumers ?? 0,
         rejected_over_capacity: stats.rejectedOverCapacity ?? 0,
         auth_failures: (await authFailures.get()).values[0]?.value ?? 0,
-        rate_limited: (await rateLimited.get()).values[0]?.value ?? 0
+        auth_lockouts: sources.auth?.().lockouts ?? 0,
+        rate_limited: (await rateLimited.get()).values[0]?.value ?? 0,
+        budget_refusals: Object.fromEntries(BUDGETS.map((b) => [b, sources.budgetRefusals?.()[b] ?? 0]))
       }
     }
   }
@@ -228,12 +274,36 @@ declare module 'fastify' {
  * (onResponse, by route pattern and status), and JSON-RPC requests and tool calls through
  * `app.mcp.observe`. routes/metrics.ts serves them.
  */
+/** Bytes the in-memory replay log holds; undefined with Redis (the log lives there). */
+function replayLogBytes (app: FastifyInstance): number | undefined {
+  const log = app.hub.replayLog
+  return log instanceof MemoryEventLog ? log.bytes : undefined
+}
+
 const metricsPlugin: FastifyPluginAsync = async (app) => {
+  // POST /broadcast answered 413: data over MAX_BROADCAST_BYTES (or the whole body over BODY_LIMIT).
+  let broadcastRefused = 0
   const metrics = createMetrics({
     // Read defensively: a hub may report only part of HubStats.
     hubStats: (): Partial<HubStats> => app.hub.stats(),
     sessions: () => app.mcp.stats().sessions,
-    startedAt: app.lifecycle.startedAt
+    startedAt: app.lifecycle.startedAt,
+    budgetRefusals: () => {
+      const { server, ledger, statelessInflight, listeners, stateCodec } = app.mcp
+      return {
+        sessions_per_client: ledger.quota.refused,
+        streams_per_client: app.hub.stats().refusedOverClientBudget,
+        inflight_per_client: statelessInflight.refused,
+        client_info_bytes: server.refused.clientInfoBytes,
+        subscriptions_per_session: server.refused.subscriptions,
+        uri_bytes: server.refused.uriBytes,
+        listen_filter_bytes: listeners.refusedFilters,
+        broadcast_bytes: broadcastRefused,
+        state_bytes: stateCodec.refused
+      }
+    },
+    auth: () => ({ lockouts: app.auth.failures.lockouts, untracked: app.auth.failures.untracked }),
+    replayBytes: () => replayLogBytes(app)
   })
   app.decorate('metrics', metrics)
 
@@ -244,6 +314,7 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.recordHttp(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+    if (reply.statusCode === 413 && request.routeOptions.url === '/broadcast') broadcastRefused++
   })
 
   app.addHook('onClose', async () => { metrics.registry.clear() })

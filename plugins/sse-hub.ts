@@ -4,7 +4,7 @@ import { createHub, type HubImpl, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 import { Quota } from '../src/budget.js'
-import { OverCapacityError, type AttachOptions, type CloseReason, type Connection } from '../src/hub/types.js'
+import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog } from '../src/hub/types.js'
 
 export type Hub = HubImpl & {
   /**
@@ -15,6 +15,8 @@ export type Hub = HubImpl & {
    * client's socket is already gone it releases at once (onClose runs) and returns undefined.
    */
   open (reply: FastifyReply, opts: AttachOptions): Promise<Connection | undefined>
+  /** The replay log the hub appends to (metrics read the in-memory log's bytes). */
+  replayLog: EventLog
 }
 
 declare module 'fastify' {
@@ -39,7 +41,8 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
 /** The SSE hub as `app.hub`: every stream the server holds goes through it. */
 const hubPlugin: FastifyPluginAsync = async (app) => {
   const { maxConnections, heartbeatIntervalMs, budgets } = app.config
-  const core = createHub({ ...backends(app), maxConnections, heartbeatIntervalMs })
+  const chosen = backends(app)
+  const core = createHub({ ...chosen, maxConnections, heartbeatIntervalMs })
   const perClient = new Quota('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient)
   const open: Hub['open'] = async (reply, opts) => {
     const request = reply.request
@@ -82,7 +85,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       return undefined
     }
   }
-  app.decorate('hub', Object.assign(core, { open }))
+  app.decorate('hub', Object.assign(core, { open, replayLog: chosen.log }))
   // Streams are told before the server stops accepting and cuts sockets.
   app.addHook('preClose', async () => { await core.close() })
 }

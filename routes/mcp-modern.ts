@@ -184,7 +184,7 @@ async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: Requ
 async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: FastifyReply): Promise<FastifyReply> {
   let filter
   try {
-    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes)
+    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes, app.mcp.listeners)
   } catch (err) {
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { buildApp } from '../src/app.js'
-import { createMetrics } from '../plugins/metrics.js'
+import { Type } from '@sinclair/typebox'
+import { BUDGETS, createMetrics } from '../plugins/metrics.js'
 import { build, listen, testConfig } from './helper.js'
 import { POLICY } from '../plugins/policy.js'
 import { parsePrometheusText, sampleValue, type Family } from './prom-text.js'
@@ -234,4 +235,113 @@ test('an open public SSE stream shows in sse_streams_open and active_connections
   const json = (await app.inject({ method: 'GET', url: '/metrics', headers: { accept: 'application/json' } })).json()
   assert.equal(json.active_connections, 1)
   await reader.cancel()
+})
+
+test('the stream-kind help names every kind, listen included', async (t) => {
+  const app = await build(t)
+  const families = await scrape(app)
+  const help = families.get('sse_streams_open')?.help ?? ''
+  for (const kind of ['public', 'session', 'request', 'legacy', 'listen']) assert.match(help, new RegExp(`\\b${kind}\\b`), kind)
+  assert.equal(sampleValue(families, 'sse_streams_open', { kind: 'listen' }), 0)
+})
+
+test('hub drops, evicted notices and gap reads are mirrored at scrape time', async () => {
+  const stats = { streams: 0, droppedDeadSockets: 3, evictedNotices: 2, gapReads: 5 }
+  const metrics = createMetrics({ hubStats: () => stats, sessions: () => 0, startedAt: Date.now(), auth: () => ({ lockouts: 4, untracked: 1 }), replayBytes: () => 1234 })
+  const families = parsePrometheusText(await metrics.text())
+  assert.equal(sampleValue(families, 'sse_dead_sockets_dropped_total'), 3)
+  assert.equal(sampleValue(families, 'sse_evicted_notices_total'), 2)
+  assert.equal(sampleValue(families, 'sse_gap_reads_total'), 5)
+  assert.equal(sampleValue(families, 'http_auth_lockouts_total'), 4)
+  assert.equal(sampleValue(families, 'http_auth_failures_untracked_total'), 1)
+  assert.equal(sampleValue(families, 'sse_replay_bytes'), 1234)
+  for (const budget of BUDGETS) assert.equal(sampleValue(families, 'mcp_budget_refusals_total', { budget }), 0, budget)
+  metrics.registry.clear()
+})
+
+test('each budget refusal moves mcp_budget_refusals_total{budget} (provoked over HTTP)', async (t) => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let started: () => void = () => {}
+  const running = new Promise<void>((resolve) => { started = resolve })
+  const { app, url } = await listen(t, {
+    rateLimitMax: 0,
+    fixtures: 'conformance',
+    budgets: { ...testConfig().budgets, sessionsPerClient: 1, streamsPerClient: 1, inflightPerClient: 1, clientInfoBytes: 256, subscriptionsPerSession: 1, uriBytes: 64, listenFilterBytes: 256, broadcastBytes: 64, stateBytes: 4096 }
+  }, (a) => {
+    a.mcp.tool({ name: 'wait', inputSchema: Type.Object({}), handler: async () => { started(); await gate; return { content: [{ type: 'text', text: 'done' }] } } })
+  })
+  const V = '2026-07-28'
+  const meta = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }
+  const modern = (method: string, params: Record<string, unknown>, name?: string) => app.inject({
+    method: 'POST',
+    url: '/mcp',
+    headers: { ...MCP_HEADERS, 'mcp-protocol-version': V, 'mcp-method': method, ...(name === undefined ? {} : { 'mcp-name': name }) },
+    payload: { jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: meta } }
+  })
+  const init = (capabilities: unknown) => app.inject({ method: 'POST', url: '/mcp', headers: MCP_HEADERS, payload: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'm', version: '1' } } } })
+  const value = async (budget: string) => sampleValue(await scrape(app), 'mcp_budget_refusals_total', { budget })
+
+  // client_info_bytes, then sessions_per_client
+  assert.equal((await init({ experimental: { blob: 'x'.repeat(1000) } })).json().error.code, -32602)
+  assert.equal(await value('client_info_bytes'), 1)
+  const first = await init({})
+  const sid = String(first.headers['mcp-session-id'])
+  assert.equal((await init({})).statusCode, 429)
+  assert.equal(await value('sessions_per_client'), 1)
+  // uri_bytes, subscriptions_per_session
+  const sub = (uri: string) => app.inject({ method: 'POST', url: '/mcp', headers: { ...MCP_HEADERS, 'mcp-session-id': sid }, payload: { jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri } } })
+  assert.equal((await sub(`file:///${'u'.repeat(100)}`)).json().error.code, -32602)
+  assert.equal(await value('uri_bytes'), 1)
+  assert.deepEqual((await sub('file:///a')).json().result, {})
+  assert.equal((await sub('file:///b')).json().error.code, -32602)
+  assert.equal(await value('subscriptions_per_session'), 1)
+  // listen_filter_bytes
+  assert.equal((await modern('subscriptions/listen', { notifications: { resourceSubscriptions: Array.from({ length: 10 }, (_, i) => `file:///${i}`.padEnd(60, 'x')) } })).statusCode, 400)
+  assert.equal(await value('listen_filter_bytes'), 1)
+  // broadcast_bytes
+  assert.equal((await app.inject({ method: 'POST', url: '/broadcast', payload: { event: 'x', data: 'y'.repeat(100) } })).statusCode, 413)
+  assert.equal(await value('broadcast_bytes'), 1)
+  // state_bytes
+  const r1 = (await modern('tools/call', { name: 'test_input_required_result_multi_round', arguments: {} }, 'test_input_required_result_multi_round')).json()
+  const r2 = (await modern('tools/call', { name: 'test_input_required_result_multi_round', arguments: {}, requestState: r1.result.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'A'.repeat(5000) } } } }, 'test_input_required_result_multi_round')).json()
+  assert.equal(r2.error?.code, -32602, JSON.stringify(r2).slice(0, 200))
+  assert.equal(await value('state_bytes'), 1)
+  // inflight_per_client
+  const call = modern('tools/call', { name: 'wait', arguments: {} }, 'wait')
+  await running
+  assert.equal((await modern('tools/call', { name: 'wait', arguments: {} }, 'wait')).statusCode, 429)
+  release()
+  await call
+  assert.equal(await value('inflight_per_client'), 1)
+  // streams_per_client
+  const controller = new AbortController()
+  t.after(() => controller.abort())
+  const open = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream' }, signal: controller.signal })
+  assert.equal(open.status, 200)
+  const over = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream' } })
+  assert.equal(over.status, 429)
+  await over.body?.cancel()
+  assert.equal(await value('streams_per_client'), 1)
+  controller.abort()
+  // Every budget is a series, and the JSON view has them too.
+  const families = await scrape(app)
+  for (const budget of BUDGETS) assert.equal(sampleValue(families, 'mcp_budget_refusals_total', { budget }), 1, budget)
+  const json = (await app.inject({ method: 'GET', url: '/metrics', headers: { accept: 'application/json' } })).json()
+  assert.equal(json.budget_refusals.state_bytes, 1)
+})
+
+test('auth lockouts are counted (http_auth_lockouts_total) apart from 401s', async (t) => {
+  const app = await build(t, { authTokens: ['good-token'], authFailureMax: 2, metricsPublic: true })
+  for (let i = 0; i < 4; i++) await app.inject({ method: 'POST', url: '/mcp', headers: { ...MCP_HEADERS, authorization: `Bearer bad-${i}` }, payload: {} })
+  const families = await scrape(app)
+  assert.equal(sampleValue(families, 'http_auth_failures_total'), 2)
+  assert.equal(sampleValue(families, 'http_auth_lockouts_total'), 2)
+})
+
+test('sse_replay_bytes shows what the in-memory replay log holds', async (t) => {
+  const app = await build(t)
+  assert.equal(sampleValue(await scrape(app), 'sse_replay_bytes'), 0)
+  await app.inject({ method: 'POST', url: '/broadcast', payload: { event: 'note', data: 'z'.repeat(1000) } })
+  assert.ok((sampleValue(await scrape(app), 'sse_replay_bytes') ?? 0) > 1000)
 })

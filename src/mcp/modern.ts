@@ -96,10 +96,11 @@ export interface ListenFilter {
 }
 
 /** Reads a subscriptions/listen filter; one larger than `maxBytes` (JSON text) is refused before anything is kept. */
-export function readListenFilter (params: Record<string, unknown> | undefined, maxBytes = 16_384): ListenFilter {
+export function readListenFilter (params: Record<string, unknown> | undefined, maxBytes = 16_384, counter?: { refusedFilters: number }): ListenFilter {
   const raw = obj(params?.notifications)
   if (raw === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.notifications must be an object (the notification filter)')
   const bytes = utf8Bytes(JSON.stringify(raw))
+  if (bytes > maxBytes && counter !== undefined) counter.refusedFilters++
   if (bytes > maxBytes) throw new RpcError(ErrorCode.InvalidParams, `params.notifications is ${bytes} bytes; a listen filter may be at most ${maxBytes} (MAX_LISTEN_FILTER_BYTES)`)
   const filter: ListenFilter = {}
   for (const k of ['toolsListChanged', 'promptsListChanged', 'resourcesListChanged', BROADCAST_FILTER_KEY] as const) {
@@ -229,6 +230,8 @@ interface ListenStream {
 /** The subscriptions/listen streams open on this process, by hub key. */
 export class ListenStreams {
   readonly #streams = new Map<string, ListenStream>()
+  /** Filters refused for MAX_LISTEN_FILTER_BYTES (a metric). */
+  refusedFilters = 0
   add (key: string, stream: ListenStream): void { this.#streams.set(key, stream) }
   remove (key: string): void { this.#streams.delete(key) }
   /** Ends every local stream gracefully (shutdown). */

@@ -124,6 +124,8 @@ export class RequestStateCodec {
   readonly #nonces: NonceStore
   readonly ttlMs: number
   readonly maxBytes: number
+  /** States refused or not issued for MAX_STATE_BYTES (a metric). */
+  refused = 0
   constructor (ring: SecretRing | Buffer, opts: CodecOptions) {
     this.#ring = Buffer.isBuffer(ring) ? fixedRing(ring) : ring
     this.ttlMs = opts.ttlMs
@@ -135,6 +137,7 @@ export class RequestStateCodec {
     const body = Buffer.from(JSON.stringify({ ...state, n: randomBytes(12).toString('base64url') })).toString('base64url')
     const token = `${body}.${this.#mac(body, this.#ring.current)}`
     if (token.length > this.maxBytes) {
+      this.refused++
       throw new RpcError(ErrorCode.InvalidParams, `The answers given so far exceed the requestState budget (MAX_STATE_BYTES ${this.maxBytes}); start the request again with shorter answers`)
     }
     return token
@@ -150,7 +153,7 @@ export class RequestStateCodec {
   /** Checks integrity, expiry, binding and caller (does not redeem: see redeem()). */
   open (token: unknown, binding: string, identity: string | null, now = Date.now()): RequestState {
     if (typeof token !== 'string') throw invalid('must be the string the server sent')
-    if (token.length > this.maxBytes) throw invalid(`larger than MAX_STATE_BYTES (${this.maxBytes})`)
+    if (token.length > this.maxBytes) { this.refused++; throw invalid(`larger than MAX_STATE_BYTES (${this.maxBytes})`) }
     const dot = token.lastIndexOf('.')
     const body = token.slice(0, dot)
     const mac = Buffer.from(token.slice(dot + 1), 'base64url')

@@ -5,6 +5,7 @@ import fc from 'fast-check'
 import { classify } from '../../src/mcp/jsonrpc.js'
 import { build, listen } from '../helper.js'
 import { openSse } from '../sse-client.js'
+import { HEADERS, hostile } from './world.js'
 
 test('the JSON-RPC classifier never throws and only accepts well-formed messages (fast-check, 2,000 runs)', () => {
   const anyMessage = fc.oneof(
@@ -111,4 +112,101 @@ test('a slowloris client sending a partial body does not hold up anyone else', a
     const res = await fetch(`${url}/health`)
     assert.equal(res.status, 200)
   }
+})
+
+// ───────────── depth and size generators (issue 13 acceptance 4): every body route, both eras
+
+/** How a bomb nests: arrays, objects, or both alternating. */
+function nest (depth: number, kind: 'array' | 'object' | 'mixed'): string {
+  if (kind === 'array') return '['.repeat(depth) + '1' + ']'.repeat(depth)
+  if (kind === 'object') return '{"k":'.repeat(depth) + '1' + '}'.repeat(depth)
+  const open: string[] = []
+  const close: string[] = []
+  for (let i = 0; i < depth; i++) {
+    open.push(i % 2 === 0 ? '[' : '{"k":')
+    close.push(i % 2 === 0 ? ']' : '}')
+  }
+  return open.join('') + '1' + close.reverse().join('')
+}
+
+/** Something hostile to put where `"@"` stands: deep nesting, a huge string, many keys, or a plain value. */
+const payloadArb = fc.oneof(
+  fc.record({
+    what: fc.constant('deep' as const),
+    depth: fc.oneof(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 60, max: 70 }), fc.integer({ min: 1_000, max: 100_000 })),
+    kind: fc.constantFrom('array' as const, 'object' as const, 'mixed' as const)
+  }),
+  fc.record({ what: fc.constant('string' as const), bytes: fc.oneof(fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 500_000, max: 2_000_000 })) }),
+  fc.record({ what: fc.constant('keys' as const), keys: fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 5_000, max: 30_000 })) }),
+  fc.record({ what: fc.constant('value' as const), value: fc.jsonValue() })
+)
+type Payload = typeof payloadArb extends fc.Arbitrary<infer P> ? P : never
+
+function payloadText (p: Payload): string {
+  if (p.what === 'deep') return nest(p.depth, p.kind)
+  if (p.what === 'string') return JSON.stringify('s'.repeat(p.bytes))
+  if (p.what === 'keys') return '{' + Array.from({ length: p.keys }, (_, i) => `"k${i}":${i}`).join(',') + '}'
+  return JSON.stringify(p.value)
+}
+
+/** Where in a message the payload goes. */
+const SLOTS = ['params', 'arguments', '_meta', 'capabilities', 'inputResponses', 'requestState', 'id', 'method'] as const
+const slotArb = fc.constantFrom(...SLOTS)
+const methodArb = fc.oneof(
+  fc.constantFrom('initialize', 'ping', 'tools/call', 'tools/list', 'resources/read', 'resources/subscribe', 'prompts/get', 'subscriptions/listen', 'server/discover'),
+  fc.integer({ min: 100, max: 100_000 }).map((n) => 'm'.repeat(n))
+)
+
+function messageText (method: string, slot: typeof SLOTS[number], payload: string, modern: boolean): string {
+  const meta = modern ? { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } : undefined
+  const params: Record<string, unknown> = { name: 'echo', arguments: { message: 'x' }, uri: 'server://info', protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'f', version: '1' }, ...(meta === undefined ? {} : { _meta: meta }) }
+  if (slot === 'params') return JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: '@' }).replace('"@"', () => payload)
+  if (slot === 'id') return JSON.stringify({ jsonrpc: '2.0', id: '@', method, params }).replace('"@"', () => payload)
+  if (slot === 'method') return JSON.stringify({ jsonrpc: '2.0', id: 1, method: '@', params }).replace('"@"', () => payload)
+  if (slot === 'arguments' || slot === 'capabilities' || slot === 'inputResponses' || slot === 'requestState') {
+    return JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, [slot]: '@' } }).replace('"@"', () => payload)
+  }
+  return JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: { ...meta, '@k': '@' } } }).replace('"@"', () => payload)
+}
+
+test('depth and size fuzz: /mcp (session and stateless), /messages and /broadcast answer 2xx/4xx, never 5xx, no error log line (fast-check, seeded)', { timeout: 120_000 }, async (t) => {
+  const w = await hostile(t, { fixtures: 'conformance' }, { listen: true })
+  const init = await w.app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } } } })
+  const sid = String(init.headers['mcp-session-id'])
+  const legacy = await openSse(`${w.url}/sse`)
+  t.after(() => legacy.close())
+  const legacyId = new URL(String((await legacy.next())?.data), w.url).searchParams.get('sessionId') ?? ''
+  assert.ok(legacyId.length > 10)
+
+  const targets = {
+    session: { url: '/mcp', headers: { ...HEADERS, 'mcp-session-id': sid }, expected: [200, 202, 400, 413] },
+    stateless: { url: '/mcp', headers: { ...HEADERS, 'mcp-protocol-version': '2026-07-28' }, expected: [200, 202, 400, 404, 413] },
+    legacy: { url: `/messages?sessionId=${legacyId}`, headers: HEADERS, expected: [202, 400, 413] },
+    broadcast: { url: '/broadcast', headers: { 'content-type': 'application/json' }, expected: [202, 400, 413] }
+  } as const
+  const seed = Number(process.env.FUZZ_SEED ?? 13_016)
+  const RUNS = 1500
+  t.diagnostic(`fast-check seed ${seed} (FUZZ_SEED=… to replay)`)
+  const seen: Record<string, Set<number>> = {}
+  const started = performance.now()
+  await fc.assert(fc.asyncProperty(fc.constantFrom(...(Object.keys(targets) as Array<keyof typeof targets>)), methodArb, slotArb, payloadArb, async (target, method, slot, p) => {
+    const spec = targets[target]
+    const payload = payloadText(p)
+    const body = target === 'broadcast'
+      ? JSON.stringify({ event: 'fuzz', data: '@' }).replace('"@"', () => payload)
+      : messageText(method, slot, payload, target === 'stateless')
+    const headers: Record<string, string> = { ...spec.headers }
+    if (target === 'stateless') headers['mcp-method'] = method.length > 100 ? 'x' : method
+    const res = await w.app.inject({ method: 'POST', url: spec.url, headers, payload: body })
+    ;(seen[target] ??= new Set()).add(res.statusCode)
+    const where = `${target} ${method.slice(0, 40)} ${slot} ${JSON.stringify(p).slice(0, 120)}`
+    assert.ok((spec.expected as readonly number[]).includes(res.statusCode), `${res.statusCode} for ${where}: ${res.body.slice(0, 200)}`)
+    if (res.statusCode >= 400 && res.body.length > 0) assert.match(String(res.headers['content-type']), /json/, where)
+  }), { numRuns: RUNS, seed, endOnFailure: true })
+  const ms = performance.now() - started
+  t.diagnostic(`${RUNS} runs in ${(ms / 1000).toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, [...v].sort()])))}`)
+  assert.ok(ms < 20_000, `bounded: ${ms.toFixed(0)} ms`)
+  assert.equal((await w.app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
+  await legacy.close()
+  w.assertClean()
 })
