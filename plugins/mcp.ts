@@ -14,6 +14,7 @@ import { MemoryNonceStore, RequestStateCodec, fixedRing, type NonceStore, type S
 import { cap } from '../src/budget.js'
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { channels, httpSseStream, redisKeys, sessionOwnedStreams, sessionStream } from '../src/mcp/keys.js'
 
 export type { McpObserver }
 
@@ -35,7 +36,7 @@ export interface Catalog {
 
 /** The hub key a session's server-initiated messages go to. */
 export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport'>): string {
-  return session.transport === 'legacy' ? `l:${session.id}` : `s:${session.id}:g`
+  return session.transport === 'legacy' ? httpSseStream(session.id) : sessionStream(session.id)
 }
 
 /**
@@ -47,11 +48,11 @@ type Directed =
   | { t: 'response', sid: string, msg: JsonRpcResponse }
   | { t: 'cancel', sid: string, id: RequestId, reason?: string }
 interface Broadcast { t: 'change', from: string, change: Change }
-const CONTROL_CHANNEL = 'mcp:control'
-const replicaChannel = (replica: string): string => `${CONTROL_CHANNEL}:${replica}`
-const awaitKey = (sid: string, id: RequestId): string => `mcp:await:${sid}:${String(id)}`
-const runKey = (sid: string, id: RequestId): string => `mcp:run:${sid}:${String(id)}`
-const STATE_SECRET_KEY = 'mcp:state-secret'
+const CONTROL_CHANNEL = channels.control
+const replicaChannel = channels.replica
+const awaitKey = redisKeys.awaiting
+const runKey = redisKeys.running
+const STATE_SECRET_KEY = redisKeys.stateSecret
 /** Largest client response relayed to another replica (bytes of JSON); larger ones are dropped. */
 export const MAX_RELAY_BYTES = 1_048_576
 /** A request is recorded as running (for cancels from other replicas) once it has run this long. */
@@ -187,7 +188,7 @@ function nonceStore (app: FastifyInstance): NonceStore {
   if (redis === undefined) return new MemoryNonceStore()
   return {
     async consume (nonce, ttlMs) {
-      return await redis.set(`mcp:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX') === 'OK'
+      return await redis.set(redisKeys.nonce(nonce), '1', 'PX', ttlMs, 'NX') === 'OK'
     }
   }
 }
@@ -255,7 +256,7 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
    */
   const endSession = async (id: string, reason: string): Promise<void> => {
     server.cancelSession(id, reason)
-    const keys = [`s:${id}:g`, `l:${id}`, ...ledger.end(id)]
+    const keys = [...sessionOwnedStreams(id), ...ledger.end(id)]
     await Promise.all([
       sessions.delete(id).catch(() => false),
       ...keys.map(async (key) => { await app.hub.forget(key).catch(() => {}) })

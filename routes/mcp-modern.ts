@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { randomBytes } from 'node:crypto'
+import { newListenStream, newStatelessStream } from '../src/mcp/keys.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../src/mcp/jsonrpc.js'
 import {
   MODERN_METHODS, META, checkVersion, newCallId, readListenFilter, readRequestMeta, type RequestMeta
@@ -159,7 +159,7 @@ async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: Requ
   // The client closing its response (stream) cancels the request.
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) app.mcp.server.cancel(sid, message.id, 'client closed the stream') })
   const stream = lazyRequestStream(app, reply, () => {
-    const key = `m:${randomBytes(6).toString('hex')}`
+    const key = newStatelessStream()
     // Not resumable in this era: the key's log goes once the stream is closed (after its last byte).
     return { opts: { key, kind: 'request', streamPart: 'm', onClose: () => { app.hub.forget(key).catch(() => {}) } } }
   })
@@ -189,7 +189,7 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err
   }
-  const key = `n:${randomBytes(8).toString('hex')}`
+  const key = newListenStream()
   const _meta = { [META.subscriptionId]: message.id }
   const ack = { jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta, notifications: filter } }
   // Registered before the stream opens, replayed from the start: nothing between ack and live is lost.

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { randomBytes } from 'node:crypto'
 import { ErrorCode, errorResponse, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
 import type { SessionRecord } from '../src/mcp/session.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
@@ -10,6 +9,7 @@ import { accepts, clientOf, draining, findSession, insufficientScope, keepSessio
 import { looksModern } from '../src/mcp/modern.js'
 import { serveModern } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
+import { PUBLIC_STREAM, isRequestPart, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
@@ -85,7 +85,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const { response, created } = handled
       if (created === undefined) return await reply.code(200).send(response)
-      await app.hub.addBroadcastTarget(`s:${created.id}:g`)
+      await app.hub.addBroadcastTarget(sessionStream(created.id))
       return await reply.code(200).header(SESSION_HEADER, created.id).type('application/json; charset=utf-8').send(response)
     }
 
@@ -109,11 +109,12 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
    */
   async function answer (message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const stream = lazyRequestStream(app, reply, () => {
-      const part = `r${randomBytes(5).toString('hex')}`
+      const part = newRequestPart()
+      const key = requestStream(session.id, part)
       // The session owns its request streams: they go when it goes (and the oldest past the bound now).
-      const drop = app.mcp.ledger.addStream(session.id, `s:${session.id}:${part}`)
+      const drop = app.mcp.ledger.addStream(session.id, key)
       if (drop !== undefined) app.hub.forget(drop).catch(() => {})
-      return { opts: { key: `s:${session.id}:${part}`, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
+      return { opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
     })
     const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
     // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
@@ -137,7 +138,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (header(request, SESSION_HEADER) === undefined) {
       // The public stream: welcome, heartbeats and operator broadcasts (a browser EventSource can open it).
       await app.hub.open(reply, {
-        key: 'public',
+        key: PUBLIC_STREAM,
         kind: 'public',
         streamPart: 'p',
         afterSeq: last?.streamPart === 'p' ? last.seq : undefined,
@@ -152,10 +153,10 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
     const stop = keepSessionAlive(app, session.id)
     // Last-Event-ID names the stream to resume: `g-…` the standalone stream, `r…-…` a request's stream.
-    const part = last !== undefined && /^r[0-9a-f]+$/.test(last.streamPart) ? last.streamPart : 'g'
+    const part = last !== undefined && isRequestPart(last.streamPart) ? last.streamPart : 'g'
     // Released on every path: the stream's close, no capacity, or a failed attach.
     const conn = await app.hub.open(reply, {
-      key: `s:${session.id}:${part}`,
+      key: requestStream(session.id, part),
       kind: part === 'g' ? 'session' : 'request',
       streamPart: part,
       headers: { [SESSION_HEADER]: session.id },

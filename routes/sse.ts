@@ -6,6 +6,7 @@ import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { POLICY } from '../plugins/policy.js'
+import { httpSseStream } from '../src/mcp/keys.js'
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -15,7 +16,6 @@ import { POLICY } from '../plugins/policy.js'
 const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)
   const server = app.mcp.server
-  const keyOf = (id: string): string => `l:${id}`
 
   app.get('/sse', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = request.headers.accept
@@ -40,7 +40,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       createdAt: now,
       lastSeenAt: now
     }
-    const key = keyOf(session.id)
+    const key = httpSseStream(session.id)
     const last = parseEventId(typeof request.headers['last-event-id'] === 'string' ? request.headers['last-event-id'] : undefined)
     ticket.bind(session.id)
     let stop = (): void => {}
@@ -85,7 +85,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
 
-    const key = keyOf(session.id)
+    const key = httpSseStream(session.id)
     const publish = async (msg: JsonRpcMessage): Promise<void> => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
     }

@@ -1,10 +1,11 @@
 import type { ServerResponse } from 'node:http'
 import {
-  OverCapacityError, formatEventId, streamPartOf,
+  OverCapacityError, formatEventId,
   type AttachOptions, type Bus, type CloseReason, type Connection, type EventLog, type Hub,
   type HubEvent, type HubStats, type StoredEvent, type StreamKind
 } from './types.js'
 import { frame, comment } from './sse.js'
+import { channels, streamPartOf } from '../mcp/keys.js'
 
 export interface HubOptions {
   log: EventLog
@@ -614,7 +615,7 @@ export class HubImpl implements Hub {
   }
 }
 
-const channel = (key: string): string => `hub:${key}`
+const channel = channels.hub
 
 export function createHub (opts: HubOptions): HubImpl {
   return new HubImpl(opts)

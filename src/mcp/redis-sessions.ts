@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis'
+import { redisKeys } from './keys.js'
 import type { LoggingLevel, SessionRecord, SessionStore } from './session.js'
 
-const recordKey = (id: string): string => `mcp:session:${id}`
-const subsKey = (id: string): string => `mcp:session-subs:${id}`
-const uriPrefix = 'mcp:resource-subs:'
-const INDEX = 'mcp:sessions'
+const recordKey = redisKeys.session
+const subsKey = redisKeys.sessionSubscriptions
+const uriPrefix = redisKeys.resourceSubscribersPrefix
+const INDEX = redisKeys.sessions
 
 /** Fields kept whole in the hash's `r` field: set by initialize, never changed concurrently. */
 type Fixed = Omit<SessionRecord, 'logLevel' | 'initialized' | 'subscriptions'>
