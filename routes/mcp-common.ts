@@ -99,25 +99,6 @@ export function keepSessionAlive (app: FastifyInstance, sessionId: string): () =
   return () => { clearInterval(timer) }
 }
 
-const acceptCache = new Map<string, boolean>()
-
-/** True when an Accept header admits `type` (or any type). Answers for recent headers are cached. */
-export function accepts (header: string | undefined, type: string): boolean {
-  if (header === undefined) return false
-  const key = `${type}\n${header}`
-  const cached = acceptCache.get(key)
-  if (cached !== undefined) return cached
-  const [major] = type.split('/')
-  const ok = header.split(',').some((part) => {
-    const media = part.split(';')[0].trim().toLowerCase()
-    return media === type || media === '*/*' || media === `${major}/*`
-  })
-  // Clients send a handful of distinct Accept headers; the cap keeps hostile variety from growing it.
-  if (acceptCache.size >= 256) acceptCache.clear()
-  acceptCache.set(key, ok)
-  return ok
-}
-
 /**
  * The reply to one request, which becomes an SSE stream of its own (on the hub, under the key
  * `open` names) the first time the handler sends something: progress, a log, a server→client

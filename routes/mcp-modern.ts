@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { newListenStream, newStatelessStream } from '../src/mcp/keys.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../src/mcp/jsonrpc.js'
-import {
-  MODERN_METHODS, META, checkVersion, newCallId, readListenFilter, readRequestMeta, type RequestMeta
-} from '../src/mcp/modern.js'
+import { MODERN_METHODS, META, newCallId, readListenFilter, readRequestMeta, type RequestMeta } from '../src/mcp/modern.js'
+import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
 import { clientOf, insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
 import { cap } from '../src/budget.js'
 
@@ -15,104 +14,9 @@ import { cap } from '../src/budget.js'
  * subscriptions/listen stream on the hub. Closing a response stream cancels the request.
  */
 
-const header = (request: FastifyRequest, name: string): string | undefined => {
-  const v = request.headers[name]
-  return Array.isArray(v) ? v.join(', ') : v
-}
-
-/** HTTP status of a stateless JSON-RPC error (2026-07-28 Streamable HTTP). */
-function statusOf (code: number): number {
-  if (code === ErrorCode.MethodNotFound) return 404
-  if (code === ErrorCode.HeaderMismatch || code === ErrorCode.MissingRequiredClientCapability || code === ErrorCode.UnsupportedProtocolVersion) return 400
-  return 200
-}
-
-const SENTINEL = /^=\?base64\?(.*)\?=$/s
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-
-/** A mirrored header's value: decoded from the `=?base64?…?=` sentinel; undefined when malformed. */
-export function decodeHeaderValue (value: string): string | undefined {
-  if (!/^[\x20-\x7E\t]*$/.test(value)) return undefined
-  const m = SENTINEL.exec(value)
-  if (m === null) return value
-  if (!BASE64.test(m[1])) return undefined
-  const bytes = Buffer.from(m[1], 'base64')
-  const text = bytes.toString('utf8')
-  return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined
-}
-
-interface HeaderParam { header: string, path: string[] }
-const paramCache = new WeakMap<object, HeaderParam[]>()
-
-/** The `x-mcp-header` annotated properties of a tool's inputSchema, with their property paths. */
-export function headerParams (schema: unknown): HeaderParam[] {
-  if (typeof schema !== 'object' || schema === null) return []
-  const cached = paramCache.get(schema)
-  if (cached !== undefined) return cached
-  const found: HeaderParam[] = []
-  const walk = (node: unknown, path: string[]): void => {
-    const props = (node as { properties?: unknown } | null)?.properties
-    if (typeof props !== 'object' || props === null) return
-    for (const [name, def] of Object.entries(props as Record<string, unknown>)) {
-      const h = (def as Record<string, unknown> | null)?.['x-mcp-header']
-      if (typeof h === 'string' && h.length > 0) found.push({ header: h, path: [...path, name] })
-      walk(def, [...path, name])
-    }
-  }
-  walk(schema, [])
-  paramCache.set(schema, found)
-  return found
-}
-
-function at (value: unknown, path: string[]): unknown {
-  let v = value
-  for (const p of path) {
-    if (typeof v !== 'object' || v === null || !Object.prototype.hasOwnProperty.call(v, p)) return undefined
-    v = (v as Record<string, unknown>)[p]
-  }
-  return v
-}
-
-/** Whether a decoded header value stands for the body value (numbers compare numerically). */
-function sameValue (decoded: string, body: unknown): boolean {
-  if (typeof body === 'string') return decoded === body
-  if (typeof body === 'number') return decoded.trim() !== '' && Number(decoded) === body
-  if (typeof body === 'boolean') return decoded === String(body)
-  return true
-}
-
-/** The first way the request's mirrored headers disagree with its body, or undefined. */
-function headerMismatch (app: FastifyInstance, request: FastifyRequest, message: JsonRpcRequest): string | undefined {
-  const method = header(request, 'mcp-method')
-  if (method === undefined) return 'the Mcp-Method header is required'
-  if (method !== message.method) return `Mcp-Method header value '${method.slice(0, 80)}' does not match body method '${cap(message.method, 80)}'`
-  const params = message.params
-  const source = message.method === 'resources/read' ? params?.uri : message.method === 'tools/call' || message.method === 'prompts/get' ? params?.name : undefined
-  if (typeof source === 'string') {
-    const raw = header(request, 'mcp-name')
-    if (raw === undefined) return `the Mcp-Name header is required for ${message.method}`
-    const name = decodeHeaderValue(raw)
-    if (name === undefined) return 'the Mcp-Name header value is malformed (invalid characters or Base64)'
-    if (name !== source) return `Mcp-Name header value '${name.slice(0, 80)}' does not match body value '${source.slice(0, 80)}'`
-  }
-  const tool = message.method === 'tools/call' && typeof source === 'string' ? app.mcp.server.registry.tools.get(source) : undefined
-  for (const p of tool === undefined ? [] : headerParams(tool.listing.inputSchema)) {
-    const body = at(params?.arguments, p.path)
-    if (body === undefined || body === null) continue
-    const name = `Mcp-Param-${p.header}`
-    const raw = header(request, name.toLowerCase())
-    if (raw === undefined) return `the ${name} header is required (the tool mirrors argument ${p.path.join('.')} into it)`
-    const value = decodeHeaderValue(raw)
-    if (value === undefined) return `the ${name} header value is malformed (invalid characters or Base64)`
-    if (!sameValue(value, body)) return `${name} header value does not match argument ${p.path.join('.')}`
-  }
-  return undefined
-}
-
-/** A request refused before it runs: its error's status, and 400 where that would be 200 (bad params). */
+/** A request refused before it runs: its error's status (http.ts refusalStatus). */
 async function fail (reply: FastifyReply, id: JsonRpcRequest['id'], err: RpcError): Promise<FastifyReply> {
-  const status = statusOf(err.code)
-  return await rpcFail(reply, status === 200 ? 400 : status, errorResponse(id, err.code, err.message, err.data))
+  return await rpcFail(reply, refusalStatus(err.code), errorResponse(id, err.code, err.message, err.data))
 }
 
 /** Serves one stateless message. */
@@ -122,12 +26,9 @@ export async function serveModern (app: FastifyInstance, message: JsonRpcMessage
   let meta: RequestMeta
   try {
     meta = readRequestMeta(message.params)
-    const version = header(request, 'mcp-protocol-version')
-    if (version === undefined) throw new RpcError(ErrorCode.HeaderMismatch, 'Header mismatch: the MCP-Protocol-Version header is required')
-    if (version !== meta.protocolVersion) throw new RpcError(ErrorCode.HeaderMismatch, `Header mismatch: MCP-Protocol-Version header '${version.slice(0, 64)}' does not match _meta["${META.protocolVersion}"] '${meta.protocolVersion}'`)
-    checkVersion(meta.protocolVersion)
-    const mismatch = headerMismatch(app, request, message)
-    if (mismatch !== undefined) throw new RpcError(ErrorCode.HeaderMismatch, `Header mismatch: ${mismatch}`)
+    const name = message.method === 'tools/call' ? mirroredName(message) : undefined
+    const tool = name === undefined ? undefined : app.mcp.server.registry.tools.get(name)
+    checkStatelessHeaders(request.headers, message, meta, tool?.listing.inputSchema)
   } catch (err) {
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err
@@ -172,7 +73,7 @@ async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: Requ
   }
   if (await stream.finish(response) !== undefined) return reply
   if (response === null) return await reply.code(202).send()
-  const status = 'error' in response ? statusOf(response.error.code) : 200
+  const status = 'error' in response ? statelessStatus(response.error.code) : 200
   return await reply.code(status).type('application/json; charset=utf-8').send(response)
 }
 

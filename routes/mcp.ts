@@ -4,21 +4,17 @@ import { ErrorCode, errorResponse, type JsonRpcRequest } from '../src/mcp/jsonrp
 import type { SessionRecord } from '../src/mcp/session.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isLegacyVersion } from '../src/meta.js'
-import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
-import { looksModern } from '../src/mcp/modern.js'
+import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, sessionVersionError } from '../src/mcp/http.js'
 import { serveModern } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, isRequestPart, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 
-const SESSION_HEADER = 'mcp-session-id'
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
 const REQUEST_STREAM_RETRY_MS = 1000
 
-const header = (request: FastifyRequest, name: string): string | undefined => {
-  const v = request.headers[name]
-  return Array.isArray(v) ? v[0] : v
-}
+const header = (request: FastifyRequest, name: string): string | undefined => readHeader(request.headers, name)
 
 /**
  * Streamable HTTP at /mcp, both eras. Session era (2025-03-26 … 2025-11-25): initialize opens a
@@ -31,9 +27,9 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   /** 400 when a session request's MCP-Protocol-Version names a version that has no sessions. */
   async function badVersion (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    const version = header(request, 'mcp-protocol-version')
-    if (version === undefined || isLegacyVersion(version)) return false
-    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version for a session: ${version.slice(0, 40)}; sessions speak ${LEGACY_PROTOCOL_VERSIONS.join(', ')} (${MODERN_PROTOCOL_VERSIONS.join(', ')} is stateless: send it without Mcp-Session-Id)`))
+    const error = sessionVersionError(header(request, 'mcp-protocol-version'))
+    if (error === undefined) return false
+    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, error))
     return true
   }
 
@@ -53,8 +49,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.post('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
-    const accept = header(request, 'accept')
-    if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
+    if (!acceptsPost(header(request, 'accept'))) {
       return await rpcFail(reply, 406, errorResponse(null, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include application/json and text/event-stream'))
     }
     const classified = await readMessage(request, reply)
@@ -62,12 +57,8 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Draining: responses and notifications still land (in-flight calls may await them); new work is refused.
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
 
-    // One endpoint, two eras: without a session, a request whose _meta or MCP-Protocol-Version is
-    // 2026-07-28 (or unknown) is served statelessly; initialize and session traffic stay as they were.
-    if (classified.kind !== 'response' && header(request, SESSION_HEADER) === undefined &&
-      looksModern(classified.message, header(request, 'mcp-protocol-version'))) {
-      return await serveModern(app, classified.message, request, reply)
-    }
+    // One endpoint, two eras (http.ts eraOf): initialize and session traffic, or stateless requests.
+    if (eraOf(classified.message, request.headers) === 'stateless') return await serveModern(app, classified.message, request, reply)
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       const ticket = await app.mcp.ledger.admit(clientOf(request))

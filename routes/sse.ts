@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrpc.js'
-import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { POLICY } from '../plugins/policy.js'
 import { httpSseStream } from '../src/mcp/keys.js'
+import { accepts, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
 
 /**
  * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -26,20 +26,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (ticket === undefined) {
       return await reply.code(429).header('retry-after', '5').send({ statusCode: 429, error: 'Too Many Requests', message: `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry` })
     }
-    const now = Date.now()
-    const session: SessionRecord = {
-      id: newSessionId(),
-      transport: 'legacy',
-      protocolVersion: '2024-11-05',
-      clientInfo: null,
-      clientCapabilities: {},
-      logLevel: null,
-      subscriptions: [],
-      identity: request.identity,
-      initialized: false,
-      createdAt: now,
-      lastSeenAt: now
-    }
+    const session = newHttpSseSession(request.identity)
     const key = httpSseStream(session.id)
     const last = parseEventId(typeof request.headers['last-event-id'] === 'string' ? request.headers['last-event-id'] : undefined)
     ticket.bind(session.id)
@@ -62,7 +49,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       streamPart: 'l',
       afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
       afterEpoch: last?.epoch,
-      prelude: [{ event: 'endpoint', data: `/messages?sessionId=${encodeURIComponent(session.id)}` }],
+      prelude: [{ event: 'endpoint', data: httpSseEndpoint(session.id, app.prefix) }],
       // In this transport the session lives as long as its stream (and its calls end with it).
       onClose: end
     }).catch((err: unknown) => { end(); throw err })
