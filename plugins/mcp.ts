@@ -36,7 +36,7 @@ export interface Catalog {
 
 /** The hub key a session's server-initiated messages go to. */
 export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport'>): string {
-  return session.transport === 'legacy' ? httpSseStream(session.id) : sessionStream(session.id)
+  return session.transport === 'http+sse' ? httpSseStream(session.id) : sessionStream(session.id)
 }
 
 /**
@@ -250,8 +250,8 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     async (id) => await sessions.get(id) !== undefined
   )
   /**
-   * Ends a session on every path (DELETE, idle eviction, legacy stream close): its calls running
-   * here are aborted, its record goes, and so does every hub key it owns (session stream, legacy
+   * Ends a session on every path (DELETE, idle eviction, HTTP+SSE stream close): its calls running
+   * here are aborted, its record goes, and so does every hub key it owns (session stream, HTTP+SSE
    * ring, request streams, broadcast target) and its unit of the client's session quota.
    */
   const endSession = async (id: string, reason: string): Promise<void> => {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { HubStats, StreamKind } from '../src/hub/types.js'
 
-const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'legacy', 'listen']
+const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'http+sse', 'listen']
 
 /** Label values that come from clients (method names, tool names) are capped so a client cannot blow up cardinality. */
 const MAX_LABEL_VALUES = 100

@@ -20,7 +20,7 @@ async function fail (reply: FastifyReply, id: JsonRpcRequest['id'], err: RpcErro
 }
 
 /** Serves one stateless message. */
-export async function serveModern (app: FastifyInstance, message: JsonRpcMessage, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export async function serveStateless (app: FastifyInstance, message: JsonRpcMessage, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   // Responses have nothing to answer in this era; notifications are accepted and need no action.
   if (!('method' in message) || !('id' in message)) return await reply.code(202).send()
   let meta: RequestMeta
@@ -66,7 +66,7 @@ async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: Requ
   })
   let response: JsonRpcResponse | null
   try {
-    response = await app.mcp.modern.handle(message, meta, request.identity, { transport: 'streamable', identity: request.identity, send: stream.send }, sid)
+    response = await app.mcp.modern.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, send: stream.send }, sid)
   } catch (err) {
     if (!(err instanceof RpcError)) throw err
     response = errorResponse(message.id, err.code, err.message, err.data)

@@ -7,7 +7,7 @@ import { parseEventId } from '../src/hub/types.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, sessionVersionError } from '../src/mcp/http.js'
-import { serveModern } from './mcp-modern.js'
+import { serveStateless } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, isRequestPart, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 
@@ -40,7 +40,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'))
       return undefined
     }
-    const session = await findSession(app, request, id, 'streamable')
+    const session = await findSession(app, request, id, 'streamable-http')
     if (session === undefined) {
       await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
       return undefined
@@ -58,14 +58,14 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
 
     // One endpoint, two eras (http.ts eraOf): initialize and session traffic, or stateless requests.
-    if (eraOf(classified.message, request.headers) === 'stateless') return await serveModern(app, classified.message, request, reply)
+    if (eraOf(classified.message, request.headers) === 'stateless') return await serveStateless(app, classified.message, request, reply)
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       const ticket = await app.mcp.ledger.admit(clientOf(request))
       if (ticket === undefined) {
         return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
       }
-      const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: async () => {} }
+      const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: async () => {} }
       let handled: Handled | undefined
       try {
         handled = await server.initialize(classified.message, ctx)
@@ -107,7 +107,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (drop !== undefined) app.hub.forget(drop).catch(() => {})
       return { opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
     })
-    const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
+    const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
     // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
     // the client may resume it with Last-Event-ID, so a cut stream does not cancel (the spec's rule).
     const onClose = (): void => {

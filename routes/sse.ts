@@ -9,7 +9,7 @@ import { httpSseStream } from '../src/mcp/keys.js'
 import { accepts, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
 
 /**
- * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
+ * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
  * the POST endpoint in an `endpoint` event; POST /messages?sessionId= carries client messages
  * (202), and every reply travels back on the stream as an `event: message`.
  */
@@ -33,7 +33,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     let stop = (): void => {}
     const end = (): void => {
       stop()
-      app.mcp.endSession(session.id, 'the legacy stream closed').catch(() => {})
+      app.mcp.endSession(session.id, 'the HTTP+SSE stream closed').catch(() => {})
     }
     try {
       await app.mcp.sessions.create(session)
@@ -45,7 +45,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     stop = keepSessionAlive(app, session.id)
     const conn = await app.hub.open(reply, {
       key,
-      kind: 'legacy',
+      kind: 'http+sse',
       streamPart: 'l',
       afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
       afterEpoch: last?.epoch,
@@ -65,7 +65,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (id === undefined || id === '') {
       return await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: sessionId query parameter is required'))
     }
-    const session = await findSession(app, request, id, 'legacy')
+    const session = await findSession(app, request, id, 'http+sse')
     if (session === undefined) return await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
@@ -76,7 +76,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const publish = async (msg: JsonRpcMessage): Promise<void> => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
     }
-    const ctx: TransportContext = { transport: 'legacy', identity: request.identity, send: publish }
+    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, send: publish }
     if (classified.kind !== 'request') {
       await app.mcp.receive(classified.message, session)
     } else {
@@ -87,7 +87,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ? server.initialize(message, ctx, session)
         : server.request(message, session, ctx)
       work.then(async ({ response }) => { if (response !== null) await publish(response) })
-        .catch((err: unknown) => { request.log.error({ err }, 'legacy message failed') })
+        .catch((err: unknown) => { request.log.error({ err }, 'HTTP+SSE message failed') })
     }
     return await reply.code(202).type('text/plain; charset=utf-8').send('Accepted')
   })

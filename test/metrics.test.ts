@@ -125,7 +125,7 @@ test('Accept: application/json gives the JSON view with active_connections, tota
   assert.equal(typeof body.uptime, 'number')
   assert.ok(body.memory_usage.rss > 0 && body.memory_usage.heapUsed > 0)
   assert.equal(body.sessions, 0)
-  assert.deepEqual(body.streams_by_kind, { public: 0, session: 0, request: 0, legacy: 0, listen: 0 })
+  assert.deepEqual(body.streams_by_kind, { public: 0, session: 0, request: 0, 'http+sse': 0, listen: 0 })
   assert.equal(body.requests_by_status['200'], 2)
   for (const key of ['events_sent', 'events_replayed', 'dropped_slow_consumers', 'rejected_over_capacity', 'auth_failures', 'rate_limited']) {
     assert.equal(body[key], 0, key)
@@ -149,7 +149,7 @@ test('each app instance has its own registry', async (t) => {
 })
 
 test('hub and session figures are read at scrape time', async () => {
-  const stats = { streams: 3, byKind: { public: 2, session: 1, request: 0, legacy: 0, listen: 0 }, eventsSent: 10, eventsReplayed: 4, droppedSlowConsumers: 1, rejectedOverCapacity: 2 }
+  const stats = { streams: 3, byKind: { public: 2, session: 1, request: 0, 'http+sse': 0, listen: 0 }, eventsSent: 10, eventsReplayed: 4, droppedSlowConsumers: 1, rejectedOverCapacity: 2 }
   const sessions = { n: 5 }
   const metrics = createMetrics({ hubStats: () => stats, sessions: () => sessions.n, startedAt: Date.now() })
   let families = parsePrometheusText(await metrics.text())

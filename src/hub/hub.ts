@@ -474,7 +474,7 @@ export class HubImpl implements Hub {
   async removeBroadcastTarget (key: string): Promise<void> { await this.#targets.remove(key) }
 
   stats (): HubStats {
-    const byKind: Record<StreamKind, number> = { public: 0, session: 0, request: 0, legacy: 0, listen: 0 }
+    const byKind: Record<StreamKind, number> = { public: 0, session: 0, request: 0, 'http+sse': 0, listen: 0 }
     for (const c of this.#all) byKind[c.kind]++
     return {
       streams: this.#all.size,

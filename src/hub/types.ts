@@ -77,7 +77,12 @@ export interface Bus {
   close (): Promise<void>
 }
 
-export type StreamKind = 'public' | 'session' | 'request' | 'legacy' | 'listen'
+/**
+ * What a stream carries: `public` (GET /mcp without a session), `session` (a Streamable HTTP
+ * session's GET stream), `request` (one request's response stream), `http+sse` (an HTTP+SSE
+ * 2024-11-05 session), `listen` (a stateless subscriptions/listen stream).
+ */
+export type StreamKind = 'public' | 'session' | 'request' | 'http+sse' | 'listen'
 
 /** What the hub reports (health, metrics). */
 export interface HubStats {
@@ -147,7 +152,7 @@ export interface AttachOptions {
    * means the client's history is gone: it gets `evicted`, then what the log holds.
    */
   afterEpoch?: string
-  /** Written first, not logged, no id (e.g. legacy `endpoint`, public `welcome`). */
+  /** Written first, not logged, no id (e.g. HTTP+SSE `endpoint`, public `welcome`). */
   prelude?: HubEvent[]
   /** SSE `retry:` hint (ms) written at open. */
   retryMs?: number
@@ -195,7 +200,7 @@ export interface Hub {
    * `{ level: 'info', logger: 'broadcast', data: { event, data } }`. Logged per key, so replayable.
    */
   broadcast (event: string, data: unknown): Promise<void>
-  /** Registers a key (an MCP session's standalone or legacy stream) to receive broadcasts. */
+  /** Registers a key (an MCP session's standalone or HTTP+SSE stream) to receive broadcasts. */
   addBroadcastTarget (key: string): Promise<void>
   removeBroadcastTarget (key: string): Promise<void>
   stats (): HubStats

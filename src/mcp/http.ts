@@ -1,5 +1,5 @@
 import { ErrorCode, RpcError, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.js'
-import { META, checkVersion, looksModern, type RequestMeta } from './modern.js'
+import { META, checkVersion, looksStateless, type RequestMeta } from './modern.js'
 import { newSessionId, type SessionRecord } from './session.js'
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, isLegacyVersion } from '../meta.js'
 import { cap } from '../budget.js'
@@ -32,7 +32,7 @@ export type Era = 'session' | 'stateless'
  */
 export function eraOf (message: JsonRpcMessage, headers: Headers): Era {
   if (!('method' in message) || header(headers, SESSION_HEADER) !== undefined) return 'session'
-  return looksModern(message, header(headers, 'mcp-protocol-version')) ? 'stateless' : 'session'
+  return looksStateless(message, header(headers, 'mcp-protocol-version')) ? 'stateless' : 'session'
 }
 
 /**
@@ -194,7 +194,7 @@ export function checkStatelessHeaders (headers: Headers, message: JsonRpcRequest
 export function newHttpSseSession (identity: string | null, now = Date.now()): SessionRecord {
   return {
     id: newSessionId(),
-    transport: 'legacy',
+    transport: 'http+sse',
     protocolVersion: '2024-11-05',
     clientInfo: null,
     clientCapabilities: {},

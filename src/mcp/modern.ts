@@ -50,7 +50,7 @@ export interface RequestMeta {
 }
 
 /** True when a request without a session speaks the stateless era (its `_meta` or its version header says so). */
-export function looksModern (message: { method: string, params?: Record<string, unknown> }, versionHeader: string | undefined): boolean {
+export function looksStateless (message: { method: string, params?: Record<string, unknown> }, versionHeader: string | undefined): boolean {
   if (versionHeader !== undefined && !isLegacyVersion(versionHeader)) return true
   if (message.method === 'server/discover' || message.method === 'subscriptions/listen') return true
   const meta = obj(message.params?._meta)

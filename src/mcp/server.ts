@@ -9,7 +9,7 @@ import {
   type ResourceTemplateDefinition, type ToolDefinition
 } from './registry.js'
 import { LockableRegistry } from './registry-lock.js'
-import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
+import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore, type Transport } from './session.js'
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
 import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
@@ -31,7 +31,7 @@ export interface StatelessCall {
 
 /** How the transport lets the core reach the client while it handles one message. */
 export interface TransportContext {
-  transport: 'streamable' | 'legacy'
+  transport: Transport
   identity: string | null
   /** Messages tied to the current request (progress, logs, server→client requests). */
   send (message: JsonRpcMessage): Promise<void>
@@ -428,7 +428,7 @@ export class McpServer {
     const stateless = ctx.stateless
     return {
       session,
-      era: stateless === undefined ? 'legacy' : 'modern',
+      era: stateless === undefined ? 'session' : 'stateless',
       clientCapabilities: stateless?.clientCapabilities ?? session?.clientCapabilities ?? {},
       resumed: stateless?.resumed ?? false,
       requestId: req.id,

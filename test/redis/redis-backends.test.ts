@@ -96,7 +96,7 @@ test('RedisSessionStore and RedisTargets are shared between replicas', { skip },
   const two = new RedisSessionStore(await client(t, redis.url), 60_000)
   t.after(async () => { await one.close(); await two.close() })
   const now = Date.now()
-  const record: SessionRecord = { id: 'sess-1', transport: 'streamable', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: { sampling: {} }, logLevel: null, subscriptions: [], identity: null, initialized: false, createdAt: now, lastSeenAt: now }
+  const record: SessionRecord = { id: 'sess-1', transport: 'streamable-http', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: { sampling: {} }, logLevel: null, subscriptions: [], identity: null, initialized: false, createdAt: now, lastSeenAt: now }
   await one.create(record)
   await two.update('sess-1', { logLevel: 'debug', subscriptions: ['test://x'] })
   const seen = await one.get('sess-1')
