@@ -5,6 +5,7 @@ import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 import { Quota } from '../src/budget.js'
 import { OverCapacityError, type AttachOptions, type CloseReason, type Connection } from '../src/hub/types.js'
+import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
 
 export type Hub = HubImpl & {
   /**
@@ -50,21 +51,22 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       opts.onClose?.('client')
       return undefined
     }
-    if (app.lifecycle.draining || !core.hasCapacity()) {
+    if (app.lifecycle.draining) {
+      // Shutting down is not a capacity problem: a distinct message, and not counted as one.
+      await reply.code(503).header('retry-after', '5').send(httpError(503, SHUTTING_DOWN))
+      return undefined
+    }
+    if (!core.hasCapacity()) {
       core.rejectedOverCapacity++
       const err = new OverCapacityError()
-      await reply.code(503).header('retry-after', String(err.retryAfterSeconds))
-        .send({ statusCode: 503, error: 'Service Unavailable', message: err.message })
+      await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
       return undefined
     }
     const release = perClient.tryAcquire(request.identity ?? request.ip)
     if (release === undefined) {
       core.refusedOverClientBudget++
-      await reply.code(429).header('retry-after', '5').send({
-        statusCode: 429,
-        error: 'Too Many Requests',
-        message: `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`
-      })
+      await reply.code(429).header('retry-after', '5')
+        .send(httpError(429, `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`))
       return undefined
     }
     reply.hijack()
@@ -78,7 +80,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       release()
       if (!(err instanceof OverCapacityError)) throw err
       reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(err.retryAfterSeconds) })
-      reply.raw.end(JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: err.message }))
+      reply.raw.end(JSON.stringify(httpError(503, err.message)))
       return undefined
     }
   }

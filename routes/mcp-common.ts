@@ -5,6 +5,7 @@ import { missingScopes } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
 import { readJson } from '../src/json.js'
+import { SHUTTING_DOWN } from '../src/http-error.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
 export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
@@ -38,7 +39,7 @@ export async function insufficientScope (app: FastifyInstance, request: FastifyR
 /** 503 + Retry-After while the server drains for shutdown. */
 export async function draining (reply: FastifyReply, id: RequestId | null): Promise<FastifyReply> {
   reply.header('retry-after', '5')
-  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, 'Server is shutting down; retry on another instance'))
+  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, SHUTTING_DOWN))
 }
 
 /** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */

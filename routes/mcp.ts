@@ -10,6 +10,7 @@ import { SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, sess
 import { serveStateless } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, isRequestPart, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
+import { httpError } from '../src/http-error.js'
 
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
 const REQUEST_STREAM_RETRY_MS = 1000
@@ -123,7 +124,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     if (!accepts(header(request, 'accept'), 'text/event-stream')) {
-      return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+      return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
     }
     const last = parseEventId(header(request, 'last-event-id'))
     if (header(request, SESSION_HEADER) === undefined) {
@@ -174,7 +175,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     url: '/mcp',
     config: { policy: POLICY.client },
     handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, POST, DELETE, OPTIONS')
-      .send({ statusCode: 405, error: 'Method Not Allowed', message: 'Use POST, GET or DELETE on /mcp' })
+      .send(httpError(405, 'Use POST, GET or DELETE on /mcp'))
   })
 }
 

@@ -7,6 +7,7 @@ import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, r
 import { POLICY } from '../plugins/policy.js'
 import { httpSseStream } from '../src/mcp/keys.js'
 import { accepts, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
+import { httpError } from '../src/http-error.js'
 
 /**
  * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -20,11 +21,11 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/sse', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = request.headers.accept
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
-      return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+      return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
     }
     const ticket = await app.mcp.ledger.admit(clientOf(request))
     if (ticket === undefined) {
-      return await reply.code(429).header('retry-after', '5').send({ statusCode: 429, error: 'Too Many Requests', message: `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry` })
+      return await reply.code(429).header('retry-after', '5').send(httpError(429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry`))
     }
     const session = newHttpSseSession(request.identity)
     const key = httpSseStream(session.id)

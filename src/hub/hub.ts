@@ -6,6 +6,7 @@ import {
 } from './types.js'
 import { frame, comment } from './sse.js'
 import { channels, streamPartOf } from '../mcp/keys.js'
+import { httpError } from '../http-error.js'
 
 export interface HubOptions {
   log: EventLog
@@ -242,7 +243,7 @@ export class HubImpl implements Hub {
       if (!conn.closed && !gone(raw)) {
         conn.headSent = true
         raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '2' })
-        raw.end(JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'Event bus unavailable; retry later' }))
+        raw.end(JSON.stringify(httpError(503, 'Event bus unavailable; retry later')))
       }
       conn.close('error')
       conn.detached()
