@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto'
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWK, type JWTVerifyGetKey, type JSONWebKeySet } from 'jose'
 import { ConfigError } from './config.js'
+import { SERVER_NAME } from './meta.js'
 
 /** OAuth 2.1 resource-server settings (all from the environment; see .env.example). */
 export interface OAuthConfig {
@@ -143,14 +144,14 @@ export function createTokenVerifier (config: OAuthConfig): (token: string) => Pr
   }
 }
 
-/** The RFC 9728 protected-resource metadata document. */
-export function resourceMetadata (config: OAuthConfig): Record<string, unknown> {
+/** The RFC 9728 protected-resource metadata document; `name` is the server's (package name by default). */
+export function resourceMetadata (config: OAuthConfig, name: string = SERVER_NAME): Record<string, unknown> {
   return {
     resource: config.resource,
     authorization_servers: config.authorizationServers,
     scopes_supported: config.scopesSupported,
     bearer_methods_supported: ['header'],
-    resource_name: 'sse-mcp-server'
+    resource_name: name
   }
 }
 
