@@ -75,10 +75,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (handled?.created === undefined) ticket.release()
         else ticket.bind(handled.created.id)
       }
+      // A refused initialize (MAX_CLIENT_INFO_BYTES) is a JSON-RPC error and opens no session.
       const { response, created } = handled
-      if (created === undefined) return await reply.code(200).send(response)
-      await app.hub.addBroadcastTarget(sessionStream(created.id))
-      return await reply.code(200).header(SESSION_HEADER, created.id).type('application/json; charset=utf-8').send(response)
+      if (created !== undefined) {
+        await app.hub.addBroadcastTarget(sessionStream(created.id))
+        reply.header(SESSION_HEADER, created.id)
+      }
+      return await reply.code(200).type('application/json; charset=utf-8').send(response)
     }
 
     if (await badVersion(request, reply)) return reply
