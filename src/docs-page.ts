@@ -23,7 +23,7 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 
 /** Text or attribute value → HTML-safe text. */
 export function escapeHtml (value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c])
+  return String(value).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c)
 }
 
 /** A value as JSON that is safe inside `<script type="application/json">` (no `</script>`, no `<!--`). */

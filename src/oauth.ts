@@ -50,7 +50,8 @@ export function algorithmsForKey (key: KeyObject): string[] | string {
       return key.asymmetricKeyType === 'rsa' ? RSA : RSA_PSS
     case 'ec': {
       const curve = NODE_CURVES[details.namedCurve ?? '']
-      return curve === undefined ? `is an EC key on ${details.namedCurve ?? 'an unknown curve'} (P-256, P-384 or P-521 needed)` : [EC_BY_CURVE[curve]]
+      const alg = curve === undefined ? undefined : EC_BY_CURVE[curve]
+      return alg === undefined ? `is an EC key on ${details.namedCurve ?? 'an unknown curve'} (P-256, P-384 or P-521 needed)` : [alg]
     }
     case 'ed25519':
       return EDDSA
@@ -62,8 +63,9 @@ export function algorithmsForKey (key: KeyObject): string[] | string {
 /** The algorithms a JWK allows: its `alg` when it has one (checked against its type), else by `kty`/`crv`. */
 export function algorithmsForJwk (jwk: JWK): string[] | string {
   let byType: string[]
+  const ec = jwk.kty === 'EC' && typeof jwk.crv === 'string' && Object.hasOwn(EC_BY_CURVE, jwk.crv) ? EC_BY_CURVE[jwk.crv] : undefined
   if (jwk.kty === 'RSA') byType = RSA
-  else if (jwk.kty === 'EC' && typeof jwk.crv === 'string' && jwk.crv in EC_BY_CURVE) byType = [EC_BY_CURVE[jwk.crv]]
+  else if (ec !== undefined) byType = [ec]
   else if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') byType = EDDSA
   else return `has a key of type ${String(jwk.kty)}${jwk.crv ? `/${jwk.crv}` : ''} (RSA, EC P-256/P-384/P-521 or OKP Ed25519 needed)`
   if (jwk.alg === undefined) return byType

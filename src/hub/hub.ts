@@ -373,7 +373,7 @@ export class HubImpl implements Hub {
   #drainAhead (conn: SseConnection): void {
     if (conn.closed || conn.replaying || conn.resyncing) return
     if (conn.ahead.length > 0) {
-      if (conn.epoch === undefined) conn.epoch = conn.ahead[0].epoch
+      if (conn.epoch === undefined) conn.epoch = conn.ahead[0]?.epoch
       const ahead = conn.ahead.sort((x, y) => x.seq - y.seq)
       const rest: LiveEvent[] = []
       let other = false

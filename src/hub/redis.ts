@@ -60,8 +60,9 @@ function toStored (entry: StreamEntry): StoredEvent {
   let event: string | undefined
   let data = ''
   for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i] === 'e' && fields[i + 1] !== '') event = fields[i + 1]
-    else if (fields[i] === 'd') data = fields[i + 1]
+    const value = fields[i + 1] ?? ''
+    if (fields[i] === 'e' && value !== '') event = value
+    else if (fields[i] === 'd') data = value
   }
   return event === undefined ? { seq, data } : { seq, event, data }
 }
@@ -109,10 +110,11 @@ export class RedisEventLog implements EventLog {
       .exec()
     if (results === null) throw new Error('Redis transaction aborted')
     for (const [err] of results) if (err) throw err
-    const [epoch, lastText] = results[2][1] as [string | null, string | null]
+    const [after, head, seq] = results as Array<[Error | null, unknown]>
+    const [epoch, lastText] = seq?.[1] as [string | null, string | null]
     if (epoch === null) return { epoch: undefined, last: 0, events: [], evicted: false }
-    const events = (results[0][1] as StreamEntry[]).map(toStored)
-    const first = (results[1][1] as StreamEntry[])[0]
+    const events = (after?.[1] as StreamEntry[]).map(toStored)
+    const first = (head?.[1] as StreamEntry[])[0]
     const last = Number(lastText ?? 0)
     const oldest = first === undefined ? last + 1 : toStored(first).seq
     return { epoch, last, events, evicted: afterSeq < last && afterSeq + 1 < oldest }

@@ -116,7 +116,8 @@ export function parseEventId (id: string | undefined): { streamPart: string, epo
   if (m === null) return undefined
   const seq = Number(m[3])
   if (!Number.isSafeInteger(seq)) return undefined
-  return m[2] === undefined ? { streamPart: m[1], seq } : { streamPart: m[1], epoch: m[2], seq }
+  const [, streamPart = '', epoch] = m
+  return epoch === undefined ? { streamPart, seq } : { streamPart, epoch, seq }
 }
 
 // streamPartOf lives with the key builders: src/mcp/keys.ts.

@@ -220,8 +220,8 @@ export class InputCollector {
   async ask (method: string, params: Record<string, unknown>, key: string | undefined): Promise<Record<string, unknown>> {
     const k = key ?? `input-${++this.#auto}`
     if (Object.prototype.hasOwnProperty.call(this.#answers, k)) {
-      const answer = this.#answers[k]
-      if (obj(answer) === undefined) throw new RpcError(ErrorCode.InvalidParams, `inputResponses.${k} must be the ${method} result object`)
+      const answer = obj(this.#answers[k])
+      if (answer === undefined) throw new RpcError(ErrorCode.InvalidParams, `inputResponses.${k} must be the ${method} result object`)
       this.used[k] = answer
       return answer
     }

@@ -277,10 +277,11 @@ export class Registry {
       if (m === null) continue
       const variables: Record<string, string> = {}
       t.names.forEach((name, i) => {
+        const raw = m[i + 1] ?? ''
         try {
-          variables[name] = decodeURIComponent(m[i + 1])
+          variables[name] = decodeURIComponent(raw)
         } catch {
-          variables[name] = m[i + 1]
+          variables[name] = raw
         }
       })
       return { def: t.def, variables, check: t.variables }

@@ -235,6 +235,7 @@ export class SessionLedger {
     owned.streams.add(key)
     if (owned.streams.size <= MAX_REQUEST_STREAMS_PER_SESSION) return undefined
     const [oldest] = owned.streams
+    if (oldest === undefined) return undefined
     owned.streams.delete(oldest)
     return oldest
   }
