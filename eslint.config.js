@@ -11,6 +11,17 @@ export default [
     }
   },
   {
+    files: ['**/*.ts', '**/*.js', '**/*.mjs'],
+    rules: {
+      // A swallowed rejection hides failures: log it, or say in a comment why it does not matter.
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression[callee.property.name='catch'] > ArrowFunctionExpression.arguments:first-child[body.type='BlockStatement'][body.body.length=0]",
+        message: 'Do not swallow a rejection with .catch(() => {}): log it, or use a named handler that says why it is safe to ignore.'
+      }],
+      '@stylistic/max-len': ['error', { code: 140, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true }]
+    }
+  },
+  {
     // The /docs page's browser script (inlined by src/docs-page.ts): a classic script in the browser.
     files: ['docs/page/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { ...globals.browser } }

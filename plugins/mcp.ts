@@ -15,6 +15,7 @@ import { cap } from '../src/budget.js'
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { channels, httpSseStream, redisKeys, sessionOwnedStreams, sessionStream } from '../src/mcp/keys.js'
+import { ignore, logFailure } from '../src/ignore.js'
 
 export type { McpObserver }
 
@@ -69,7 +70,14 @@ interface SessionBudgets {
   endSession: (id: string, reason: string) => Promise<void>
 }
 
-function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: Relay, budgets: SessionBudgets) {
+function createMcp (
+  server: McpServer,
+  modern: ModernEngine,
+  listeners: ListenStreams,
+  changed: (c: Change) => Promise<void>,
+  relay: Relay,
+  budgets: SessionBudgets
+) {
   return {
     ...budgets,
     /** The protocol engine (the transports use it). */
@@ -201,18 +209,18 @@ function nonceStore (app: FastifyInstance): NonceStore {
 function redisTracker (redis: Redis, replica: string, runTtlMs: number): ScaleOutTracker {
   return {
     async awaiting (sid, id, ttlMs) { await redis.set(awaitKey(sid, id), replica, 'PX', ttlMs) },
-    settled (sid, id) { redis.del(awaitKey(sid, id)).catch(() => {}) },
+    settled (sid, id) { redis.del(awaitKey(sid, id)).catch(ignore('the await key expires with its TTL')) },
     running (sid, id) {
       if (String(id).length > MAX_TRACKED_ID) return () => {}
       let recorded = false
       const timer = setTimeout(() => {
         recorded = true
-        redis.set(runKey(sid, id), replica, 'PX', runTtlMs).catch(() => {})
+        redis.set(runKey(sid, id), replica, 'PX', runTtlMs).catch(ignore('untracked: a cancel from another replica misses this run'))
       }, TRACK_RUNNING_AFTER_MS)
       timer.unref()
       return () => {
         clearTimeout(timer)
-        if (recorded) redis.del(runKey(sid, id)).catch(() => {})
+        if (recorded) redis.del(runKey(sid, id)).catch(ignore('the run key expires with its TTL'))
       }
     }
   }
@@ -259,10 +267,10 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
     const keys = [...sessionOwnedStreams(id), ...ledger.end(id)]
     await Promise.all([
       sessions.delete(id).catch(() => false),
-      ...keys.map(async (key) => { await app.hub.forget(key).catch(() => {}) })
+      ...keys.map(async (key) => { await app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed')) })
     ])
   }
-  sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(() => {}) })
+  sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
   registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
@@ -290,12 +298,12 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   }
   // Registry changes are local: in Redis mode the registry is locked once ready (below), so a
   // replica's start-up registrations are never announced to the others' listen streams.
-  server.registry.onChange((kind) => { listeners.deliver({ kind }).catch(() => {}) })
+  server.registry.onChange((kind) => { listeners.deliver({ kind }).catch(logFailure(app.log, 'list change delivery failed')) })
   if (bus !== undefined) {
     const offChanges = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
       try {
         const c = JSON.parse(payload) as Broadcast
-        if (c.t === 'change' && c.from !== replica) listeners.deliver(c.change).catch(() => {})
+        if (c.t === 'change' && c.from !== replica) listeners.deliver(c.change).catch(logFailure(app.log, 'change delivery from another replica failed'))
       } catch {}
     })
     const offDirected = await bus.subscribe(replicaChannel(replica), (payload) => {
@@ -313,7 +321,9 @@ const mcpPlugin: FastifyPluginAsync = async (app) => {
   }
   const modern = new ModernEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
-    codec: new RequestStateCodec(await stateSecret(app), { ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app) }),
+    codec: new RequestStateCodec(
+      await stateSecret(app), { ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app) }
+    ),
     listTtlMs: app.config.cacheTtlMs,
     readTtlMs: 0,
     privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined

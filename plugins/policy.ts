@@ -70,7 +70,13 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
 
   app.addHook('onRoute', (route) => {
     const policy = route.config?.policy
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url ?? route.path, policy: validPolicy(policy) ? policy : undefined })
+    for (const method of [route.method].flat()) {
+      routes.push({
+        method,
+        url: route.url ?? route.path,
+        policy: validPolicy(policy) ? policy : undefined
+      })
+    }
   })
   app.addHook('onReady', async () => {
     const missing = routes.filter((r) => r.policy === undefined).map((r) => `${r.method} ${r.url}`)

@@ -28,7 +28,13 @@ declare module 'fastify' {
 function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targets'> {
   const { replayBufferSize, sessionIdleTimeoutMs, budgets } = app.config
   if (app.redis === null) {
-    return { log: new MemoryEventLog({ capacity: replayBufferSize, ringBytes: budgets.replayBufferBytes, totalBytes: budgets.replayTotalBytes }) }
+    return {
+      log: new MemoryEventLog({
+        capacity: replayBufferSize,
+        ringBytes: budgets.replayBufferBytes,
+        totalBytes: budgets.replayTotalBytes
+      })
+    }
   }
   return {
     log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes),

@@ -6,6 +6,7 @@ import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
 import { readJson } from '../src/json.js'
 import { SHUTTING_DOWN } from '../src/http-error.js'
+import { logFailure } from '../src/ignore.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
 export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
@@ -25,7 +26,9 @@ export function rawJsonBodies (app: FastifyInstance): void {
  * OAuth mode: a tools/call whose tool requires scopes the access token lacks gets 403 with
  * `WWW-Authenticate: Bearer error="insufficient_scope"` (the client can step up). True when answered.
  */
-export async function insufficientScope (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest): Promise<boolean> {
+export async function insufficientScope (
+  app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest
+): Promise<boolean> {
   if (request.scopes === null || message.method !== 'tools/call' || app.config.oauth === undefined) return false
   const name = message.params?.name
   const required = typeof name === 'string' ? app.mcp.server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
@@ -95,7 +98,7 @@ export async function overBudget (reply: FastifyReply, id: RequestId | null, mes
  */
 export function keepSessionAlive (app: FastifyInstance, sessionId: string): () => void {
   const every = Math.max(50, Math.min(60_000, Math.floor(app.config.sessionIdleTimeoutMs / 3)))
-  const timer = setInterval(() => { app.mcp.sessions.touch(sessionId).catch(() => {}) }, every)
+  const timer = setInterval(() => { app.mcp.sessions.touch(sessionId).catch(logFailure(app.log, 'session touch failed')) }, every)
   timer.unref()
   return () => { clearInterval(timer) }
 }
@@ -126,7 +129,7 @@ export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, op
     get streaming (): boolean { return key !== undefined },
     send: async (msg: JsonRpcMessage): Promise<void> => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
     /** SEP-1699: closes the stream now (the client resumes with Last-Event-ID). */
-    closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(() => {}) },
+    closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(logFailure(app.log, 'closing a request stream failed')) },
     /**
      * After the handler: waits for what it queued; if the reply became a stream, writes the
      * response (none when cancelled) and ends the stream. Returns the stream's key, or undefined

@@ -5,6 +5,7 @@ import { MODERN_METHODS, META, newCallId, readListenFilter, readRequestMeta, typ
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
 import { clientOf, insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
 import { cap } from '../src/budget.js'
+import { logFailure } from '../src/ignore.js'
 
 /**
  * The stateless era (MCP 2026-07-28) on POST /mcp: a request without Mcp-Session-Id whose `_meta`
@@ -20,7 +21,9 @@ async function fail (reply: FastifyReply, id: JsonRpcRequest['id'], err: RpcErro
 }
 
 /** Serves one stateless message. */
-export async function serveStateless (app: FastifyInstance, message: JsonRpcMessage, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export async function serveStateless (
+  app: FastifyInstance, message: JsonRpcMessage, request: FastifyRequest, reply: FastifyReply
+): Promise<FastifyReply> {
   // Responses have nothing to answer in this era; notifications are accepted and need no action.
   if (!('method' in message) || !('id' in message)) return await reply.code(202).send()
   let meta: RequestMeta
@@ -55,14 +58,16 @@ export async function serveStateless (app: FastifyInstance, message: JsonRpcMess
  * Runs one stateless request: JSON unless the handler sends something first (progress, a log),
  * then an SSE stream of its own carrying those and the response. Not resumable (2026-07-28).
  */
-async function answer (app: FastifyInstance, message: JsonRpcRequest, meta: RequestMeta, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function answer (
+  app: FastifyInstance, message: JsonRpcRequest, meta: RequestMeta, request: FastifyRequest, reply: FastifyReply
+): Promise<FastifyReply> {
   const sid = newCallId()
   // The client closing its response (stream) cancels the request.
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) app.mcp.server.cancel(sid, message.id, 'client closed the stream') })
   const stream = lazyRequestStream(app, reply, () => {
     const key = newStatelessStream()
     // Not resumable in this era: the key's log goes once the stream is closed (after its last byte).
-    return { opts: { key, kind: 'request', streamPart: 'm', onClose: () => { app.hub.forget(key).catch(() => {}) } } }
+    return { opts: { key, kind: 'request', streamPart: 'm', onClose: () => { app.hub.forget(key).catch(logFailure(app.log, 'forgetting a stateless stream failed')) } } }
   })
   let response: JsonRpcResponse | null
   try {
@@ -111,7 +116,7 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
     prelude: [{ event: 'message', data: JSON.stringify(ack) }],
     onClose: () => {
       app.mcp.listeners.remove(key)
-      app.hub.forget(key).catch(() => {})
+      app.hub.forget(key).catch(logFailure(app.log, 'forgetting a listen stream failed'))
     }
   })
   if (conn === undefined) {

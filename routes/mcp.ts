@@ -11,6 +11,7 @@ import { serveStateless } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, isRequestPart, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 import { httpError } from '../src/http-error.js'
+import { logFailure } from '../src/ignore.js'
 
 /** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
 const REQUEST_STREAM_RETRY_MS = 1000
@@ -102,13 +103,15 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * log, a server→client request, a stream cut): then the reply becomes an SSE stream of its own,
    * resumable with Last-Event-ID, carrying those messages and finally the response.
    */
-  async function answer (message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  async function answer (
+    message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply
+  ): Promise<FastifyReply> {
     const stream = lazyRequestStream(app, reply, () => {
       const part = newRequestPart()
       const key = requestStream(session.id, part)
       // The session owns its request streams: they go when it goes (and the oldest past the bound now).
       const drop = app.mcp.ledger.addStream(session.id, key)
-      if (drop !== undefined) app.hub.forget(drop).catch(() => {})
+      if (drop !== undefined) app.hub.forget(drop).catch(logFailure(request.log, 'forgetting a request stream failed'))
       return { opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
     })
     const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: stream.send, closeStream: stream.closeStream }

@@ -8,6 +8,7 @@ import { POLICY } from '../plugins/policy.js'
 import { httpSseStream } from '../src/mcp/keys.js'
 import { accepts, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
 import { httpError } from '../src/http-error.js'
+import { logFailure } from '../src/ignore.js'
 
 /**
  * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -34,7 +35,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     let stop = (): void => {}
     const end = (): void => {
       stop()
-      app.mcp.endSession(session.id, 'the HTTP+SSE stream closed').catch(() => {})
+      app.mcp.endSession(session.id, 'the HTTP+SSE stream closed').catch(logFailure(request.log, 'ending an HTTP+SSE session failed'))
     }
     try {
       await app.mcp.sessions.create(session)

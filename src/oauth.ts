@@ -128,7 +128,10 @@ export function createTokenVerifier (config: OAuthConfig): (token: string) => Pr
   let verification: VerificationKey
   if (config.jwksUrl !== undefined) {
     // A remote set is only known at run time: jose picks the key whose kty/crv fit the token's alg.
-    verification = { key: createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 }), algorithms: ALGORITHMS }
+    verification = {
+      key: createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 }),
+      algorithms: ALGORITHMS
+    }
   } else if (config.publicKeyFile !== undefined) {
     verification = loadKeyFile(config.publicKeyFile)
   } else {

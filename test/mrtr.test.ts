@@ -8,7 +8,9 @@ import { MemoryNonceStore, RequestStateCodec, askedAnswers, requestBinding } fro
 /** MRTR requestState: binding to the real target, single use, size budget (issue 16 finding 4, issue 13). */
 
 const V = '2026-07-28'
-const codec = (maxBytes = 65_536): RequestStateCodec => new RequestStateCodec(Buffer.alloc(32, 1), { ttlMs: 60_000, maxBytes, nonces: new MemoryNonceStore() })
+const codec = (maxBytes = 65_536): RequestStateCodec => new RequestStateCodec(
+  Buffer.alloc(32, 1), { ttlMs: 60_000, maxBytes, nonces: new MemoryNonceStore() }
+)
 
 test('the binding is the real target: a stray name does not stand in for a resource URI, nor a uri for a tool name', () => {
   const read = (params: Record<string, unknown>) => requestBinding('resources/read', params)

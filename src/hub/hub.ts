@@ -7,6 +7,7 @@ import {
 import { frame, comment } from './sse.js'
 import { channels, streamPartOf } from '../mcp/keys.js'
 import { httpError } from '../http-error.js'
+import { ignore } from '../ignore.js'
 
 export interface HubOptions {
   log: EventLog
@@ -428,7 +429,14 @@ export class HubImpl implements Hub {
 
   async publish (key: string, event: HubEvent): Promise<string> {
     const { epoch, seq } = await this.#log.append(key, event)
-    const stored: LiveEvent = event.event === undefined ? { epoch, seq, data: event.data } : { epoch, seq, event: event.event, data: event.data }
+    const stored: LiveEvent = event.event === undefined
+      ? { epoch, seq, data: event.data }
+      : {
+          epoch,
+          seq,
+          event: event.event,
+          data: event.data
+        }
     this.#deliverLocal(key, stored)
     if (this.#bus !== undefined) {
       const wire: Wire = { r: this.#replica, k: key, p: epoch, s: seq, d: event.data }
@@ -500,7 +508,7 @@ export class HubImpl implements Hub {
       conn.close('shutdown')
       conn.detached()
     }
-    await Promise.all([...this.#unsubscribe.values()].map(async (p) => { await (await p)() })).catch(() => {})
+    await Promise.all([...this.#unsubscribe.values()].map(async (p) => { await (await p)() })).catch(ignore('closing: the bus connection closes next'))
     this.#unsubscribe.clear()
     await this.#bus?.close()
     await this.#log.close()
@@ -585,7 +593,7 @@ export class HubImpl implements Hub {
     const sub = this.#unsubscribe.get(key)
     if (sub === undefined) return
     this.#unsubscribe.delete(key)
-    sub.then(async (off) => { await off() }).catch(() => {})
+    sub.then(async (off) => { await off() }).catch(ignore('a failed unsubscribe leaves a channel nobody publishes to'))
   }
 
   #onWire (payload: string): void {
@@ -594,7 +602,11 @@ export class HubImpl implements Hub {
     if (msg.r === this.#replica) return
     if ('end' in msg) this.#endLocal(msg.k)
     else if ('forget' in msg) this.#forgetLocal(msg.k)
-    else this.#deliverLocal(msg.k, msg.e === undefined ? { epoch: msg.p, seq: msg.s, data: msg.d } : { epoch: msg.p, seq: msg.s, event: msg.e, data: msg.d })
+    else {
+      this.#deliverLocal(
+        msg.k, msg.e === undefined ? { epoch: msg.p, seq: msg.s, data: msg.d } : { epoch: msg.p, seq: msg.s, event: msg.e, data: msg.d }
+      )
+    }
   }
 
   /** Heartbeats; also finds dead sockets and writes that stalled past the stall timeout. */

@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { newEpoch, type Bus, type EventLog, type HubEvent, type LogHead, type LogRead, type StoredEvent } from './types.js'
 import type { BroadcastTargets } from './hub.js'
 import { redisKeys } from '../mcp/keys.js'
+import { ignore } from '../ignore.js'
 
 /** Connection options for every Redis client: reconnect for ever with capped backoff, fail fast while down. */
 export function redisOptions (): RedisOptions {
@@ -189,7 +190,7 @@ export class RedisBus implements Bus {
       current.delete(handler)
       if (current.size === 0) {
         this.#handlers.delete(channel)
-        await this.#sub.unsubscribe(channel).catch(() => {})
+        await this.#sub.unsubscribe(channel).catch(ignore('a failed unsubscribe leaves a channel nobody publishes to'))
       }
     }
   }

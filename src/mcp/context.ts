@@ -29,7 +29,9 @@ export interface CallContext {
    * handler must not swallow what this throws, and runs again from the top on the retry.
    * A missing capability is -32021 there.
    */
-  request (method: string, params: Record<string, unknown>, options?: { timeoutMs?: number, key?: string }): Promise<Record<string, unknown>>
+  request (
+    method: string, params: Record<string, unknown>, options?: { timeoutMs?: number, key?: string }
+  ): Promise<Record<string, unknown>>
   /**
    * SEP-1699 polling: closes this request's SSE stream now (the client reconnects with
    * Last-Event-ID and gets the rest). A no-op when the transport cannot stream.

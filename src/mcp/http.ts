@@ -70,7 +70,8 @@ export const acceptsPost = (accept: string | undefined): boolean => accepts(acce
 /** HTTP status of a stateless JSON-RPC error answer (2026-07-28 Streamable HTTP). */
 export function statelessStatus (code: number): number {
   if (code === ErrorCode.MethodNotFound) return 404
-  if (code === ErrorCode.HeaderMismatch || code === ErrorCode.MissingRequiredClientCapability || code === ErrorCode.UnsupportedProtocolVersion) return 400
+  if (code === ErrorCode.HeaderMismatch || code === ErrorCode.MissingRequiredClientCapability) return 400
+  if (code === ErrorCode.UnsupportedProtocolVersion) return 400
   return 200
 }
 

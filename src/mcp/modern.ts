@@ -4,6 +4,7 @@ import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from 
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
 import { cap, utf8Bytes } from '../budget.js'
+import { ignore } from '../ignore.js'
 
 /**
  * The stateless era of MCP (2026-07-28): no initialize, no session. Every request carries its
@@ -197,7 +198,12 @@ export class ModernEngine {
     if (response === null) return null
     if ('error' in response) {
       // 2026-07-28 (SEP-2164): an unknown resource is invalid params, with the URI in data.
-      if (response.error.code === ErrorCode.ResourceNotFound) return { ...response, error: { ...response.error, code: ErrorCode.InvalidParams } }
+      if (response.error.code === ErrorCode.ResourceNotFound) {
+        return {
+          ...response,
+          error: { ...response.error, code: ErrorCode.InvalidParams }
+        }
+      }
       return response
     }
     return { jsonrpc: '2.0', id: response.id, result: this.#shape(req, response.result, retry) }
@@ -235,7 +241,7 @@ export class ListenStreams {
   async endAll (): Promise<void> {
     const all = [...this.#streams.values()]
     this.#streams.clear()
-    await Promise.all(all.map(async (s) => { await s.end().catch(() => {}) }))
+    await Promise.all(all.map(async (s) => { await s.end().catch(ignore('closing: the stream is cut with the server')) }))
   }
 
   /** Sends `change` to every local stream whose filter asked for it. */
@@ -243,7 +249,7 @@ export class ListenStreams {
     const work: Array<Promise<void>> = []
     for (const s of this.#streams.values()) {
       const n = listenNotification(change, s.filter, s.id)
-      if (n !== undefined) work.push(s.send(n).catch(() => {}))
+      if (n !== undefined) work.push(s.send(n).catch(ignore('a listen stream that cannot take a notification is closing')))
     }
     await Promise.all(work)
   }

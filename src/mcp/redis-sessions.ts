@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { redisKeys } from './keys.js'
 import type { LoggingLevel, SessionRecord, SessionStore } from './session.js'
+import { ignore } from '../ignore.js'
 
 const recordKey = redisKeys.session
 const subsKey = redisKeys.sessionSubscriptions
@@ -69,7 +70,7 @@ export class RedisSessionStore implements SessionStore {
   constructor (redis: Redis, idleTimeoutMs: number) {
     this.#redis = redis
     this.#idleMs = idleTimeoutMs
-    this.#timer = setInterval(() => { this.#sweep().catch(() => {}) }, Math.max(500, Math.min(30_000, Math.floor(idleTimeoutMs / 10))))
+    this.#timer = setInterval(() => { this.#sweep().catch(ignore('the next sweep retries; records expire by TTL anyway')) }, Math.max(500, Math.min(30_000, Math.floor(idleTimeoutMs / 10))))
     this.#timer.unref()
   }
 

@@ -226,7 +226,10 @@ export class SessionLedger {
     }
   }
 
-  /** Remembers a request stream key of a session; returns a key to drop now when over the bound. Sessions not admitted here are not tracked. */
+  /**
+   * Remembers a request stream key of a session; returns a key to drop now when over the bound.
+   * Sessions not admitted here are not tracked.
+   */
   addStream (id: string, key: string): string | undefined {
     const owned = this.#owned.get(id)
     // A session made on another replica (Redis): its request streams are not tracked here; their

@@ -79,7 +79,12 @@ export function registerBuiltins (mcp: McpServer, startedAt: number): void {
       contents: [{
         uri,
         mimeType: 'application/json',
-        text: JSON.stringify({ name: SERVER_NAME, version: SERVER_VERSION, protocolVersions: PROTOCOL_VERSIONS, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) })
+        text: JSON.stringify({
+          name: SERVER_NAME,
+          version: SERVER_VERSION,
+          protocolVersions: PROTOCOL_VERSIONS,
+          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000)
+        })
       }]
     })
   })

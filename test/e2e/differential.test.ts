@@ -11,6 +11,7 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js'
 import { listen } from '../helper.js'
 import type { App } from '../../src/app.js'
+import { ignore } from '../../src/ignore.js'
 
 // A differential test against the official SDK (1.x): the same tools, resources and prompts are
 // registered on its McpServer and on ours; the same scripted sessions go to both, over Streamable
@@ -112,7 +113,7 @@ async function startSdk (t: TestContext): Promise<string> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.after(async () => {
-    for (const tr of [...streamable.values(), ...sse.values()]) await tr.close().catch(() => {})
+    for (const tr of [...streamable.values(), ...sse.values()]) await tr.close().catch(ignore('cleanup'))
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
   })
@@ -167,7 +168,7 @@ function streamableSession (base: string, version: string): Session {
       }
     },
     async close () {
-      if (sid !== undefined) await fetch(`${base}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': version } }).catch(() => {})
+      if (sid !== undefined) await fetch(`${base}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': version } }).catch(ignore('cleanup'))
     }
   }
 }
@@ -196,7 +197,7 @@ async function sseSession (base: string): Promise<Session> {
       if (done) break
       parser.feed(decoder.decode(value, { stream: true }))
     }
-  })().catch(() => {})
+  })().catch(ignore('the reader ends when the test closes the stream'))
   const waitFor = async (check: () => boolean, ms: number): Promise<boolean> => {
     const deadline = Date.now() + ms
     while (!check()) {

@@ -10,7 +10,9 @@ import { until } from './sdk.js'
 // it probes with server/discover, stays stateless (2026-07-28), fulfils MRTR input requests
 // through its own handlers and receives change notifications on subscriptions/listen.
 
-async function modernClient (t: TestContext, url: string, capabilities: Record<string, object> = { elicitation: { form: {} } }): Promise<Client> {
+async function modernClient (
+  t: TestContext, url: string, capabilities: Record<string, object> = { elicitation: { form: {} } }
+): Promise<Client> {
   const client = new Client({ name: 'v2-test', version: '1.0.0' }, { capabilities, versionNegotiation: { mode: 'auto' } })
   client.setRequestHandler('elicitation/create', async (request) => {
     const props = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {})

@@ -42,7 +42,13 @@ class ManualBus implements Bus {
   async close (): Promise<void> { await this.#inner.close() }
 }
 
-async function replicas (t: TestContext, gapTimeoutMs = 60_000): Promise<{ a: HubImpl, b: HubImpl, bus: ManualBus, url: string, log: MemoryEventLog }> {
+async function replicas (t: TestContext, gapTimeoutMs = 60_000): Promise<{
+  a: HubImpl,
+  b: HubImpl,
+  bus: ManualBus,
+  url: string,
+  log: MemoryEventLog
+}> {
   const log = new MemoryEventLog(100)
   const bus = new ManualBus()
   const a = createHub({ log, bus, replicaId: 'A', maxConnections: 10, heartbeatIntervalMs: 60_000 })
