@@ -1,13 +1,14 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
-import { createHub, type HubImpl, type HubOptions } from '../src/hub/hub.js'
+import { createHub, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 import { Quota } from '../src/budget.js'
-import { OverCapacityError, type AttachOptions, type CloseReason, type Connection } from '../src/hub/types.js'
+import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type Hub } from '../src/hub/types.js'
 import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
 
-export type Hub = HubImpl & {
+/** What the Fastify adapter adds to the hub core (src/hub/types.ts `Hub`): attaching a route's reply. */
+export interface HubReplies {
   /**
    * Route helper: hijacks the reply and attaches it as an SSE stream, copying the headers Fastify
    * has set so far (CORS!). The client (`reply.request.identity`, else its IP) holds one unit of
@@ -20,7 +21,8 @@ export type Hub = HubImpl & {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    hub: Hub
+    /** The SSE hub: the core (src/hub/types.ts `Hub`) plus `open(reply, opts)` for routes. */
+    hub: Hub & HubReplies
   }
 }
 
@@ -48,7 +50,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   const { maxConnections, heartbeatIntervalMs, budgets } = app.config
   const core = createHub({ ...backends(app), maxConnections, heartbeatIntervalMs })
   const perClient = new Quota('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient)
-  const open: Hub['open'] = async (reply, opts) => {
+  const open: HubReplies['open'] = async (reply, opts) => {
     const request = reply.request
     const socket = request.raw.socket
     if (reply.raw.destroyed || socket === null || socket.destroyed) {

@@ -179,7 +179,8 @@ export class OverCapacityError extends Error {
 }
 
 /**
- * The hub, as `app.hub` (plugins/sse-hub.ts decorates it). The routes translate HTTP ↔ these calls.
+ * The hub: the one hub type. plugins/sse-hub.ts decorates `app.hub` with it (plus `open(reply)`,
+ * the Fastify adapter); src/hub/hub.ts implements it. The routes translate HTTP ↔ these calls.
  */
 export interface Hub {
   /**
@@ -195,6 +196,11 @@ export interface Hub {
   end (key: string): Promise<void>
   /** Drops `key`'s log and closes its connections (session deleted or evicted). */
   forget (key: string): Promise<void>
+  /**
+   * Closes this process's connections on `key` without ending it (SEP-1699 polling: the client
+   * reconnects with Last-Event-ID and gets what is published meanwhile).
+   */
+  closeConnections (key: string): void
   /**
    * Operator broadcast: the public stream gets `event: <event>` with JSON `data`; every broadcast
    * target (see addBroadcastTarget) gets the MCP notification `notifications/message` with
