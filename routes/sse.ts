@@ -6,7 +6,7 @@ import { parseEventId } from '../src/hub/types.js'
 import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { POLICY } from '../plugins/policy.js'
 import { httpSseStream } from '../src/mcp/keys.js'
-import { accepts, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
+import { accepts, header, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
 import { httpError } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 
@@ -30,7 +30,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const session = newHttpSseSession(request.identity)
     const key = httpSseStream(session.id)
-    const last = parseEventId(typeof request.headers['last-event-id'] === 'string' ? request.headers['last-event-id'] : undefined)
+    const last = parseEventId(header(request.headers, 'last-event-id'))
     ticket.bind(session.id)
     let stop = (): void => {}
     const end = (): void => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Catalog, CatalogEntry, CatalogTool } from '../plugins/mcp.js'
 import { LATEST_MODERN_VERSION, LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isModernVersion } from './meta.js'
+import { isObject, str } from './values.js'
 
 /**
  * The /docs page, rendered by a pure function (renderDocsPage) from the live catalog. Its style and
@@ -70,8 +71,6 @@ const ENDPOINTS: Array<[string, string, string]> = [
 ]
 
 type JsonSchema = Record<string, unknown>
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** A plausible argument value for an example, from the schema's default, examples, enum or type. */
 function exampleValue (schema: unknown): unknown {
@@ -192,8 +191,6 @@ ${tool.outputSchema ? `<details><summary>Output schema</summary><pre class="sche
 <details><summary>curl (after initialize, see Examples)</summary>${pre(`curl -s ${o.base}/mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'${auth} -H "Mcp-Session-Id: $SESSION" -H 'MCP-Protocol-Version: ${LATEST_PROTOCOL_VERSION}' -d ${shellQuote(call)}`)}</details>
 </article>`
 }
-
-const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
 
 function renderResources (catalog: Catalog): string {
   const rows = [

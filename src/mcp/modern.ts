@@ -5,6 +5,7 @@ import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
 import { cap, utf8Bytes } from '../budget.js'
 import { ignore } from '../ignore.js'
+import { obj } from '../values.js'
 
 /**
  * The stateless era of MCP (2026-07-28): no initialize, no session. Every request carries its
@@ -38,9 +39,6 @@ export const newCallId = (): string => `~${(++calls).toString(36)}`
 
 /** Results that carry ttlMs/cacheScope. */
 const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read'])
-
-const obj = (v: unknown): Record<string, unknown> | undefined =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
 
 /** What a stateless request's `_meta` declares. */
 export interface RequestMeta {

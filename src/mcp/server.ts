@@ -15,6 +15,7 @@ import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
 import { randomBytes } from 'node:crypto'
 import { ignore } from '../ignore.js'
+import { obj, str } from '../values.js'
 
 /** A stateless (2026-07-28) request: what its `_meta` declared, and where its client input comes from. */
 export interface StatelessCall {
@@ -161,10 +162,6 @@ function mirrorStructured (result: CallToolResult): CallToolResult {
   if (content.some((c) => c.type === 'text')) return result
   return { ...result, content: [...content, { type: 'text', text: JSON.stringify(result.structuredContent) }] }
 }
-
-const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
-const obj = (v: unknown): Record<string, unknown> | undefined =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
 
 /**
  * The MCP protocol engine: lifecycle, dispatcher, registry, sessions, server→client requests.
