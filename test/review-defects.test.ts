@@ -76,3 +76,23 @@ test('current_time without a time zone answers in the server\'s local zone', asy
   assert.ok(structured.iso.endsWith(`${sign}${hhmm}`), `${structured.iso} carries the local offset ${sign}${hhmm}`)
   assert.ok(text.startsWith(structured.iso))
 })
+
+test('/docs in OAuth-only mode says auth is on and its console sends a token (DOCS_PUBLIC lets a browser open it)', async (t) => {
+  const app = await build(t, {
+    docsPublic: true,
+    oauth: {
+      resource: 'http://127.0.0.1:8080/mcp',
+      issuer: 'https://issuer.example',
+      jwksUrl: 'https://issuer.example/jwks',
+      publicKeyFile: undefined,
+      authorizationServers: ['https://issuer.example'],
+      scopesSupported: []
+    }
+  })
+  const res = await app.inject({ method: 'GET', url: '/docs' })
+  assert.equal(res.statusCode, 200)
+  assert.match(res.body, /<strong>Auth is on:<\/strong>/)
+  assert.doesNotMatch(res.body, /Auth is off/)
+  assert.match(res.body, /"authOn":true/)
+  assert.match(res.body, /Authorization: Bearer \$MCP_TOKEN/)
+})
