@@ -77,7 +77,7 @@ test('HTTP request counters move with traffic, labelled by route pattern and sta
   assert.equal(sampleValue(after, 'http_requests_total', { method: 'GET', route: '/health', status_code: '200' }), healthBefore + 3)
   assert.equal(sampleValue(after, 'http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' }), 2)
   assert.equal(sampleValue(after, 'http_request_duration_seconds_count', { method: 'GET', route: '/health', status_code: '200' }), healthBefore + 3)
-  const routes = after.get('http_requests_total')?.samples.map((s) => s.labels.route) ?? []
+  const routes = after.get('http_requests_total')?.samples.map((s) => s.labels.route ?? '') ?? []
   assert.ok(!routes.some((r) => r.includes('/no/such') || r.includes('?')), `no raw URLs in labels: ${routes.join(', ')}`)
 })
 
@@ -190,8 +190,8 @@ test('JSON-RPC outcomes and tool-call durations are recorded with bounded labels
   assert.equal(sampleValue(families, 'mcp_tool_call_duration_seconds_count', { tool: 'current_time', outcome: 'ok' }), 1)
   assert.equal(sampleValue(families, 'mcp_tool_call_duration_seconds_count', { tool: 'current_time', outcome: 'error' }), 1)
   const json = await metrics.json()
-  assert.deepEqual(json.tool_calls.current_time.calls, 2)
-  assert.deepEqual(json.tool_calls.current_time.errors, 1)
+  assert.deepEqual(json.tool_calls.current_time?.calls, 2)
+  assert.deepEqual(json.tool_calls.current_time?.errors, 1)
   metrics.registry.clear()
 })
 

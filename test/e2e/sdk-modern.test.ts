@@ -45,7 +45,7 @@ test('SDK v2 client fulfils MRTR input requests (one round and two rounds) with 
   const two = await client.callTool({ name: 'test_input_required_result_multi_round', arguments: {} })
   assert.deepEqual(two.content, [{ type: 'text', text: 'Ada likes blue' }])
   const state = await client.callTool({ name: 'test_input_required_result_request_state', arguments: {} })
-  assert.match((state.content as Array<{ text: string }>)[0].text, /^state-ok/)
+  assert.match((state.content as Array<{ text: string }>)[0]?.text ?? '', /^state-ok/)
 })
 
 test('SDK v2 client: a tool needing sampling it did not declare fails with -32021', async (t) => {

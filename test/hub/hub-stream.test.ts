@@ -69,7 +69,7 @@ test('a reconnect whose history was trimmed is told so with an evicted event', a
   const { app, url } = await listen(t, { replayBufferSize: 5 }, addTestStreamRoute)
   const ids: string[] = []
   for (let i = 1; i <= 20; i++) ids.push(await app.hub.publish('s:x:g', { data: String(i) }))
-  const s = await openSse(`${url}/test-stream?key=s:x:g`, { headers: { 'last-event-id': ids[2] } })
+  const s = await openSse(`${url}/test-stream?key=s:x:g`, { headers: { 'last-event-id': ids[2] ?? '' } })
   t.after(() => s.close())
   const first = await s.next()
   assert.equal(first?.event, 'evicted')
