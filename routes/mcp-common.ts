@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
 import type { AttachOptions } from '../src/hub/types.js'
-import { missingScopes } from '../src/oauth.js'
+import { insufficientScope as scopeRefusal } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
 import { readJson } from '../src/json.js'
@@ -32,10 +32,10 @@ export async function insufficientScope (
   if (request.scopes === null || message.method !== 'tools/call' || app.config.oauth === undefined) return false
   const name = message.params?.name
   const required = typeof name === 'string' ? app.mcp.server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
-  const missing = missingScopes(required, request.scopes)
-  if (missing.length === 0) return false
-  reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${required.join(' ')}", resource_metadata="${metadataUrl(app.config.oauth)}"`)
-  await rpcFail(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, `Forbidden: this tool needs the scope(s) ${missing.join(', ')}`))
+  const refusal = scopeRefusal(required, request.scopes, metadataUrl(app.config.oauth))
+  if (refusal === undefined) return false
+  reply.header('www-authenticate', refusal.challenge)
+  await rpcFail(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, refusal.message))
   return true
 }
 

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { newListenStream, newStatelessStream } from '../src/mcp/keys.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../src/mcp/jsonrpc.js'
-import { MODERN_METHODS, META, newCallId, readListenFilter, readRequestMeta, type RequestMeta } from '../src/mcp/modern.js'
+import {
+  MODERN_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
+} from '../src/mcp/modern.js'
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
 import { clientOf, insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
 import { cap } from '../src/budget.js'
@@ -96,15 +98,13 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
     throw err
   }
   const key = newListenStream()
-  const _meta = { [META.subscriptionId]: message.id }
-  const ack = { jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta, notifications: filter } }
   // Registered before the stream opens, replayed from the start: nothing between ack and live is lost.
   app.mcp.listeners.add(key, {
     id: message.id,
     filter,
     send: async (n) => { await app.hub.publish(key, { event: 'message', data: JSON.stringify(n) }) },
     end: async () => {
-      await app.hub.publish(key, { event: 'message', data: JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { resultType: 'complete', _meta } }) })
+      await app.hub.publish(key, { event: 'message', data: JSON.stringify(listenComplete(message.id)) })
       await app.hub.end(key)
     }
   })
@@ -113,7 +113,7 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
     kind: 'listen',
     streamPart: 'n',
     afterSeq: 0,
-    prelude: [{ event: 'message', data: JSON.stringify(ack) }],
+    prelude: [{ event: 'message', data: JSON.stringify(listenAcknowledged(message.id, filter)) }],
     onClose: () => {
       app.mcp.listeners.remove(key)
       app.hub.forget(key).catch(logFailure(app.log, 'forgetting a listen stream failed'))

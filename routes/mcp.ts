@@ -6,15 +6,15 @@ import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
-import { SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, sessionVersionError } from '../src/mcp/http.js'
+import {
+  REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
+  sessionVersionError
+} from '../src/mcp/http.js'
 import { serveStateless } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
-import { PUBLIC_STREAM, isRequestPart, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
+import { PUBLIC_STREAM, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 import { httpError } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
-
-/** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
-const REQUEST_STREAM_RETRY_MS = 1000
 
 const header = (request: FastifyRequest, name: string): string | undefined => readHeader(request.headers, name)
 
@@ -139,8 +139,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
         key: PUBLIC_STREAM,
         kind: 'public',
         streamPart: 'p',
-        afterSeq: last?.streamPart === 'p' ? last.seq : undefined,
-        afterEpoch: last?.epoch,
+        ...publicResume(last),
         prelude: [{ event: 'welcome', data: JSON.stringify({ message: 'Connected to the MCP server event stream', server: SERVER_NAME, version: SERVER_VERSION, timestamp: new Date().toISOString() }) }]
       })
       return reply
@@ -150,17 +149,17 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (session === undefined) return reply
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
     const stop = keepSessionAlive(app, session.id)
-    // Last-Event-ID names the stream to resume: `g-…` the standalone stream, `r…-…` a request's stream.
-    const part = last !== undefined && isRequestPart(last.streamPart) ? last.streamPart : 'g'
+    // Last-Event-ID names the stream to resume (http.ts sessionGetTarget).
+    const { part, kind, retryMs, afterSeq, afterEpoch } = sessionGetTarget(last)
     // Released on every path: the stream's close, no capacity, or a failed attach.
     const conn = await app.hub.open(reply, {
       key: requestStream(session.id, part),
-      kind: part === 'g' ? 'session' : 'request',
+      kind,
       streamPart: part,
       headers: { [SESSION_HEADER]: session.id },
-      afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
-      afterEpoch: last?.epoch,
-      retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS,
+      afterSeq,
+      afterEpoch,
+      retryMs,
       // While a stream is open here the session does not idle out.
       onClose: stop
     }).catch((err: unknown) => { stop(); throw err })

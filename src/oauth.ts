@@ -164,3 +164,19 @@ export function resourceMetadata (config: OAuthConfig, name: string = SERVER_NAM
 export function missingScopes (required: readonly string[], granted: readonly string[]): string[] {
   return required.filter((s) => !granted.includes(s))
 }
+
+/**
+ * A call that needs scopes the token lacks: the `WWW-Authenticate` step-up challenge (RFC 6750
+ * `insufficient_scope`, pointing at the RFC 9728 metadata) and the error message; undefined when
+ * every required scope is granted.
+ */
+export function insufficientScope (
+  required: readonly string[], granted: readonly string[], metadataUrl: string
+): { challenge: string, message: string } | undefined {
+  const missing = missingScopes(required, granted)
+  if (missing.length === 0) return undefined
+  return {
+    challenge: `Bearer error="insufficient_scope", scope="${required.join(' ')}", resource_metadata="${metadataUrl}"`,
+    message: `Forbidden: this tool needs the scope(s) ${missing.join(', ')}`
+  }
+}

@@ -1,6 +1,8 @@
 import { ErrorCode, RpcError, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.js'
 import { META, checkVersion, looksStateless, type RequestMeta } from './modern.js'
 import { newSessionId, type SessionRecord } from './session.js'
+import { isRequestPart } from './keys.js'
+import type { StreamKind } from '../hub/types.js'
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, isLegacyVersion } from '../meta.js'
 import { cap } from '../budget.js'
 
@@ -210,3 +212,32 @@ export function newHttpSseSession (identity: string | null, now = Date.now()): S
 
 /** The `endpoint` event's data on an HTTP+SSE stream: where the client POSTs its messages (`prefix`: the routes' mount point). */
 export const httpSseEndpoint = (sessionId: string, prefix = ''): string => `${prefix}/messages?sessionId=${encodeURIComponent(sessionId)}`
+
+/** SSE `retry:` hint for a session request's response stream: how soon a client should resume after a cut. */
+export const REQUEST_STREAM_RETRY_MS = 1000
+
+/** A parsed Last-Event-ID (src/hub/types.ts parseEventId). */
+export interface LastEventId { streamPart: string, epoch?: string, seq: number }
+
+/** Where a stream resumes: events after `afterSeq` of epoch `afterEpoch` (none: from what the log holds). */
+export interface Resume { afterSeq: number | undefined, afterEpoch: string | undefined }
+
+/** Resuming the public stream (part `p`): only an id of that stream counts. */
+export function publicResume (last: LastEventId | undefined): Resume {
+  return { afterSeq: last?.streamPart === 'p' ? last.seq : undefined, afterEpoch: last?.epoch }
+}
+
+/**
+ * Which stream of a session a GET opens: Last-Event-ID names it — `r<hex>-…` a request's response
+ * stream (resumed, with the retry hint), anything else the standalone stream `g`.
+ */
+export function sessionGetTarget (last: LastEventId | undefined): Resume & { part: string, kind: StreamKind, retryMs: number | undefined } {
+  const part = last !== undefined && isRequestPart(last.streamPart) ? last.streamPart : 'g'
+  return {
+    part,
+    kind: part === 'g' ? 'session' : 'request',
+    retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS,
+    afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
+    afterEpoch: last?.epoch
+  }
+}

@@ -120,6 +120,17 @@ export function readListenFilter (params: Record<string, unknown> | undefined, m
 /** What changed, as the listen streams filter it. */
 export type Change = { kind: 'tools' | 'prompts' | 'resources' } | { kind: 'resource', uri: string } | { kind: 'broadcast', event: string, data: unknown }
 
+/** The first message of a subscriptions/listen stream: which notifications it will carry. */
+export function listenAcknowledged (subscriptionId: RequestId, filter: ListenFilter): JsonRpcNotification {
+  const _meta = { [META.subscriptionId]: subscriptionId }
+  return { jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta, notifications: filter } }
+}
+
+/** The last message of a subscriptions/listen stream the server ends (shutdown): the request's result. */
+export function listenComplete (subscriptionId: RequestId): JsonRpcResponse {
+  return { jsonrpc: '2.0', id: subscriptionId, result: { resultType: 'complete', _meta: { [META.subscriptionId]: subscriptionId } } }
+}
+
 /** The notification a listen stream with `filter` gets for `change`, or undefined when it did not ask for it. */
 export function listenNotification (change: Change, filter: ListenFilter, subscriptionId: RequestId): JsonRpcNotification | undefined {
   const _meta = { [META.subscriptionId]: subscriptionId }

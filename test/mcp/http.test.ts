@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
   accepts, acceptsPost, checkStatelessHeaders, decodeHeaderValue, eraOf, header, headerMismatch, headerParams,
-  httpSseEndpoint, mirroredName, newHttpSseSession, refusalStatus, sessionVersionError, statelessStatus
+  httpSseEndpoint, mirroredName, newHttpSseSession, publicResume, refusalStatus, REQUEST_STREAM_RETRY_MS, sessionGetTarget,
+  sessionVersionError, statelessStatus
 } from '../../src/mcp/http.js'
 import { ErrorCode, RpcError, type JsonRpcRequest } from '../../src/mcp/jsonrpc.js'
 import { isSessionId } from '../../src/mcp/session.js'
@@ -122,4 +123,15 @@ test('an HTTP+SSE session record and its endpoint', () => {
   assert.equal(s.createdAt, 1000)
   assert.equal(httpSseEndpoint('a b'), '/messages?sessionId=a%20b')
   assert.equal(httpSseEndpoint('x', '/api'), '/api/messages?sessionId=x')
+})
+
+test('a session GET resumes the stream its Last-Event-ID names; anything else opens the standalone stream', () => {
+  assert.deepEqual(sessionGetTarget(undefined), { part: 'g', kind: 'session', retryMs: undefined, afterSeq: undefined, afterEpoch: undefined })
+  assert.deepEqual(sessionGetTarget({ streamPart: 'g', epoch: 'e1', seq: 4 }), { part: 'g', kind: 'session', retryMs: undefined, afterSeq: 4, afterEpoch: 'e1' })
+  assert.deepEqual(sessionGetTarget({ streamPart: 'r0a1', epoch: 'e1', seq: 2 }),
+    { part: 'r0a1', kind: 'request', retryMs: REQUEST_STREAM_RETRY_MS, afterSeq: 2, afterEpoch: 'e1' })
+  assert.deepEqual(sessionGetTarget({ streamPart: 'p', seq: 9 }), { part: 'g', kind: 'session', retryMs: undefined, afterSeq: undefined, afterEpoch: undefined },
+    'an id of another stream replays nothing')
+  assert.deepEqual(publicResume({ streamPart: 'p', epoch: 'e', seq: 3 }), { afterSeq: 3, afterEpoch: 'e' })
+  assert.deepEqual(publicResume({ streamPart: 'g', seq: 3 }), { afterSeq: undefined, afterEpoch: undefined })
 })
