@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
 import type { AttachOptions } from '../src/hub/types.js'
 import { insufficientScope as scopeRefusal } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
-import { readJson } from '../src/json.js'
+import { readMessage as readBody } from '../src/mcp/http.js'
 import { SHUTTING_DOWN } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 
@@ -47,25 +47,14 @@ export async function draining (reply: FastifyReply, id: RequestId | null): Prom
 
 /** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */
 export async function readMessage (request: FastifyRequest, reply: FastifyReply): Promise<Exclude<Classified, { kind: 'invalid' }> | undefined> {
-  const raw = request.body
-  // The one JSON reader with limits: a depth bomb or key flood is a 400, never a RangeError.
-  const read = typeof raw === 'string' ? readJson(raw, request.server.config.json) : undefined
-  if (read === undefined || !read.ok) {
-    const error = read === undefined || read.reason === 'syntax'
-      ? errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON')
-      : errorResponse(null, ErrorCode.InvalidRequest, `Invalid request: ${read.message}`)
-    await rpcFail(reply, 400, error)
-    return undefined
-  }
-  const parsed = read.value
+  const read = readBody(request.body, request.server.config.json)
   // The parsed message replaces the text, so the request log can name the JSON-RPC method.
-  request.body = parsed
-  const classified = classify(parsed)
-  if (classified.kind === 'invalid') {
-    await rpcFail(reply, 400, errorResponse(classified.id, ErrorCode.InvalidRequest, `Invalid request: ${classified.reason}`))
+  request.body = read.value
+  if (!read.ok) {
+    await rpcFail(reply, 400, read.error)
     return undefined
   }
-  return classified
+  return read.classified
 }
 
 /**

@@ -1,4 +1,8 @@
-import { ErrorCode, RpcError, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.js'
+import {
+  ErrorCode, RpcError, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest
+} from './jsonrpc.js'
+import { readJson } from '../json.js'
+import type { JsonLimits } from '../config.js'
 import { META, checkVersion, looksStateless, type RequestMeta } from './modern.js'
 import { newSessionId, type SessionRecord } from './session.js'
 import { isRequestPart } from './keys.js'
@@ -240,4 +244,26 @@ export function sessionGetTarget (last: LastEventId | undefined): Resume & { par
     afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
     afterEpoch: last?.epoch
   }
+}
+
+/** A POST body read as one JSON-RPC message, or the 400 to answer (-32700 not JSON, -32600 over a limit or not JSON-RPC). */
+export type ReadMessage =
+  | { ok: true, value: unknown, classified: Exclude<Classified, { kind: 'invalid' }> }
+  | { ok: false, value: unknown, error: JsonRpcError }
+
+/** Reads a POST body (text, or undefined when it was not JSON) through the one JSON reader with limits. */
+export function readMessage (body: unknown, limits: JsonLimits): ReadMessage {
+  // A depth bomb or key flood is a 400, never a RangeError.
+  const read = typeof body === 'string' ? readJson(body, limits) : undefined
+  if (read === undefined || !read.ok) {
+    const error = read === undefined || read.reason === 'syntax'
+      ? errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON')
+      : errorResponse(null, ErrorCode.InvalidRequest, `Invalid request: ${read.message}`)
+    return { ok: false, value: body, error }
+  }
+  const classified = classify(read.value)
+  if (classified.kind === 'invalid') {
+    return { ok: false, value: read.value, error: errorResponse(classified.id, ErrorCode.InvalidRequest, `Invalid request: ${classified.reason}`) }
+  }
+  return { ok: true, value: read.value, classified }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  accepts, acceptsPost, checkStatelessHeaders, decodeHeaderValue, eraOf, header, headerMismatch, headerParams,
+  accepts, acceptsPost, checkStatelessHeaders, readMessage, decodeHeaderValue, eraOf, header, headerMismatch, headerParams,
   httpSseEndpoint, mirroredName, newHttpSseSession, publicResume, refusalStatus, REQUEST_STREAM_RETRY_MS, sessionGetTarget,
   sessionVersionError, statelessStatus
 } from '../../src/mcp/http.js'
@@ -134,4 +134,19 @@ test('a session GET resumes the stream its Last-Event-ID names; anything else op
     'an id of another stream replays nothing')
   assert.deepEqual(publicResume({ streamPart: 'p', epoch: 'e', seq: 3 }), { afterSeq: 3, afterEpoch: 'e' })
   assert.deepEqual(publicResume({ streamPart: 'g', seq: 3 }), { afterSeq: undefined, afterEpoch: undefined })
+})
+
+test('readMessage: not JSON is -32700, over a limit or not JSON-RPC is -32600, a message is classified', () => {
+  const limits = { maxDepth: 4, maxKeys: 100, maxStringBytes: 1000 }
+  const bad = readMessage('{nope', limits)
+  assert.equal(bad.ok, false)
+  assert.equal(!bad.ok && bad.error.error.code, ErrorCode.ParseError)
+  assert.equal(readMessage(undefined, limits).ok, false, 'a body Fastify did not keep as text')
+  const deep = readMessage('{"a":{"b":{"c":{"d":{"e":{}}}}}}', limits)
+  assert.equal(!deep.ok && deep.error.error.code, ErrorCode.InvalidRequest)
+  const notRpc = readMessage('{"hello":1}', limits)
+  assert.equal(!notRpc.ok && notRpc.error.error.code, ErrorCode.InvalidRequest)
+  assert.deepEqual(notRpc.value, { hello: 1 }, 'the parsed value is kept for the request log')
+  const ok = readMessage('{"jsonrpc":"2.0","id":1,"method":"ping"}', limits)
+  assert.equal(ok.ok && ok.classified.kind, 'request')
 })
