@@ -106,6 +106,13 @@ test('RedisSessionStore and RedisTargets are shared between replicas', { skip },
   assert.equal(await two.delete('sess-1'), true)
   assert.equal(await one.get('sess-1'), undefined)
 
+  // A record an older replica wrote (transport 'streamable' / 'legacy') reads with today's names.
+  const c = await client(t, redis.url)
+  for (const [old, now] of [['streamable', 'streamable-http'], ['legacy', 'http+sse']]) {
+    await c.hset(`mcp:session:old-${old}`, 'r', JSON.stringify({ ...record, id: `old-${old}`, transport: old }), 'l', '', 'i', '1')
+    assert.equal((await one.get(`old-${old}`))?.transport, now)
+  }
+
   const ta = new RedisTargets(await client(t, redis.url))
   const tb = new RedisTargets(await client(t, redis.url))
   await ta.add('s:a:g')
