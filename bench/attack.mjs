@@ -162,7 +162,8 @@ try { health = (await fetch(`${base}/health`)).status } catch {}
 child.kill('SIGTERM')
 await new Promise((resolve) => child.once('exit', resolve))
 
-const fivexx = [...statuses].filter(([s]) => Number.parseInt(String(s)) >= 500 && Number.parseInt(String(s)) !== 503).reduce((n, [, c]) => n + c, 0)
+const isFault = (s) => Number.parseInt(String(s)) >= 500 && Number.parseInt(String(s)) !== 503
+const fivexx = [...statuses].filter(([s]) => isFault(s)).reduce((n, [, c]) => n + c, 0)
 const result = {
   seconds: SECONDS,
   baselineMB: +(baseline / MB).toFixed(1),

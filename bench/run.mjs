@@ -231,7 +231,13 @@ async function broadcastScenario (s) {
     if (i >= WARMUP) { times.push(last - sent); fanout.push(f) }
   }
   rx.stop()
-  const r = { streams: CFG.streams, receiver: rx.kind, ms: Math.round(median(times) * 10) / 10, runs: times.map((x) => Math.round(x * 10) / 10), serverFanoutMs: median(fanout) }
+  const r = {
+    streams: CFG.streams,
+    receiver: rx.kind,
+    ms: Math.round(median(times) * 10) / 10,
+    runs: times.map((x) => Math.round(x * 10) / 10),
+    serverFanoutMs: median(fanout)
+  }
   log(`${s.name}: S4 broadcast to ${CFG.streams} streams: server fan-out ${r.serverFanoutMs} ms, last client receipt ${r.ms} ms (runs ${r.runs.join(', ')}; ${r.receiver})`)
   return r
 }
@@ -273,7 +279,14 @@ for (const t of TARGETS) {
     if (CFG.warmup > 0) await autocannon(s, session, { duration: CFG.warmup })
     const runs = []
     for (let i = 0; i < CFG.reps; i++) runs.push(await autocannon(s, session, { duration: CFG.duration }))
-    r.s1 = { rps: median(runs.map((x) => x.rps)), p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)), non2xx: runs.reduce((a, x) => a + x.non2xx, 0), errors: runs.reduce((a, x) => a + x.errors, 0), runs: runs.map((x) => Math.round(x.rps)) }
+    r.s1 = {
+      rps: median(runs.map((x) => x.rps)),
+      p50: median(runs.map((x) => x.p50)),
+      p99: median(runs.map((x) => x.p99)),
+      non2xx: runs.reduce((a, x) => a + x.non2xx, 0),
+      errors: runs.reduce((a, x) => a + x.errors, 0),
+      runs: runs.map((x) => Math.round(x.rps))
+    }
     log(`${t.name}: S1 ${Math.round(r.s1.rps)} req/s (runs ${r.s1.runs.join(', ')}; p50 ${r.s1.p50} ms, p99 ${r.s1.p99} ms, non-2xx ${r.s1.non2xx})`)
     // S5: retained heap per request after GC.
     await autocannon(s, session, { amount: 1000, connections: 10 })

@@ -14,6 +14,8 @@ import { MemoryNonceStore, RequestStateCodec, fixedRing, type NonceStore, type S
 import { cap } from '../src/budget.js'
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { channels, httpSseStream, redisKeys, sessionOwnedStreams, sessionStream } from '../src/mcp/keys.js'
+import { ignore, logFailure } from '../src/ignore.js'
 
 export type { McpObserver }
 
@@ -35,7 +37,7 @@ export interface Catalog {
 
 /** The hub key a session's server-initiated messages go to. */
 export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport'>): string {
-  return session.transport === 'legacy' ? `l:${session.id}` : `s:${session.id}:g`
+  return session.transport === 'http+sse' ? httpSseStream(session.id) : sessionStream(session.id)
 }
 
 /**
@@ -47,11 +49,11 @@ type Directed =
   | { t: 'response', sid: string, msg: JsonRpcResponse }
   | { t: 'cancel', sid: string, id: RequestId, reason?: string }
 interface Broadcast { t: 'change', from: string, change: Change }
-const CONTROL_CHANNEL = 'mcp:control'
-const replicaChannel = (replica: string): string => `${CONTROL_CHANNEL}:${replica}`
-const awaitKey = (sid: string, id: RequestId): string => `mcp:await:${sid}:${String(id)}`
-const runKey = (sid: string, id: RequestId): string => `mcp:run:${sid}:${String(id)}`
-const STATE_SECRET_KEY = 'mcp:state-secret'
+const CONTROL_CHANNEL = channels.control
+const replicaChannel = channels.replica
+const awaitKey = redisKeys.awaiting
+const runKey = redisKeys.running
+const STATE_SECRET_KEY = redisKeys.stateSecret
 /** Largest client response relayed to another replica (bytes of JSON); larger ones are dropped. */
 export const MAX_RELAY_BYTES = 1_048_576
 /** A request is recorded as running (for cancels from other replicas) once it has run this long. */
@@ -70,7 +72,14 @@ interface SessionBudgets {
   endSession: (id: string, reason: string) => Promise<void>
 }
 
-function createMcp (server: McpServer, modern: ModernEngine, listeners: ListenStreams, changed: (c: Change) => Promise<void>, relay: Relay, budgets: SessionBudgets) {
+function createMcp (
+  server: McpServer,
+  modern: ModernEngine,
+  listeners: ListenStreams,
+  changed: (c: Change) => Promise<void>,
+  relay: Relay,
+  budgets: SessionBudgets
+) {
   return {
     ...budgets,
     /** The protocol engine (the transports use it). */
@@ -189,7 +198,7 @@ function nonceStore (app: FastifyInstance): NonceStore {
   if (redis === undefined) return new MemoryNonceStore()
   return {
     async consume (nonce, ttlMs) {
-      return await redis.set(`mcp:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX') === 'OK'
+      return await redis.set(redisKeys.nonce(nonce), '1', 'PX', ttlMs, 'NX') === 'OK'
     }
   }
 }
@@ -202,18 +211,18 @@ function nonceStore (app: FastifyInstance): NonceStore {
 function redisTracker (redis: Redis, replica: string, runTtlMs: number): ScaleOutTracker {
   return {
     async awaiting (sid, id, ttlMs) { await redis.set(awaitKey(sid, id), replica, 'PX', ttlMs) },
-    settled (sid, id) { redis.del(awaitKey(sid, id)).catch(() => {}) },
+    settled (sid, id) { redis.del(awaitKey(sid, id)).catch(ignore('the await key expires with its TTL')) },
     running (sid, id) {
       if (String(id).length > MAX_TRACKED_ID) return () => {}
       let recorded = false
       const timer = setTimeout(() => {
         recorded = true
-        redis.set(runKey(sid, id), replica, 'PX', runTtlMs).catch(() => {})
+        redis.set(runKey(sid, id), replica, 'PX', runTtlMs).catch(ignore('untracked: a cancel from another replica misses this run'))
       }, TRACK_RUNNING_AFTER_MS)
       timer.unref()
       return () => {
         clearTimeout(timer)
-        if (recorded) redis.del(runKey(sid, id)).catch(() => {})
+        if (recorded) redis.del(runKey(sid, id)).catch(ignore('the run key expires with its TTL'))
       }
     }
   }
@@ -256,19 +265,19 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     async (id) => await sessions.get(id) !== undefined
   )
   /**
-   * Ends a session on every path (DELETE, idle eviction, legacy stream close): its calls running
-   * here are aborted, its record goes, and so does every hub key it owns (session stream, legacy
+   * Ends a session on every path (DELETE, idle eviction, HTTP+SSE stream close): its calls running
+   * here are aborted, its record goes, and so does every hub key it owns (session stream, HTTP+SSE
    * ring, request streams, broadcast target) and its unit of the client's session quota.
    */
   const endSession = async (id: string, reason: string): Promise<void> => {
     server.cancelSession(id, reason)
-    const keys = [`s:${id}:g`, `l:${id}`, ...ledger.end(id)]
+    const keys = [...sessionOwnedStreams(id), ...ledger.end(id)]
     await Promise.all([
       sessions.delete(id).catch(() => false),
-      ...keys.map(async (key) => { await app.hub.forget(key).catch(() => {}) })
+      ...keys.map(async (key) => { await app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed')) })
     ])
   }
-  sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(() => {}) })
+  sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
   if (opts.builtins !== false) registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
@@ -296,12 +305,12 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   }
   // Registry changes are local: in Redis mode the registry is locked once ready (below), so a
   // replica's start-up registrations are never announced to the others' listen streams.
-  server.registry.onChange((kind) => { listeners.deliver({ kind }).catch(() => {}) })
+  server.registry.onChange((kind) => { listeners.deliver({ kind }).catch(logFailure(app.log, 'list change delivery failed')) })
   if (bus !== undefined) {
     const offChanges = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
       try {
         const c = JSON.parse(payload) as Broadcast
-        if (c.t === 'change' && c.from !== replica) listeners.deliver(c.change).catch(() => {})
+        if (c.t === 'change' && c.from !== replica) listeners.deliver(c.change).catch(logFailure(app.log, 'change delivery from another replica failed'))
       } catch {}
     })
     const offDirected = await bus.subscribe(replicaChannel(replica), (payload) => {
@@ -317,7 +326,9 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
       server.registry.lock('with REDIS_URL every replica must serve the same tools, resources and prompts; register them at start-up on every replica (before the app is ready)')
     })
   }
-  const stateCodec = new RequestStateCodec(await stateSecret(app), { ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app) })
+  const stateCodec = new RequestStateCodec(await stateSecret(app), {
+    ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app)
+  })
   const modern = new ModernEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
     codec: stateCodec,

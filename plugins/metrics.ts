@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { HubStats, StreamKind } from '../src/hub/types.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 
-const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'legacy', 'listen']
+const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'http+sse', 'listen']
 
 /**
  * The budgets a client can run into (README "Resource budgets"), as the `budget` label of

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { hostAllowed, originAllowed } from '../src/config.js'
 import { cap } from '../src/budget.js'
+import { httpError } from '../src/http-error.js'
 
 /**
  * What a route lets through, declared on the route itself (`config: { policy }`):
@@ -51,7 +52,7 @@ function validPolicy (p: unknown): p is RoutePolicy {
 }
 
 function forbidden (reply: FastifyReply, message: string): FastifyReply {
-  return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message })
+  return reply.code(403).send(httpError(403, message))
 }
 
 /**
@@ -69,7 +70,13 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
 
   app.addHook('onRoute', (route) => {
     const policy = route.config?.policy
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url ?? route.path, policy: validPolicy(policy) ? policy : undefined })
+    for (const method of [route.method].flat()) {
+      routes.push({
+        method,
+        url: route.url ?? route.path,
+        policy: validPolicy(policy) ? policy : undefined
+      })
+    }
   })
   app.addHook('onReady', async () => {
     const missing = routes.filter((r) => r.policy === undefined).map((r) => `${r.method} ${r.url}`)
@@ -107,17 +114,13 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
       const wait = auth.failures.retryAfter(request.ip)
       if (wait !== undefined) {
         request.log.info('too many failed authentications')
-        return await reply.code(429).header('Retry-After', String(wait)).send({
-          statusCode: 429, error: 'Too Many Requests', message: `Too many failed authentications from this address; retry in ${wait} s`
-        })
+        return await reply.code(429).header('Retry-After', String(wait)).send(httpError(429, `Too many failed authentications from this address; retry in ${wait} s`))
       }
       const outcome = await auth.authenticate(request)
       if (!outcome.ok) {
         if (outcome.reason === 'invalid') auth.failures.record(request.ip)
         request.log.info({ reason: `${outcome.reason} token` }, 'unauthorized')
-        return await reply.code(401).header('WWW-Authenticate', auth.challenge(outcome.reason)).send({
-          statusCode: 401, error: 'Unauthorized', message: outcome.reason === 'missing' ? 'A bearer token is required' : 'The bearer token is invalid'
-        })
+        return await reply.code(401).header('WWW-Authenticate', auth.challenge(outcome.reason)).send(httpError(401, outcome.reason === 'missing' ? 'A bearer token is required' : 'The bearer token is invalid'))
       }
       request.identity = outcome.identity
       request.scopes = outcome.scopes

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { httpError } from '../src/http-error.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,11 +31,7 @@ const rateLimitPlugin: FastifyPluginAsync = async (app) => {
   app.decorate('limitRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const result = await check(request)
     if (result.isAllowed || !result.isExceeded) return undefined
-    return await reply.code(429).header('Retry-After', String(Math.max(1, result.ttlInSeconds))).send({
-      statusCode: 429,
-      error: 'Too Many Requests',
-      message: `Rate limit exceeded: ${result.max} requests per ${Math.round(result.timeWindow / 1000)} s; retry later`
-    })
+    return await reply.code(429).header('Retry-After', String(Math.max(1, result.ttlInSeconds))).send(httpError(429, `Rate limit exceeded: ${result.max} requests per ${Math.round(result.timeWindow / 1000)} s; retry later`))
   })
 }
 

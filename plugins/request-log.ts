@@ -74,7 +74,7 @@ export class RequestLogController extends LogController {
     const status = reply.statusCode
     // Build the line only when it will be written (the hot path runs at LOG_LEVEL=warn in production too).
     const level = error || status >= 500 ? 'error' : status === 401 || status === 403 || status === 429 ? 'warn' : 'info'
-    if (LEVELS[level] < (LEVELS[reply.log.level] ?? 0)) return
+    if ((LEVELS[level] ?? 0) < (LEVELS[reply.log.level] ?? 0)) return
     const fields = requestLogFields(request, reply)
     reply.log[level](error ? { ...fields, error: error.message } : fields, 'request completed')
   }

@@ -1,12 +1,14 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
-import { createHub, type HubImpl, type HubOptions } from '../src/hub/hub.js'
+import { createHub, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 import { Quota } from '../src/budget.js'
-import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog } from '../src/hub/types.js'
+import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub } from '../src/hub/types.js'
+import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
 
-export type Hub = HubImpl & {
+/** What the Fastify adapter adds to the hub core (src/hub/types.ts `Hub`): attaching a route's reply. */
+export interface HubReplies {
   /**
    * Route helper: hijacks the reply and attaches it as an SSE stream, copying the headers Fastify
    * has set so far (CORS!). The client (`reply.request.identity`, else its IP) holds one unit of
@@ -21,7 +23,8 @@ export type Hub = HubImpl & {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    hub: Hub
+    /** The SSE hub: the core (src/hub/types.ts `Hub`) plus `open(reply, opts)` for routes. */
+    hub: Hub & HubReplies
   }
 }
 
@@ -29,7 +32,13 @@ declare module 'fastify' {
 function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targets'> {
   const { replayBufferSize, sessionIdleTimeoutMs, budgets } = app.config
   if (app.redis === null) {
-    return { log: new MemoryEventLog({ capacity: replayBufferSize, ringBytes: budgets.replayBufferBytes, totalBytes: budgets.replayTotalBytes }) }
+    return {
+      log: new MemoryEventLog({
+        capacity: replayBufferSize,
+        ringBytes: budgets.replayBufferBytes,
+        totalBytes: budgets.replayTotalBytes
+      })
+    }
   }
   return {
     log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes),
@@ -44,7 +53,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   const chosen = backends(app)
   const core = createHub({ ...chosen, maxConnections, heartbeatIntervalMs })
   const perClient = new Quota('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient)
-  const open: Hub['open'] = async (reply, opts) => {
+  const open: HubReplies['open'] = async (reply, opts) => {
     const request = reply.request
     const socket = request.raw.socket
     if (reply.raw.destroyed || socket === null || socket.destroyed) {
@@ -53,21 +62,22 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       opts.onClose?.('client')
       return undefined
     }
-    if (app.lifecycle.draining || !core.hasCapacity()) {
+    if (app.lifecycle.draining) {
+      // Shutting down is not a capacity problem: a distinct message, and not counted as one.
+      await reply.code(503).header('retry-after', '5').send(httpError(503, SHUTTING_DOWN))
+      return undefined
+    }
+    if (!core.hasCapacity()) {
       core.rejectedOverCapacity++
       const err = new OverCapacityError()
-      await reply.code(503).header('retry-after', String(err.retryAfterSeconds))
-        .send({ statusCode: 503, error: 'Service Unavailable', message: err.message })
+      await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
       return undefined
     }
     const release = perClient.tryAcquire(request.identity ?? request.ip)
     if (release === undefined) {
       core.refusedOverClientBudget++
-      await reply.code(429).header('retry-after', '5').send({
-        statusCode: 429,
-        error: 'Too Many Requests',
-        message: `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`
-      })
+      await reply.code(429).header('retry-after', '5')
+        .send(httpError(429, `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`))
       return undefined
     }
     reply.hijack()
@@ -81,7 +91,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       release()
       if (!(err instanceof OverCapacityError)) throw err
       reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(err.retryAfterSeconds) })
-      reply.raw.end(JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: err.message }))
+      reply.raw.end(JSON.stringify(httpError(503, err.message)))
       return undefined
     }
   }

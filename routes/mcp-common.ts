@@ -1,10 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, classify, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
 import type { AttachOptions } from '../src/hub/types.js'
-import { missingScopes } from '../src/oauth.js'
+import { insufficientScope as scopeRefusal } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
-import { readJson } from '../src/json.js'
+import { readMessage as readBody } from '../src/mcp/http.js'
+import { SHUTTING_DOWN } from '../src/http-error.js'
+import { logFailure } from '../src/ignore.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
 export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
@@ -24,44 +26,35 @@ export function rawJsonBodies (app: FastifyInstance): void {
  * OAuth mode: a tools/call whose tool requires scopes the access token lacks gets 403 with
  * `WWW-Authenticate: Bearer error="insufficient_scope"` (the client can step up). True when answered.
  */
-export async function insufficientScope (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest): Promise<boolean> {
+export async function insufficientScope (
+  app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest
+): Promise<boolean> {
   if (request.scopes === null || message.method !== 'tools/call' || app.config.oauth === undefined) return false
   const name = message.params?.name
   const required = typeof name === 'string' ? app.mcp.server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
-  const missing = missingScopes(required, request.scopes)
-  if (missing.length === 0) return false
-  reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${required.join(' ')}", resource_metadata="${metadataUrl(app.config.oauth)}"`)
-  await rpcFail(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, `Forbidden: this tool needs the scope(s) ${missing.join(', ')}`))
+  const refusal = scopeRefusal(required, request.scopes, metadataUrl(app.config.oauth))
+  if (refusal === undefined) return false
+  reply.header('www-authenticate', refusal.challenge)
+  await rpcFail(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, refusal.message))
   return true
 }
 
 /** 503 + Retry-After while the server drains for shutdown. */
 export async function draining (reply: FastifyReply, id: RequestId | null): Promise<FastifyReply> {
   reply.header('retry-after', '5')
-  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, 'Server is shutting down; retry on another instance'))
+  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, SHUTTING_DOWN))
 }
 
 /** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */
 export async function readMessage (request: FastifyRequest, reply: FastifyReply): Promise<Exclude<Classified, { kind: 'invalid' }> | undefined> {
-  const raw = request.body
-  // The one JSON reader with limits: a depth bomb or key flood is a 400, never a RangeError.
-  const read = typeof raw === 'string' ? readJson(raw, request.server.config.json) : undefined
-  if (read === undefined || !read.ok) {
-    const error = read === undefined || read.reason === 'syntax'
-      ? errorResponse(null, ErrorCode.ParseError, 'Parse error: the body is not valid JSON')
-      : errorResponse(null, ErrorCode.InvalidRequest, `Invalid request: ${read.message}`)
-    await rpcFail(reply, 400, error)
-    return undefined
-  }
-  const parsed = read.value
+  const read = readBody(request.body, request.server.config.json)
   // The parsed message replaces the text, so the request log can name the JSON-RPC method.
-  request.body = parsed
-  const classified = classify(parsed)
-  if (classified.kind === 'invalid') {
-    await rpcFail(reply, 400, errorResponse(classified.id, ErrorCode.InvalidRequest, `Invalid request: ${classified.reason}`))
+  request.body = read.value
+  if (!read.ok) {
+    await rpcFail(reply, 400, read.error)
     return undefined
   }
-  return classified
+  return read.classified
 }
 
 /**
@@ -94,28 +87,9 @@ export async function overBudget (reply: FastifyReply, id: RequestId | null, mes
  */
 export function keepSessionAlive (app: FastifyInstance, sessionId: string): () => void {
   const every = Math.max(50, Math.min(60_000, Math.floor(app.config.sessionIdleTimeoutMs / 3)))
-  const timer = setInterval(() => { app.mcp.sessions.touch(sessionId).catch(() => {}) }, every)
+  const timer = setInterval(() => { app.mcp.sessions.touch(sessionId).catch(logFailure(app.log, 'session touch failed')) }, every)
   timer.unref()
   return () => { clearInterval(timer) }
-}
-
-const acceptCache = new Map<string, boolean>()
-
-/** True when an Accept header admits `type` (or any type). Answers for recent headers are cached. */
-export function accepts (header: string | undefined, type: string): boolean {
-  if (header === undefined) return false
-  const key = `${type}\n${header}`
-  const cached = acceptCache.get(key)
-  if (cached !== undefined) return cached
-  const [major] = type.split('/')
-  const ok = header.split(',').some((part) => {
-    const media = part.split(';')[0].trim().toLowerCase()
-    return media === type || media === '*/*' || media === `${major}/*`
-  })
-  // Clients send a handful of distinct Accept headers; the cap keeps hostile variety from growing it.
-  if (acceptCache.size >= 256) acceptCache.clear()
-  acceptCache.set(key, ok)
-  return ok
 }
 
 /**
@@ -144,7 +118,7 @@ export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, op
     get streaming (): boolean { return key !== undefined },
     send: async (msg: JsonRpcMessage): Promise<void> => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
     /** SEP-1699: closes the stream now (the client resumes with Last-Event-ID). */
-    closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(() => {}) },
+    closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(logFailure(app.log, 'closing a request stream failed')) },
     /**
      * After the handler: waits for what it queued; if the reply became a stream, writes the
      * response (none when cancelled) and ends the stream. Returns the stream's key, or undefined

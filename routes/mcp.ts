@@ -1,24 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { randomBytes } from 'node:crypto'
 import { ErrorCode, errorResponse, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
 import type { SessionRecord } from '../src/mcp/session.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isLegacyVersion } from '../src/meta.js'
-import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
-import { looksModern } from '../src/mcp/modern.js'
-import { serveModern } from './mcp-modern.js'
+import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import {
+  REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
+  sessionVersionError
+} from '../src/mcp/http.js'
+import { serveStateless } from './mcp-modern.js'
 import { POLICY } from '../plugins/policy.js'
+import { PUBLIC_STREAM, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
+import { httpError } from '../src/http-error.js'
+import { logFailure } from '../src/ignore.js'
 
-const SESSION_HEADER = 'mcp-session-id'
-/** SSE `retry:` hint for request streams: how soon a client should resume after a cut. */
-const REQUEST_STREAM_RETRY_MS = 1000
-
-const header = (request: FastifyRequest, name: string): string | undefined => {
-  const v = request.headers[name]
-  return Array.isArray(v) ? v[0] : v
-}
+const header = (request: FastifyRequest, name: string): string | undefined => readHeader(request.headers, name)
 
 /**
  * Streamable HTTP at /mcp, both eras. Session era (2025-03-26 … 2025-11-25): initialize opens a
@@ -31,9 +29,9 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   /** 400 when a session request's MCP-Protocol-Version names a version that has no sessions. */
   async function badVersion (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    const version = header(request, 'mcp-protocol-version')
-    if (version === undefined || isLegacyVersion(version)) return false
-    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, `Unsupported MCP-Protocol-Version for a session: ${version.slice(0, 40)}; sessions speak ${LEGACY_PROTOCOL_VERSIONS.join(', ')} (${MODERN_PROTOCOL_VERSIONS.join(', ')} is stateless: send it without Mcp-Session-Id)`))
+    const error = sessionVersionError(header(request, 'mcp-protocol-version'))
+    if (error === undefined) return false
+    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, error))
     return true
   }
 
@@ -44,7 +42,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'))
       return undefined
     }
-    const session = await findSession(app, request, id, 'streamable')
+    const session = await findSession(app, request, id, 'streamable-http')
     if (session === undefined) {
       await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
       return undefined
@@ -53,8 +51,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.post('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
-    const accept = header(request, 'accept')
-    if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
+    if (!acceptsPost(header(request, 'accept'))) {
       return await rpcFail(reply, 406, errorResponse(null, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include application/json and text/event-stream'))
     }
     const classified = await readMessage(request, reply)
@@ -62,19 +59,15 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Draining: responses and notifications still land (in-flight calls may await them); new work is refused.
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
 
-    // One endpoint, two eras: without a session, a request whose _meta or MCP-Protocol-Version is
-    // 2026-07-28 (or unknown) is served statelessly; initialize and session traffic stay as they were.
-    if (classified.kind !== 'response' && header(request, SESSION_HEADER) === undefined &&
-      looksModern(classified.message, header(request, 'mcp-protocol-version'))) {
-      return await serveModern(app, classified.message, request, reply)
-    }
+    // One endpoint, two eras (http.ts eraOf): initialize and session traffic, or stateless requests.
+    if (eraOf(classified.message, request.headers) === 'stateless') return await serveStateless(app, classified.message, request, reply)
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       const ticket = await app.mcp.ledger.admit(clientOf(request))
       if (ticket === undefined) {
         return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
       }
-      const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: async () => {} }
+      const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: async () => {} }
       let handled: Handled | undefined
       try {
         handled = await server.initialize(classified.message, ctx)
@@ -83,10 +76,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (handled?.created === undefined) ticket.release()
         else ticket.bind(handled.created.id)
       }
+      // A refused initialize (MAX_CLIENT_INFO_BYTES) is a JSON-RPC error and opens no session.
       const { response, created } = handled
-      if (created === undefined) return await reply.code(200).send(response)
-      await app.hub.addBroadcastTarget(`s:${created.id}:g`)
-      return await reply.code(200).header(SESSION_HEADER, created.id).type('application/json; charset=utf-8').send(response)
+      if (created !== undefined) {
+        await app.hub.addBroadcastTarget(sessionStream(created.id))
+        reply.header(SESSION_HEADER, created.id)
+      }
+      return await reply.code(200).type('application/json; charset=utf-8').send(response)
     }
 
     if (await badVersion(request, reply)) return reply
@@ -107,15 +103,18 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * log, a server→client request, a stream cut): then the reply becomes an SSE stream of its own,
    * resumable with Last-Event-ID, carrying those messages and finally the response.
    */
-  async function answer (message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  async function answer (
+    message: JsonRpcRequest, session: SessionRecord, request: FastifyRequest, reply: FastifyReply
+  ): Promise<FastifyReply> {
     const stream = lazyRequestStream(app, reply, () => {
-      const part = `r${randomBytes(5).toString('hex')}`
+      const part = newRequestPart()
+      const key = requestStream(session.id, part)
       // The session owns its request streams: they go when it goes (and the oldest past the bound now).
-      const drop = app.mcp.ledger.addStream(session.id, `s:${session.id}:${part}`)
-      if (drop !== undefined) app.hub.forget(drop).catch(() => {})
-      return { opts: { key: `s:${session.id}:${part}`, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
+      const drop = app.mcp.ledger.addStream(session.id, key)
+      if (drop !== undefined) app.hub.forget(drop).catch(logFailure(request.log, 'forgetting a request stream failed'))
+      return { opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
     })
-    const ctx: TransportContext = { transport: 'streamable', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
+    const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
     // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
     // the client may resume it with Last-Event-ID, so a cut stream does not cancel (the spec's rule).
     const onClose = (): void => {
@@ -131,17 +130,16 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     if (!accepts(header(request, 'accept'), 'text/event-stream')) {
-      return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+      return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
     }
     const last = parseEventId(header(request, 'last-event-id'))
     if (header(request, SESSION_HEADER) === undefined) {
       // The public stream: welcome, heartbeats and operator broadcasts (a browser EventSource can open it).
       await app.hub.open(reply, {
-        key: 'public',
+        key: PUBLIC_STREAM,
         kind: 'public',
         streamPart: 'p',
-        afterSeq: last?.streamPart === 'p' ? last.seq : undefined,
-        afterEpoch: last?.epoch,
+        ...publicResume(last),
         prelude: [{ event: 'welcome', data: JSON.stringify({ message: 'Connected to the MCP server event stream', server: SERVER_NAME, version: SERVER_VERSION, timestamp: new Date().toISOString() }) }]
       })
       return reply
@@ -151,17 +149,17 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (session === undefined) return reply
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
     const stop = keepSessionAlive(app, session.id)
-    // Last-Event-ID names the stream to resume: `g-…` the standalone stream, `r…-…` a request's stream.
-    const part = last !== undefined && /^r[0-9a-f]+$/.test(last.streamPart) ? last.streamPart : 'g'
+    // Last-Event-ID names the stream to resume (http.ts sessionGetTarget).
+    const { part, kind, retryMs, afterSeq, afterEpoch } = sessionGetTarget(last)
     // Released on every path: the stream's close, no capacity, or a failed attach.
     const conn = await app.hub.open(reply, {
-      key: `s:${session.id}:${part}`,
-      kind: part === 'g' ? 'session' : 'request',
+      key: requestStream(session.id, part),
+      kind,
       streamPart: part,
       headers: { [SESSION_HEADER]: session.id },
-      afterSeq: last !== undefined && last.streamPart === part ? last.seq : undefined,
-      afterEpoch: last?.epoch,
-      retryMs: part === 'g' ? undefined : REQUEST_STREAM_RETRY_MS,
+      afterSeq,
+      afterEpoch,
+      retryMs,
       // While a stream is open here the session does not idle out.
       onClose: stop
     }).catch((err: unknown) => { stop(); throw err })
@@ -182,7 +180,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     url: '/mcp',
     config: { policy: POLICY.client },
     handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, POST, DELETE, OPTIONS')
-      .send({ statusCode: 405, error: 'Method Not Allowed', message: 'Use POST, GET or DELETE on /mcp' })
+      .send(httpError(405, 'Use POST, GET or DELETE on /mcp'))
   })
 }
 

@@ -9,7 +9,7 @@ const MetricsHeaders = Type.Object({
 /** True when the client asks for JSON rather than the Prometheus text format. */
 function wantsJson (accept: string | undefined): boolean {
   if (accept === undefined) return false
-  const types = accept.split(',').map((part) => part.split(';', 1)[0].trim().toLowerCase())
+  const types = accept.split(',').map((part) => (part.split(';', 1)[0] ?? '').trim().toLowerCase())
   const json = types.indexOf('application/json')
   if (json === -1) return false
   // A scraper sends text/plain or openmetrics first; a person's tool sends application/json.

@@ -1,52 +1,41 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrpc.js'
-import { newSessionId, type SessionRecord } from '../src/mcp/session.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { accepts, clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { POLICY } from '../plugins/policy.js'
+import { httpSseStream } from '../src/mcp/keys.js'
+import { accepts, header, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
+import { httpError } from '../src/http-error.js'
+import { logFailure } from '../src/ignore.js'
 
 /**
- * The legacy HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
+ * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
  * the POST endpoint in an `endpoint` event; POST /messages?sessionId= carries client messages
  * (202), and every reply travels back on the stream as an `event: message`.
  */
 const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)
   const server = app.mcp.server
-  const keyOf = (id: string): string => `l:${id}`
 
   app.get('/sse', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = request.headers.accept
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
-      return await reply.code(406).send({ statusCode: 406, error: 'Not Acceptable', message: 'Accept must include text/event-stream' })
+      return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
     }
     const ticket = await app.mcp.ledger.admit(clientOf(request))
     if (ticket === undefined) {
-      return await reply.code(429).header('retry-after', '5').send({ statusCode: 429, error: 'Too Many Requests', message: `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry` })
+      return await reply.code(429).header('retry-after', '5').send(httpError(429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry`))
     }
-    const now = Date.now()
-    const session: SessionRecord = {
-      id: newSessionId(),
-      transport: 'legacy',
-      protocolVersion: '2024-11-05',
-      clientInfo: null,
-      clientCapabilities: {},
-      logLevel: null,
-      subscriptions: [],
-      identity: request.identity,
-      initialized: false,
-      createdAt: now,
-      lastSeenAt: now
-    }
-    const key = keyOf(session.id)
-    const last = parseEventId(typeof request.headers['last-event-id'] === 'string' ? request.headers['last-event-id'] : undefined)
+    const session = newHttpSseSession(request.identity)
+    const key = httpSseStream(session.id)
+    const last = parseEventId(header(request.headers, 'last-event-id'))
     ticket.bind(session.id)
     let stop = (): void => {}
     const end = (): void => {
       stop()
-      app.mcp.endSession(session.id, 'the legacy stream closed').catch(() => {})
+      app.mcp.endSession(session.id, 'the HTTP+SSE stream closed').catch(logFailure(request.log, 'ending an HTTP+SSE session failed'))
     }
     try {
       await app.mcp.sessions.create(session)
@@ -58,11 +47,11 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     stop = keepSessionAlive(app, session.id)
     const conn = await app.hub.open(reply, {
       key,
-      kind: 'legacy',
+      kind: 'http+sse',
       streamPart: 'l',
       afterSeq: last?.streamPart === 'l' ? last.seq : undefined,
       afterEpoch: last?.epoch,
-      prelude: [{ event: 'endpoint', data: `${app.prefix}/messages?sessionId=${encodeURIComponent(session.id)}` }],
+      prelude: [{ event: 'endpoint', data: httpSseEndpoint(session.id, app.prefix) }],
       // In this transport the session lives as long as its stream (and its calls end with it).
       onClose: end
     }).catch((err: unknown) => { end(); throw err })
@@ -78,18 +67,18 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (id === undefined || id === '') {
       return await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: sessionId query parameter is required'))
     }
-    const session = await findSession(app, request, id, 'legacy')
+    const session = await findSession(app, request, id, 'http+sse')
     if (session === undefined) return await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
     app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
 
-    const key = keyOf(session.id)
+    const key = httpSseStream(session.id)
     const publish = async (msg: JsonRpcMessage): Promise<void> => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
     }
-    const ctx: TransportContext = { transport: 'legacy', identity: request.identity, send: publish }
+    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, send: publish }
     if (classified.kind !== 'request') {
       await app.mcp.receive(classified.message, session)
     } else {
@@ -100,7 +89,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ? server.initialize(message, ctx, session)
         : server.request(message, session, ctx)
       work.then(async ({ response }) => { if (response !== null) await publish(response) })
-        .catch((err: unknown) => { request.log.error({ err }, 'legacy message failed') })
+        .catch((err: unknown) => { request.log.error({ err }, 'HTTP+SSE message failed') })
     }
     return await reply.code(202).type('text/plain; charset=utf-8').send('Accepted')
   })

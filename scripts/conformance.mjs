@@ -31,7 +31,10 @@ export function ensureNode22 (cache = resolve(root, process.env.NODE22_CACHE ?? 
 
 /** The 0.1.x suite (2025-era scenarios, `--suite all`). */
 export const CONFORMANCE_CLI = join(root, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js')
-/** The 0.2.x suite, installed under the alias @modelcontextprotocol/conformance-next: 2026-07-28 scenarios (`--requirements 2026-07-28`). */
+/**
+ * The 0.2.x suite, installed under the alias @modelcontextprotocol/conformance-next: 2026-07-28 scenarios
+ * (`--requirements 2026-07-28`).
+ */
 export const CONFORMANCE_NEXT_CLI = join(root, 'node_modules', '@modelcontextprotocol', 'conformance-next', 'dist', 'index.js')
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { OAuthConfig } from './oauth.js'
 
 /**
- * The environment contract (SPEC.md "Configuration"). Every variable is a string in the
+ * The environment contract (README "Configuration"). Every variable is a string in the
  * environment; TypeBox converts, defaults and validates it, and `loadConfig` turns the result
  * into the typed `Config` the app is built from.
  */

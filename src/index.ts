@@ -22,7 +22,8 @@ export { defineTool, ToolModuleError, type ToolModule, type Definition } from '.
 // The decorators' types (app.mcp, app.hub, app.config, app.lifecycle) by declaration merging: these
 // re-exports make a consumer's `import … from 'sse-mcp-server'` load the augmentations.
 export type { Mcp, Catalog, CatalogTool, McpPluginOptions } from '../plugins/mcp.js'
-export type { Hub } from '../plugins/sse-hub.js'
+export type { HubReplies } from '../plugins/sse-hub.js'
+export type { Hub } from './hub/types.js'
 export type { Lifecycle } from '../plugins/lifecycle.js'
 export type { RedisConnections } from '../plugins/redis.js'
 export type { RoutePolicy } from '../plugins/policy.js'

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto'
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWK, type JWTVerifyGetKey, type JSONWebKeySet } from 'jose'
 import { ConfigError } from './config.js'
+import { SERVER_NAME } from './meta.js'
 
 /** OAuth 2.1 resource-server settings (all from the environment; see .env.example). */
 export interface OAuthConfig {
@@ -49,7 +50,8 @@ export function algorithmsForKey (key: KeyObject): string[] | string {
       return key.asymmetricKeyType === 'rsa' ? RSA : RSA_PSS
     case 'ec': {
       const curve = NODE_CURVES[details.namedCurve ?? '']
-      return curve === undefined ? `is an EC key on ${details.namedCurve ?? 'an unknown curve'} (P-256, P-384 or P-521 needed)` : [EC_BY_CURVE[curve]]
+      const alg = curve === undefined ? undefined : EC_BY_CURVE[curve]
+      return alg === undefined ? `is an EC key on ${details.namedCurve ?? 'an unknown curve'} (P-256, P-384 or P-521 needed)` : [alg]
     }
     case 'ed25519':
       return EDDSA
@@ -61,8 +63,9 @@ export function algorithmsForKey (key: KeyObject): string[] | string {
 /** The algorithms a JWK allows: its `alg` when it has one (checked against its type), else by `kty`/`crv`. */
 export function algorithmsForJwk (jwk: JWK): string[] | string {
   let byType: string[]
+  const ec = jwk.kty === 'EC' && typeof jwk.crv === 'string' && Object.hasOwn(EC_BY_CURVE, jwk.crv) ? EC_BY_CURVE[jwk.crv] : undefined
   if (jwk.kty === 'RSA') byType = RSA
-  else if (jwk.kty === 'EC' && typeof jwk.crv === 'string' && jwk.crv in EC_BY_CURVE) byType = [EC_BY_CURVE[jwk.crv]]
+  else if (ec !== undefined) byType = [ec]
   else if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') byType = EDDSA
   else return `has a key of type ${String(jwk.kty)}${jwk.crv ? `/${jwk.crv}` : ''} (RSA, EC P-256/P-384/P-521 or OKP Ed25519 needed)`
   if (jwk.alg === undefined) return byType
@@ -125,7 +128,10 @@ export function createTokenVerifier (config: OAuthConfig): (token: string) => Pr
   let verification: VerificationKey
   if (config.jwksUrl !== undefined) {
     // A remote set is only known at run time: jose picks the key whose kty/crv fit the token's alg.
-    verification = { key: createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 }), algorithms: ALGORITHMS }
+    verification = {
+      key: createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 }),
+      algorithms: ALGORITHMS
+    }
   } else if (config.publicKeyFile !== undefined) {
     verification = loadKeyFile(config.publicKeyFile)
   } else {
@@ -143,18 +149,34 @@ export function createTokenVerifier (config: OAuthConfig): (token: string) => Pr
   }
 }
 
-/** The RFC 9728 protected-resource metadata document. */
-export function resourceMetadata (config: OAuthConfig): Record<string, unknown> {
+/** The RFC 9728 protected-resource metadata document; `name` is the server's (package name by default). */
+export function resourceMetadata (config: OAuthConfig, name: string = SERVER_NAME): Record<string, unknown> {
   return {
     resource: config.resource,
     authorization_servers: config.authorizationServers,
     scopes_supported: config.scopesSupported,
     bearer_methods_supported: ['header'],
-    resource_name: 'sse-mcp-server'
+    resource_name: name
   }
 }
 
 /** Scopes in `required` that `granted` lacks. */
 export function missingScopes (required: readonly string[], granted: readonly string[]): string[] {
   return required.filter((s) => !granted.includes(s))
+}
+
+/**
+ * A call that needs scopes the token lacks: the `WWW-Authenticate` step-up challenge (RFC 6750
+ * `insufficient_scope`, pointing at the RFC 9728 metadata) and the error message; undefined when
+ * every required scope is granted.
+ */
+export function insufficientScope (
+  required: readonly string[], granted: readonly string[], metadataUrl: string
+): { challenge: string, message: string } | undefined {
+  const missing = missingScopes(required, granted)
+  if (missing.length === 0) return undefined
+  return {
+    challenge: `Bearer error="insufficient_scope", scope="${required.join(' ')}", resource_metadata="${metadataUrl}"`,
+    message: `Forbidden: this tool needs the scope(s) ${missing.join(', ')}`
+  }
 }

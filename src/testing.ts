@@ -29,7 +29,14 @@ export interface InjectClientOptions {
 }
 
 export interface Notification { method: string, params?: Record<string, unknown> }
-export interface ToolListing { name: string, title?: string, description?: string, inputSchema: Record<string, unknown>, outputSchema?: Record<string, unknown>, [key: string]: unknown }
+export interface ToolListing {
+  name: string
+  title?: string
+  description?: string
+  inputSchema: Record<string, unknown>
+  outputSchema?: Record<string, unknown>
+  [key: string]: unknown
+}
 
 export interface InjectClient {
   readonly sessionId: string

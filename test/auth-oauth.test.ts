@@ -17,7 +17,9 @@ const keys = await generateKeyPair('ES256', { extractable: true })
 const otherKeys = await generateKeyPair('ES256', { extractable: true })
 const jwk: JWK = { ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }
 
-async function token (claims: Record<string, unknown> = {}, opts: { key?: typeof keys.privateKey, exp?: string | number, aud?: string, iss?: string } = {}): Promise<string> {
+async function token (
+  claims: Record<string, unknown> = {}, opts: { key?: typeof keys.privateKey, exp?: string | number, aud?: string, iss?: string } = {}
+): Promise<string> {
   return await new SignJWT({ scope: 'tools:read', ...claims })
     .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
     .setSubject('user-42')

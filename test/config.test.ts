@@ -62,7 +62,7 @@ test('the server exits 1 with one clear line and no stack trace on a bad value',
   assert.equal(r.status, 1)
   const lines = r.stderr.trim().split('\n')
   assert.equal(lines.length, 1, r.stderr)
-  assert.match(lines[0], /^Invalid configuration: PORT="abc"/)
+  assert.match(lines[0] ?? '', /^Invalid configuration: PORT="abc"/)
   assert.doesNotMatch(r.stderr, /\bat .*\(/)
 })
 

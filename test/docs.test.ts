@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { build, listen } from './helper.js'
-import { escapeHtml, exampleArguments, jsonForScript, renderDocsPage, shellQuote } from '../routes/docs.js'
+import { escapeHtml, exampleArguments, jsonForScript, renderDocsPage, shellQuote } from '../src/docs-page.js'
 import type { Catalog } from '../plugins/mcp.js'
 
 const XSS = '<script>alert("pwned")</script>'
@@ -21,7 +21,7 @@ const hostileCatalog: Catalog = {
 
 /** The page's text as a reader (or a copy button) sees it. */
 const UNESCAPE: Record<string, string> = { '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'", '&amp;': '&' }
-const asText = (html: string): string => html.replace(/&(?:lt|gt|quot|#39|amp);/g, (e) => UNESCAPE[e])
+const asText = (html: string): string => html.replace(/&(?:lt|gt|quot|#39|amp);/g, (e) => UNESCAPE[e] ?? e)
 
 function render (catalog: Catalog, authOn = false): string {
   return renderDocsPage({ base: 'http://127.0.0.1:8080', authOn, catalog, nonce: 'test-nonce' })
@@ -39,7 +39,7 @@ test('data from the catalog renders as text: a <script> in a tool description is
   // The catalog JSON block stays a data block and round-trips.
   const block = /<script type="application\/json" id="docs-catalog">([^<]*)<\/script>/.exec(html)
   assert.ok(block, 'catalog JSON block is intact')
-  assert.equal(JSON.parse(block[1]).tools[0].description, hostileCatalog.tools[0].description)
+  assert.equal(JSON.parse(block[1] ?? 'null').tools[0].description, hostileCatalog.tools[0]?.description)
 })
 
 test('escaping helpers cover HTML, inline JSON and shell words', () => {
@@ -156,4 +156,13 @@ test('the page lists every supported protocol version with how it is served', ()
   assert.match(text, /2026-07-28 \(stateless, per-request _meta\)/)
   for (const v of ['2025-11-25', '2025-06-18', '2025-03-26']) assert.match(text, new RegExp(`${v} \\(sessions, initialize\\)`))
   assert.match(text, /2024-11-05 \(HTTP\+SSE at \/sse\)/)
+})
+
+test('the page inlines docs/page/style.css and app.js under the nonce (the files are the source)', async () => {
+  const { readFile } = await import('node:fs/promises')
+  const css = await readFile(new URL('../docs/page/style.css', import.meta.url), 'utf8')
+  const js = await readFile(new URL('../docs/page/app.js', import.meta.url), 'utf8')
+  const html = renderDocsPage({ base: 'http://127.0.0.1:8080', authOn: false, catalog: { tools: [], resources: [], resourceTemplates: [], prompts: [] }, nonce: 'abc' })
+  assert.ok(html.includes(`<style nonce="abc">\n${css}</style>`))
+  assert.ok(html.includes(`<script nonce="abc">\n${js}</script>`))
 })

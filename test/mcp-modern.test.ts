@@ -16,10 +16,17 @@ const meta = (extra: Record<string, unknown> = {}) => ({
   ...extra
 })
 
-interface Call { id?: number | string, params?: Record<string, unknown>, headers?: Record<string, string | undefined>, meta?: Record<string, unknown> | null }
+interface Call {
+  id?: number | string,
+  params?: Record<string, unknown>,
+  headers?: Record<string, string | undefined>,
+  meta?: Record<string, unknown> | null
+}
 
 /** A conformant stateless POST; `headers` override (undefined removes), `meta: null` drops _meta. */
-function headersFor (method: string, params: Record<string, unknown> = {}, extra: Record<string, string | undefined> = {}): Record<string, string> {
+function headersFor (
+  method: string, params: Record<string, unknown> = {}, extra: Record<string, string | undefined> = {}
+): Record<string, string> {
   const name = method === 'resources/read' ? params.uri : method === 'tools/call' || method === 'prompts/get' ? params.name : undefined
   const h: Record<string, string | undefined> = {
     'content-type': 'application/json',

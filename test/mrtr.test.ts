@@ -8,7 +8,9 @@ import { MemoryNonceStore, RequestStateCodec, askedAnswers, requestBinding } fro
 /** MRTR requestState: binding to the real target, single use, size budget (issue 16 finding 4, issue 13). */
 
 const V = '2026-07-28'
-const codec = (maxBytes = 65_536): RequestStateCodec => new RequestStateCodec(Buffer.alloc(32, 1), { ttlMs: 60_000, maxBytes, nonces: new MemoryNonceStore() })
+const codec = (maxBytes = 65_536): RequestStateCodec => new RequestStateCodec(
+  Buffer.alloc(32, 1), { ttlMs: 60_000, maxBytes, nonces: new MemoryNonceStore() }
+)
 
 test('the binding is the real target: a stray name does not stand in for a resource URI, nor a uri for a tool name', () => {
   const read = (params: Record<string, unknown>) => requestBinding('resources/read', params)
@@ -65,4 +67,25 @@ test('over HTTP: answers that would make the next requestState exceed MAX_STATE_
   const r2 = await post({ requestState: r1.result?.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'A'.repeat(5000) } } } })
   assert.equal(r2.error?.code, -32602, JSON.stringify(r2).slice(0, 300))
   assert.match(r2.error?.message ?? '', /MAX_STATE_BYTES/)
+})
+
+test('the codec opens what it sealed, and refuses a tampered, foreign, expired, misbound or other caller\'s state', () => {
+  const c = codec()
+  const b = requestBinding('tools/call', { name: 't' })
+  const now = Date.now()
+  const token = c.seal({ b, p: 'alice', e: now + 60_000, r: { q: { action: 'accept' } }, k: ['q'] })
+  const state = c.open(token, b, 'alice', now)
+  assert.deepEqual(state.r, { q: { action: 'accept' } })
+  assert.deepEqual(state.k, ['q'])
+  assert.equal(typeof state.n, 'string')
+  const dot = token.lastIndexOf('.')
+  const body = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as Record<string, unknown>
+  const forged = Buffer.from(JSON.stringify({ ...body, p: 'mallory' })).toString('base64url') + token.slice(dot)
+  assert.throws(() => c.open(forged, b, 'mallory', now), /integrity check failed/)
+  const other = new RequestStateCodec(Buffer.alloc(32, 2), { ttlMs: 60_000, maxBytes: 65_536, nonces: new MemoryNonceStore() })
+  assert.throws(() => other.open(token, b, 'alice', now), /integrity check failed/, 'another secret')
+  assert.throws(() => c.open(token, b, 'alice', now + 120_000), /expired/)
+  assert.throws(() => c.open(token, requestBinding('tools/call', { name: 'u' }), 'alice', now), /different request/)
+  assert.throws(() => c.open(token, b, 'bob', now), /different caller/)
+  assert.throws(() => c.open(42, b, 'alice', now), /must be the string/)
 })

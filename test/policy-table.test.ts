@@ -55,8 +55,8 @@ function aliases (path: string, port: number): Array<{ name: string, target: str
   const encode = (i: number, hex: string = path.charCodeAt(i).toString(16)) => `${path.slice(0, i)}%${hex}${path.slice(i + 1)}`
   return [
     { name: 'as declared', target: path, same: true },
-    { name: 'first letter percent-encoded', target: encode(letters[0]), same: true },
-    { name: 'last letter percent-encoded (upper-case hex)', target: encode(letters[letters.length - 1], path.charCodeAt(letters[letters.length - 1]).toString(16).toUpperCase()), same: true },
+    { name: 'first letter percent-encoded', target: encode(letters[0] ?? 0), same: true },
+    { name: 'last letter percent-encoded (upper-case hex)', target: encode(letters.at(-1) ?? 0, path.charCodeAt(letters.at(-1) ?? 0).toString(16).toUpperCase()), same: true },
     { name: 'trailing slash', target: `${path}/`, same: true },
     { name: 'query string', target: `${path}?x=1`, same: true },
     { name: 'absolute-form, own authority', target: `http://127.0.0.1:${port}${path}`, same: true },

@@ -98,7 +98,7 @@ export function parsePrometheusText (text: string): Map<string, Family> {
     if (line.startsWith('#')) {
       const m = /^# (HELP|TYPE) (\S+)(?: (.*))?$/.exec(line)
       if (m === null) return // a plain comment
-      const [, kind, name, rest = ''] = m
+      const [, kind = '', name = '', rest = ''] = m
       if (!METRIC_NAME.test(name)) throw new Error(`${where}: bad metric name ${JSON.stringify(name)}`)
       if (finished.has(name)) throw new Error(`${where}: ${name} declared again after its samples`)
       let family = families.get(name)
@@ -131,8 +131,8 @@ export function parsePrometheusText (text: string): Map<string, Family> {
     if (line[i] === '{') ({ labels, end: i } = parseLabels(line, i, where))
     if (line[i] !== ' ') throw new Error(`${where}: expected a space before the value`)
     const parts = line.slice(i + 1).split(' ')
-    if (parts.length > 2 || (parts.length === 2 && !/^-?\d+$/.test(parts[1]))) throw new Error(`${where}: bad value/timestamp`)
-    const value = parseValue(parts[0], where)
+    if (parts.length > 2 || (parts.length === 2 && !/^-?\d+$/.test(parts[1] ?? ''))) throw new Error(`${where}: bad value/timestamp`)
+    const value = parseValue(parts[0] ?? '', where)
 
     let family = familyOf(name, families)
     if (family === undefined) {
@@ -166,7 +166,7 @@ function checkHistogram (f: Family): void {
     const key = JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)))
     const g = groups.get(key) ?? { buckets: [] }
     groups.set(key, g)
-    if (s.name === `${f.name}_bucket`) g.buckets.push([parseValue(le, f.name), s.value])
+    if (s.name === `${f.name}_bucket`) g.buckets.push([parseValue(le ?? '', f.name), s.value])
     else if (s.name === `${f.name}_sum`) g.sum = s.value
     else if (s.name === `${f.name}_count`) g.count = s.value
   }
@@ -174,11 +174,12 @@ function checkHistogram (f: Family): void {
     const where = `histogram ${f.name}${key}`
     if (g.sum === undefined || g.count === undefined) throw new Error(`${where}: missing _sum or _count`)
     if (g.buckets.length === 0) throw new Error(`${where}: no buckets`)
-    for (let i = 1; i < g.buckets.length; i++) {
-      if (!(g.buckets[i][0] > g.buckets[i - 1][0])) throw new Error(`${where}: le not increasing`)
-      if (g.buckets[i][1] < g.buckets[i - 1][1]) throw new Error(`${where}: buckets not cumulative`)
-    }
-    const last = g.buckets[g.buckets.length - 1]
+    g.buckets.reduce((prev, cur) => {
+      if (!(cur[0] > prev[0])) throw new Error(`${where}: le not increasing`)
+      if (cur[1] < prev[1]) throw new Error(`${where}: buckets not cumulative`)
+      return cur
+    })
+    const last = g.buckets.at(-1) ?? [0, 0]
     if (last[0] !== Infinity) throw new Error(`${where}: no +Inf bucket`)
     if (last[1] !== g.count) throw new Error(`${where}: +Inf bucket ${last[1]} != _count ${g.count}`)
   }

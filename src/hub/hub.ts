@@ -1,10 +1,13 @@
 import type { ServerResponse } from 'node:http'
 import {
-  OverCapacityError, formatEventId, streamPartOf,
+  OverCapacityError, formatEventId,
   type AttachOptions, type Bus, type CloseReason, type Connection, type EventLog, type Hub,
   type HubEvent, type HubStats, type StoredEvent, type StreamKind
 } from './types.js'
 import { frame, comment } from './sse.js'
+import { channels, streamPartOf } from '../mcp/keys.js'
+import { httpError } from '../http-error.js'
+import { ignore } from '../ignore.js'
 
 export interface HubOptions {
   log: EventLog
@@ -241,7 +244,7 @@ export class HubImpl implements Hub {
       if (!conn.closed && !gone(raw)) {
         conn.headSent = true
         raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '2' })
-        raw.end(JSON.stringify({ statusCode: 503, error: 'Service Unavailable', message: 'Event bus unavailable; retry later' }))
+        raw.end(JSON.stringify(httpError(503, 'Event bus unavailable; retry later')))
       }
       conn.close('error')
       conn.detached()
@@ -371,7 +374,7 @@ export class HubImpl implements Hub {
   #drainAhead (conn: SseConnection): void {
     if (conn.closed || conn.replaying || conn.resyncing) return
     if (conn.ahead.length > 0) {
-      if (conn.epoch === undefined) conn.epoch = conn.ahead[0].epoch
+      if (conn.epoch === undefined) conn.epoch = conn.ahead[0]?.epoch
       const ahead = conn.ahead.sort((x, y) => x.seq - y.seq)
       const rest: LiveEvent[] = []
       let other = false
@@ -426,7 +429,14 @@ export class HubImpl implements Hub {
 
   async publish (key: string, event: HubEvent): Promise<string> {
     const { epoch, seq } = await this.#log.append(key, event)
-    const stored: LiveEvent = event.event === undefined ? { epoch, seq, data: event.data } : { epoch, seq, event: event.event, data: event.data }
+    const stored: LiveEvent = event.event === undefined
+      ? { epoch, seq, data: event.data }
+      : {
+          epoch,
+          seq,
+          event: event.event,
+          data: event.data
+        }
     this.#deliverLocal(key, stored)
     if (this.#bus !== undefined) {
       const wire: Wire = { r: this.#replica, k: key, p: epoch, s: seq, d: event.data }
@@ -473,7 +483,7 @@ export class HubImpl implements Hub {
   async removeBroadcastTarget (key: string): Promise<void> { await this.#targets.remove(key) }
 
   stats (): HubStats {
-    const byKind: Record<StreamKind, number> = { public: 0, session: 0, request: 0, legacy: 0, listen: 0 }
+    const byKind: Record<StreamKind, number> = { public: 0, session: 0, request: 0, 'http+sse': 0, listen: 0 }
     for (const c of this.#all) byKind[c.kind]++
     return {
       streams: this.#all.size,
@@ -498,7 +508,7 @@ export class HubImpl implements Hub {
       conn.close('shutdown')
       conn.detached()
     }
-    await Promise.all([...this.#unsubscribe.values()].map(async (p) => { await (await p)() })).catch(() => {})
+    await Promise.all([...this.#unsubscribe.values()].map(async (p) => { await (await p)() })).catch(ignore('closing: the bus connection closes next'))
     this.#unsubscribe.clear()
     await this.#bus?.close()
     await this.#log.close()
@@ -583,7 +593,7 @@ export class HubImpl implements Hub {
     const sub = this.#unsubscribe.get(key)
     if (sub === undefined) return
     this.#unsubscribe.delete(key)
-    sub.then(async (off) => { await off() }).catch(() => {})
+    sub.then(async (off) => { await off() }).catch(ignore('a failed unsubscribe leaves a channel nobody publishes to'))
   }
 
   #onWire (payload: string): void {
@@ -592,7 +602,11 @@ export class HubImpl implements Hub {
     if (msg.r === this.#replica) return
     if ('end' in msg) this.#endLocal(msg.k)
     else if ('forget' in msg) this.#forgetLocal(msg.k)
-    else this.#deliverLocal(msg.k, msg.e === undefined ? { epoch: msg.p, seq: msg.s, data: msg.d } : { epoch: msg.p, seq: msg.s, event: msg.e, data: msg.d })
+    else {
+      this.#deliverLocal(
+        msg.k, msg.e === undefined ? { epoch: msg.p, seq: msg.s, data: msg.d } : { epoch: msg.p, seq: msg.s, event: msg.e, data: msg.d }
+      )
+    }
   }
 
   /** Heartbeats; also finds dead sockets and writes that stalled past the stall timeout. */
@@ -614,7 +628,7 @@ export class HubImpl implements Hub {
   }
 }
 
-const channel = (key: string): string => `hub:${key}`
+const channel = channels.hub
 
 export function createHub (opts: HubOptions): HubImpl {
   return new HubImpl(opts)

@@ -72,6 +72,7 @@ export class MemoryEventLog implements EventLog {
 
   #dropOldest (ring: Ring): void {
     const ev = ring.events[ring.head]
+    if (ev === undefined) return
     ring.events[ring.head++] = undefined as unknown as StoredEvent
     const cost = costOf(ev)
     ring.bytes -= cost
@@ -141,7 +142,7 @@ export class MemoryEventLog implements EventLog {
     const ring = this.#rings.get(key)
     if (ring === undefined) return { epoch: undefined, last: 0, events: [], evicted: false }
     const n = this.#count(ring)
-    const oldest = n > 0 ? ring.events[ring.head].seq : ring.last + 1
+    const oldest = n > 0 ? ring.events[ring.head]?.seq ?? ring.last + 1 : ring.last + 1
     const evicted = afterSeq + 1 < oldest && afterSeq < ring.last
     const start = ring.head + Math.max(0, afterSeq + 1 - oldest)
     return { epoch: ring.epoch, last: ring.last, events: ring.events.slice(start), evicted }
@@ -169,7 +170,7 @@ export class MemoryEventLog implements EventLog {
   /** Drops ended keys whose retention has passed (also run by the timer). */
   sweep (): void {
     const now = this.#now()
-    while (this.#expiries.length > 0 && this.#expiries[0].at <= now) {
+    while ((this.#expiries[0]?.at ?? Infinity) <= now) {
       const { key: old } = this.#expiries.shift() as { key: string }
       if (this.#rings.get(old)?.ended === true) this.#drop(old)
     }

@@ -1,6 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { newEpoch, type Bus, type EventLog, type HubEvent, type LogHead, type LogRead, type StoredEvent } from './types.js'
 import type { BroadcastTargets } from './hub.js'
+import { redisKeys } from '../mcp/keys.js'
+import { ignore } from '../ignore.js'
 
 /** Connection options for every Redis client: reconnect for ever with capped backoff, fail fast while down. */
 export function redisOptions (): RedisOptions {
@@ -59,8 +61,9 @@ function toStored (entry: StreamEntry): StoredEvent {
   let event: string | undefined
   let data = ''
   for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i] === 'e' && fields[i + 1] !== '') event = fields[i + 1]
-    else if (fields[i] === 'd') data = fields[i + 1]
+    const value = fields[i + 1] ?? ''
+    if (fields[i] === 'e' && value !== '') event = value
+    else if (fields[i] === 'd') data = value
   }
   return event === undefined ? { seq, data } : { seq, event, data }
 }
@@ -86,13 +89,13 @@ export class RedisEventLog implements EventLog {
   }
 
   async append (key: string, event: HubEvent): Promise<{ epoch: string, seq: number }> {
-    const [epoch, seq] = await this.#redis.eval(APPEND, 2, `mcp:log:${key}`, `mcp:seq:${key}`,
+    const [epoch, seq] = await this.#redis.eval(APPEND, 2, redisKeys.log(key), redisKeys.seq(key),
       this.#capacity, event.event ?? '', event.data, this.#ttlMs, newEpoch(), this.#ringBytes) as [string, number]
     return { epoch, seq: Number(seq) }
   }
 
   async head (key: string): Promise<LogHead> {
-    const [epoch, last] = await this.#redis.hmget(`mcp:seq:${key}`, 'e', 's')
+    const [epoch, last] = await this.#redis.hmget(redisKeys.seq(key), 'e', 's')
     return { epoch: epoch ?? undefined, last: Number(last ?? 0) }
   }
 
@@ -102,16 +105,17 @@ export class RedisEventLog implements EventLog {
 
   async readAfter (key: string, afterSeq: number): Promise<LogRead> {
     const results = await this.#redis.multi()
-      .xrange(`mcp:log:${key}`, `(${afterSeq}-0`, '+')
-      .xrange(`mcp:log:${key}`, '-', '+', 'COUNT', 1)
-      .hmget(`mcp:seq:${key}`, 'e', 's')
+      .xrange(redisKeys.log(key), `(${afterSeq}-0`, '+')
+      .xrange(redisKeys.log(key), '-', '+', 'COUNT', 1)
+      .hmget(redisKeys.seq(key), 'e', 's')
       .exec()
     if (results === null) throw new Error('Redis transaction aborted')
     for (const [err] of results) if (err) throw err
-    const [epoch, lastText] = results[2][1] as [string | null, string | null]
+    const [after, head, seq] = results as Array<[Error | null, unknown]>
+    const [epoch, lastText] = seq?.[1] as [string | null, string | null]
     if (epoch === null) return { epoch: undefined, last: 0, events: [], evicted: false }
-    const events = (results[0][1] as StreamEntry[]).map(toStored)
-    const first = (results[1][1] as StreamEntry[])[0]
+    const events = (after?.[1] as StreamEntry[]).map(toStored)
+    const first = (head?.[1] as StreamEntry[])[0]
     const last = Number(lastText ?? 0)
     const oldest = first === undefined ? last + 1 : toStored(first).seq
     return { epoch, last, events, evicted: afterSeq < last && afterSeq + 1 < oldest }
@@ -119,18 +123,18 @@ export class RedisEventLog implements EventLog {
 
   async end (key: string): Promise<void> {
     await this.#redis.multi()
-      .set(`mcp:end:${key}`, '1', 'PX', this.#endedRetentionMs)
-      .pexpire(`mcp:log:${key}`, this.#endedRetentionMs)
-      .pexpire(`mcp:seq:${key}`, this.#endedRetentionMs)
+      .set(redisKeys.end(key), '1', 'PX', this.#endedRetentionMs)
+      .pexpire(redisKeys.log(key), this.#endedRetentionMs)
+      .pexpire(redisKeys.seq(key), this.#endedRetentionMs)
       .exec()
   }
 
   async isEnded (key: string): Promise<boolean> {
-    return await this.#redis.exists(`mcp:end:${key}`) === 1
+    return await this.#redis.exists(redisKeys.end(key)) === 1
   }
 
   async delete (key: string): Promise<void> {
-    await this.#redis.del(`mcp:log:${key}`, `mcp:seq:${key}`, `mcp:end:${key}`)
+    await this.#redis.del(redisKeys.log(key), redisKeys.seq(key), redisKeys.end(key))
   }
 
   async close (): Promise<void> {}
@@ -186,7 +190,7 @@ export class RedisBus implements Bus {
       current.delete(handler)
       if (current.size === 0) {
         this.#handlers.delete(channel)
-        await this.#sub.unsubscribe(channel).catch(() => {})
+        await this.#sub.unsubscribe(channel).catch(ignore('a failed unsubscribe leaves a channel nobody publishes to'))
       }
     }
   }
@@ -200,7 +204,7 @@ export class RedisBus implements Bus {
 export class RedisTargets implements BroadcastTargets {
   readonly #redis: Redis
   constructor (redis: Redis) { this.#redis = redis }
-  async add (key: string): Promise<void> { await this.#redis.sadd('mcp:targets', key) }
-  async remove (key: string): Promise<void> { await this.#redis.srem('mcp:targets', key) }
-  async list (): Promise<Iterable<string>> { return await this.#redis.smembers('mcp:targets') }
+  async add (key: string): Promise<void> { await this.#redis.sadd(redisKeys.targets, key) }
+  async remove (key: string): Promise<void> { await this.#redis.srem(redisKeys.targets, key) }
+  async list (): Promise<Iterable<string>> { return await this.#redis.smembers(redisKeys.targets) }
 }

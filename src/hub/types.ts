@@ -2,21 +2,21 @@ import { randomBytes } from 'node:crypto'
 
 /**
  * The SSE hub contract. Every stream the server holds goes through one hub; the MCP transports
- * (routes/mcp.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
+ * (routes/mcp.ts, routes/mcp-modern.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
  * No Fastify in src/hub: the plugin (plugins/sse-hub.ts) adapts it.
  *
  * Vocabulary
- * - A *stream key* names one logical event stream and its replay log, e.g.
- *   `public`                 the public stream (GET /mcp without a session, browser EventSource)
- *   `s:<sessionId>:g`        an MCP session's standalone GET stream
- *   `s:<sessionId>:r<n>`     the SSE response stream of one POST request in that session
- *   `l:<sessionId>`          a legacy HTTP+SSE (2024-11-05) session stream
- * - An *event id* is unique per session and encodes its stream: `<streamPart>-<epoch>-<seq>` where
- *   streamPart is the last segment of the key (`g`, `r12`, `p` for public, `l` for legacy), epoch
- *   names one life of the key's log (created with its sequence counter; a log that expired or was
- *   lost on a Redis restart starts a new epoch) and seq is the 1-based sequence number in that
- *   epoch. parseEventId() reverses it. Within one epoch a connection gets consecutive seqs, each
- *   once; a different epoch (or a gap the log no longer holds) is announced with an `evicted` event.
+ * - A *stream key* names one logical event stream and its replay log. src/mcp/keys.ts builds every
+ *   key and lists them: `public`, `s:<sid>:g` (a session's GET stream), `s:<sid>:r<hex>` (one
+ *   request's response stream), `l:<sid>` (an HTTP+SSE session), `m:<hex>` and `n:<hex>` (stateless
+ *   response and subscriptions/listen streams).
+ * - An *event id* encodes its stream: `<streamPart>-<epoch>-<seq>` where streamPart comes from the
+ *   key (streamPartOf: `p` for public, `l` for HTTP+SSE, else the key's last segment: `g`,
+ *   `r<hex>`), epoch names one life of the key's log (created with its sequence counter; a log that
+ *   expired or was lost on a Redis restart starts a new epoch) and seq is the 1-based sequence
+ *   number in that epoch. parseEventId() reverses it. Within one epoch a connection gets consecutive
+ *   seqs, each once; a different epoch (or a gap the log no longer holds) is announced with an
+ *   `evicted` event.
  * - A *connection* is one open HTTP response attached to a key. A key may have 0..n connections on
  *   any replica; events are appended to the key's log at publish time (so nothing published while a
  *   client is away is lost) and delivered to every connection on it, on whatever replica it is.
@@ -77,7 +77,12 @@ export interface Bus {
   close (): Promise<void>
 }
 
-export type StreamKind = 'public' | 'session' | 'request' | 'legacy' | 'listen'
+/**
+ * What a stream carries: `public` (GET /mcp without a session), `session` (a Streamable HTTP
+ * session's GET stream), `request` (one request's response stream), `http+sse` (an HTTP+SSE
+ * 2024-11-05 session), `listen` (a stateless subscriptions/listen stream).
+ */
+export type StreamKind = 'public' | 'session' | 'request' | 'http+sse' | 'listen'
 
 /** What the hub reports (health, metrics). */
 export interface HubStats {
@@ -111,15 +116,12 @@ export function parseEventId (id: string | undefined): { streamPart: string, epo
   if (m === null) return undefined
   const seq = Number(m[3])
   if (!Number.isSafeInteger(seq)) return undefined
-  return m[2] === undefined ? { streamPart: m[1], seq } : { streamPart: m[1], epoch: m[2], seq }
+  const [, streamPart = '', epoch] = m
+  return epoch === undefined ? { streamPart, seq } : { streamPart, epoch, seq }
 }
 
-/** The id prefix of a key's events: `public` → `p`, `l:<sid>` → `l`, `s:<sid>:<part>` → `<part>`. */
-export function streamPartOf (key: string): string {
-  if (key === 'public') return 'p'
-  if (key.startsWith('l:')) return 'l'
-  return key.slice(key.lastIndexOf(':') + 1)
-}
+// streamPartOf lives with the key builders: src/mcp/keys.ts.
+export { streamPartOf } from '../mcp/keys.js'
 
 export function formatEventId (streamPart: string, epoch: string, seq: number): string {
   return `${streamPart}-${epoch}-${seq}`
@@ -136,7 +138,7 @@ export type CloseReason = 'client' | 'ended' | 'slow-consumer' | 'shutdown' | 'r
 export interface AttachOptions {
   key: string
   kind: StreamKind
-  /** The id prefix for this key's events (`g`, `r12`, `p`, `l`); see formatEventId. */
+  /** The id prefix for this key's events (`g`, `r<hex>`, `p`, `l`); see formatEventId. */
   streamPart: string
   /**
    * Headers for the SSE response head, on top of the hub's own (Content-Type: text/event-stream,
@@ -151,7 +153,7 @@ export interface AttachOptions {
    * means the client's history is gone: it gets `evicted`, then what the log holds.
    */
   afterEpoch?: string
-  /** Written first, not logged, no id (e.g. legacy `endpoint`, public `welcome`). */
+  /** Written first, not logged, no id (e.g. HTTP+SSE `endpoint`, public `welcome`). */
   prelude?: HubEvent[]
   /** SSE `retry:` hint (ms) written at open. */
   retryMs?: number
@@ -177,7 +179,8 @@ export class OverCapacityError extends Error {
 }
 
 /**
- * The hub, as `app.hub` (plugins/sse-hub.ts decorates it). The routes translate HTTP ↔ these calls.
+ * The hub: the one hub type. plugins/sse-hub.ts decorates `app.hub` with it (plus `open(reply)`,
+ * the Fastify adapter); src/hub/hub.ts implements it. The routes translate HTTP ↔ these calls.
  */
 export interface Hub {
   /**
@@ -194,12 +197,17 @@ export interface Hub {
   /** Drops `key`'s log and closes its connections (session deleted or evicted). */
   forget (key: string): Promise<void>
   /**
+   * Closes this process's connections on `key` without ending it (SEP-1699 polling: the client
+   * reconnects with Last-Event-ID and gets what is published meanwhile).
+   */
+  closeConnections (key: string): void
+  /**
    * Operator broadcast: the public stream gets `event: <event>` with JSON `data`; every broadcast
    * target (see addBroadcastTarget) gets the MCP notification `notifications/message` with
    * `{ level: 'info', logger: 'broadcast', data: { event, data } }`. Logged per key, so replayable.
    */
   broadcast (event: string, data: unknown): Promise<void>
-  /** Registers a key (an MCP session's standalone or legacy stream) to receive broadcasts. */
+  /** Registers a key (an MCP session's standalone or HTTP+SSE stream) to receive broadcasts. */
   addBroadcastTarget (key: string): Promise<void>
   removeBroadcastTarget (key: string): Promise<void>
   stats (): HubStats

@@ -5,9 +5,9 @@ import type { LoggingLevel, SessionRecord } from './session.js'
 export interface CallContext {
   /** The session (undefined for stateless 2026-07-28 requests). */
   session: SessionRecord | undefined
-  /** `legacy`: a session-era request (initialize, Mcp-Session-Id); `modern`: a stateless 2026-07-28 request. */
-  era: 'legacy' | 'modern'
-  /** What the client declared: at initialize (legacy) or in this request's `_meta` (modern). */
+  /** `session`: a session-era request (2024-11-05 … 2025-11-25, after initialize); `stateless`: a 2026-07-28 request. */
+  era: 'session' | 'stateless'
+  /** What the client declared: at initialize (session era) or in this request's `_meta` (stateless era). */
   clientCapabilities: Record<string, unknown>
   /** Stateless era: this request is an MRTR retry carrying requestState the server issued and verified. */
   resumed: boolean
@@ -29,7 +29,9 @@ export interface CallContext {
    * handler must not swallow what this throws, and runs again from the top on the retry.
    * A missing capability is -32021 there.
    */
-  request (method: string, params: Record<string, unknown>, options?: { timeoutMs?: number, key?: string }): Promise<Record<string, unknown>>
+  request (
+    method: string, params: Record<string, unknown>, options?: { timeoutMs?: number, key?: string }
+  ): Promise<Record<string, unknown>>
   /**
    * SEP-1699 polling: closes this request's SSE stream now (the client reconnects with
    * Last-Event-ID and gets the rest). A no-op when the transport cannot stream.

@@ -4,6 +4,8 @@ import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from 
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
 import { cap, utf8Bytes } from '../budget.js'
+import { ignore } from '../ignore.js'
+import { obj } from '../values.js'
 
 /**
  * The stateless era of MCP (2026-07-28): no initialize, no session. Every request carries its
@@ -38,9 +40,6 @@ export const newCallId = (): string => `~${(++calls).toString(36)}`
 /** Results that carry ttlMs/cacheScope. */
 const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read'])
 
-const obj = (v: unknown): Record<string, unknown> | undefined =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
-
 /** What a stateless request's `_meta` declares. */
 export interface RequestMeta {
   protocolVersion: string
@@ -50,7 +49,7 @@ export interface RequestMeta {
 }
 
 /** True when a request without a session speaks the stateless era (its `_meta` or its version header says so). */
-export function looksModern (message: { method: string, params?: Record<string, unknown> }, versionHeader: string | undefined): boolean {
+export function looksStateless (message: { method: string, params?: Record<string, unknown> }, versionHeader: string | undefined): boolean {
   if (versionHeader !== undefined && !isLegacyVersion(versionHeader)) return true
   if (message.method === 'server/discover' || message.method === 'subscriptions/listen') return true
   const meta = obj(message.params?._meta)
@@ -96,7 +95,9 @@ export interface ListenFilter {
 }
 
 /** Reads a subscriptions/listen filter; one larger than `maxBytes` (JSON text) is refused before anything is kept. */
-export function readListenFilter (params: Record<string, unknown> | undefined, maxBytes = 16_384, counter?: { refusedFilters: number }): ListenFilter {
+export function readListenFilter (
+  params: Record<string, unknown> | undefined, maxBytes = 16_384, counter?: { refusedFilters: number }
+): ListenFilter {
   const raw = obj(params?.notifications)
   if (raw === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.notifications must be an object (the notification filter)')
   const bytes = utf8Bytes(JSON.stringify(raw))
@@ -121,6 +122,17 @@ export function readListenFilter (params: Record<string, unknown> | undefined, m
 
 /** What changed, as the listen streams filter it. */
 export type Change = { kind: 'tools' | 'prompts' | 'resources' } | { kind: 'resource', uri: string } | { kind: 'broadcast', event: string, data: unknown }
+
+/** The first message of a subscriptions/listen stream: which notifications it will carry. */
+export function listenAcknowledged (subscriptionId: RequestId, filter: ListenFilter): JsonRpcNotification {
+  const _meta = { [META.subscriptionId]: subscriptionId }
+  return { jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta, notifications: filter } }
+}
+
+/** The last message of a subscriptions/listen stream the server ends (shutdown): the request's result. */
+export function listenComplete (subscriptionId: RequestId): JsonRpcResponse {
+  return { jsonrpc: '2.0', id: subscriptionId, result: { resultType: 'complete', _meta: { [META.subscriptionId]: subscriptionId } } }
+}
 
 /** The notification a listen stream with `filter` gets for `change`, or undefined when it did not ask for it. */
 export function listenNotification (change: Change, filter: ListenFilter, subscriptionId: RequestId): JsonRpcNotification | undefined {
@@ -198,7 +210,12 @@ export class ModernEngine {
     if (response === null) return null
     if ('error' in response) {
       // 2026-07-28 (SEP-2164): an unknown resource is invalid params, with the URI in data.
-      if (response.error.code === ErrorCode.ResourceNotFound) return { ...response, error: { ...response.error, code: ErrorCode.InvalidParams } }
+      if (response.error.code === ErrorCode.ResourceNotFound) {
+        return {
+          ...response,
+          error: { ...response.error, code: ErrorCode.InvalidParams }
+        }
+      }
       return response
     }
     return { jsonrpc: '2.0', id: response.id, result: this.#shape(req, response.result, retry) }
@@ -238,7 +255,7 @@ export class ListenStreams {
   async endAll (): Promise<void> {
     const all = [...this.#streams.values()]
     this.#streams.clear()
-    await Promise.all(all.map(async (s) => { await s.end().catch(() => {}) }))
+    await Promise.all(all.map(async (s) => { await s.end().catch(ignore('closing: the stream is cut with the server')) }))
   }
 
   /** Sends `change` to every local stream whose filter asked for it. */
@@ -246,7 +263,7 @@ export class ListenStreams {
     const work: Array<Promise<void>> = []
     for (const s of this.#streams.values()) {
       const n = listenNotification(change, s.filter, s.id)
-      if (n !== undefined) work.push(s.send(n).catch(() => {}))
+      if (n !== undefined) work.push(s.send(n).catch(ignore('a listen stream that cannot take a notification is closing')))
     }
     await Promise.all(work)
   }

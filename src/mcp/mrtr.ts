@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, RpcError } from './jsonrpc.js'
+import { obj } from '../values.js'
 
 /**
  * Multi Round-Trip Requests (MCP 2026-07-28, SEP-2322): how a stateless request obtains client
@@ -62,9 +63,6 @@ export class MemoryNonceStore implements NonceStore {
 
   get size (): number { return this.#seen.size }
 }
-
-const obj = (v: unknown): Record<string, unknown> | undefined =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
 
 /** Deepest value canonical() walks; bodies are depth-limited by the JSON reader long before this. */
 const MAX_CANONICAL_DEPTH = 256
@@ -223,8 +221,8 @@ export class InputCollector {
   async ask (method: string, params: Record<string, unknown>, key: string | undefined): Promise<Record<string, unknown>> {
     const k = key ?? `input-${++this.#auto}`
     if (Object.prototype.hasOwnProperty.call(this.#answers, k)) {
-      const answer = this.#answers[k]
-      if (obj(answer) === undefined) throw new RpcError(ErrorCode.InvalidParams, `inputResponses.${k} must be the ${method} result object`)
+      const answer = obj(this.#answers[k])
+      if (answer === undefined) throw new RpcError(ErrorCode.InvalidParams, `inputResponses.${k} must be the ${method} result object`)
       this.used[k] = answer
       return answer
     }

@@ -1,10 +1,15 @@
 import type { Redis } from 'ioredis'
-import type { LoggingLevel, SessionRecord, SessionStore } from './session.js'
+import { redisKeys } from './keys.js'
+import type { LoggingLevel, SessionRecord, SessionStore, Transport } from './session.js'
+import { ignore } from '../ignore.js'
 
-const recordKey = (id: string): string => `mcp:session:${id}`
-const subsKey = (id: string): string => `mcp:session-subs:${id}`
-const uriPrefix = 'mcp:resource-subs:'
-const INDEX = 'mcp:sessions'
+const recordKey = redisKeys.session
+const subsKey = redisKeys.sessionSubscriptions
+const uriPrefix = redisKeys.resourceSubscribersPrefix
+const INDEX = redisKeys.sessions
+
+/** Transport names of records written by older replicas → today's names. */
+const LEGACY_TRANSPORT_NAMES: Record<string, Transport> = { streamable: 'streamable-http', legacy: 'http+sse' }
 
 /** Fields kept whole in the hash's `r` field: set by initialize, never changed concurrently. */
 type Fixed = Omit<SessionRecord, 'logLevel' | 'initialized' | 'subscriptions'>
@@ -68,7 +73,7 @@ export class RedisSessionStore implements SessionStore {
   constructor (redis: Redis, idleTimeoutMs: number) {
     this.#redis = redis
     this.#idleMs = idleTimeoutMs
-    this.#timer = setInterval(() => { this.#sweep().catch(() => {}) }, Math.max(500, Math.min(30_000, Math.floor(idleTimeoutMs / 10))))
+    this.#timer = setInterval(() => { this.#sweep().catch(ignore('the next sweep retries; records expire by TTL anyway')) }, Math.max(500, Math.min(30_000, Math.floor(idleTimeoutMs / 10))))
     this.#timer.unref()
   }
 
@@ -94,7 +99,9 @@ export class RedisSessionStore implements SessionStore {
     const hash = await this.#redis.hgetall(recordKey(id))
     if (hash.r === undefined) return undefined
     const fixed = JSON.parse(hash.r) as Fixed
-    return { ...fixed, logLevel: hash.l === '' || hash.l === undefined ? null : hash.l as LoggingLevel, initialized: hash.i === '1' }
+    // Records written before the transports were renamed (a rolling upgrade) keep working.
+    const transport = LEGACY_TRANSPORT_NAMES[fixed.transport] ?? fixed.transport
+    return { ...fixed, transport, logLevel: hash.l === '' || hash.l === undefined ? null : hash.l as LoggingLevel, initialized: hash.i === '1' }
   }
 
   async subscriptionsOf (id: string): Promise<string[]> {

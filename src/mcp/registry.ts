@@ -225,7 +225,13 @@ export class Registry {
   addResourceTemplate (def: ResourceTemplateDefinition): void {
     const { regex, names } = compileTemplate(def.uriTemplate)
     const variables = def.variablesSchema === undefined ? undefined : this.#compile(def.variablesSchema, 'input', `Resource template ${def.uriTemplate} variablesSchema`, true)
-    const listing = entry({ uriTemplate: def.uriTemplate, name: def.name, title: def.title, description: def.description, mimeType: def.mimeType })
+    const listing = entry({
+      uriTemplate: def.uriTemplate,
+      name: def.name,
+      title: def.title,
+      description: def.description,
+      mimeType: def.mimeType
+    })
     this.templates.get(def.uriTemplate)?.variables?.release()
     this.templates.set(def.uriTemplate, { def, regex, names, listing, variables })
     this.#changed('resources')
@@ -263,7 +269,12 @@ export class Registry {
   }
 
   promptListing (def: PromptDefinition): Record<string, unknown> {
-    return this.#promptsCompiled.get(def.name)?.listing ?? entry({ name: def.name, title: def.title, description: def.description, arguments: def.arguments })
+    return this.#promptsCompiled.get(def.name)?.listing ?? entry({
+      name: def.name,
+      title: def.title,
+      description: def.description,
+      arguments: def.arguments
+    })
   }
 
   /** Finds the template whose pattern matches `uri` and extracts its variables. */
@@ -271,16 +282,21 @@ export class Registry {
    * Finds the template whose pattern matches `uri` and extracts its variables (percent-decoded;
    * a malformed escape leaves the value as sent — `variablesSchema` decides whether that is valid).
    */
-  matchTemplate (uri: string): { def: ResourceTemplateDefinition, variables: Record<string, string>, check: Validator | undefined } | undefined {
+  matchTemplate (uri: string): {
+    def: ResourceTemplateDefinition,
+    variables: Record<string, string>,
+    check: Validator | undefined
+  } | undefined {
     for (const t of this.templates.values()) {
       const m = t.regex.exec(uri)
       if (m === null) continue
       const variables: Record<string, string> = {}
       t.names.forEach((name, i) => {
+        const raw = m[i + 1] ?? ''
         try {
-          variables[name] = decodeURIComponent(m[i + 1])
+          variables[name] = decodeURIComponent(raw)
         } catch {
-          variables[name] = m[i + 1]
+          variables[name] = raw
         }
       })
       return { def: t.def, variables, check: t.variables }

@@ -9,11 +9,13 @@ import {
   type ResourceTemplateDefinition, type ToolDefinition
 } from './registry.js'
 import { LockableRegistry } from './registry-lock.js'
-import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore } from './session.js'
+import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore, type Transport } from './session.js'
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
 import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
 import { randomBytes } from 'node:crypto'
+import { ignore } from '../ignore.js'
+import { obj, str } from '../values.js'
 
 /** A stateless (2026-07-28) request: what its `_meta` declared, and where its client input comes from. */
 export interface StatelessCall {
@@ -31,7 +33,7 @@ export interface StatelessCall {
 
 /** How the transport lets the core reach the client while it handles one message. */
 export interface TransportContext {
-  transport: 'streamable' | 'legacy'
+  transport: Transport
   identity: string | null
   /** Messages tied to the current request (progress, logs, server→client requests). */
   send (message: JsonRpcMessage): Promise<void>
@@ -161,10 +163,6 @@ function mirrorStructured (result: CallToolResult): CallToolResult {
   return { ...result, content: [...content, { type: 'text', text: JSON.stringify(result.structuredContent) }] }
 }
 
-const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
-const obj = (v: unknown): Record<string, unknown> | undefined =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
-
 /**
  * The MCP protocol engine: lifecycle, dispatcher, registry, sessions, server→client requests.
  * Transport-agnostic: routes/mcp.ts and routes/sse.ts feed it messages and carry what it sends.
@@ -182,12 +180,14 @@ export class McpServer {
   readonly #perSession = new Map<string, number>()
   /** Server→client requests awaiting the client's response, by `${sessionId}:${id}`. */
   readonly #pending = new Map<string, Pending>()
-  readonly #handlers: Record<string, (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight) => Promise<Record<string, unknown>>>
+  readonly #handlers: Record<string, (
+    req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight
+  ) => Promise<Record<string, unknown>>>
 
   constructor (opts: McpServerOptions) {
     this.#opts = opts
     this.sessions = opts.sessions
-    this.registry.onChange((kind) => { this.#listChanged(kind).catch(() => {}) })
+    this.registry.onChange((kind) => { this.#listChanged(kind).catch(ignore('list_changed is advisory: clients re-list on their next request')) })
     this.#handlers = {
       ping: async () => ({}),
       'tools/list': async (req) => this.#page(req, 'tools', [...this.registry.tools.values()].map((t) => t.listing)),
@@ -411,7 +411,7 @@ export class McpServer {
     const message: JsonRpcNotification = { jsonrpc: '2.0', method: `notifications/${kind}/list_changed` }
     for (const id of await this.sessions.ids()) {
       const s = await this.sessions.get(id)
-      if (s?.initialized) await this.#opts.notify(s, message).catch(() => {})
+      if (s?.initialized) await this.#opts.notify(s, message).catch(ignore('a session whose stream is gone misses a notification it cannot receive'))
     }
   }
 
@@ -431,7 +431,7 @@ export class McpServer {
     const stateless = ctx.stateless
     return {
       session,
-      era: stateless === undefined ? 'legacy' : 'modern',
+      era: stateless === undefined ? 'session' : 'stateless',
       clientCapabilities: stateless?.clientCapabilities ?? session?.clientCapabilities ?? {},
       resumed: stateless?.resumed ?? false,
       requestId: req.id,
@@ -461,7 +461,9 @@ export class McpServer {
   }
 
   /** Stateless era: the answer comes from the retry (MRTR); missing → InputRequiredResult. */
-  async #inputRequest (method: string, params: Record<string, unknown>, call: StatelessCall, key: string | undefined): Promise<Record<string, unknown>> {
+  async #inputRequest (
+    method: string, params: Record<string, unknown>, call: StatelessCall, key: string | undefined
+  ): Promise<Record<string, unknown>> {
     const capability = CAPABILITY_FOR[method]
     if (capability === undefined) throw new RpcError(ErrorCode.InternalError, `${method} cannot be asked of a client`)
     if (call.clientCapabilities[capability] === undefined) {
@@ -470,7 +472,14 @@ export class McpServer {
     return await call.input.ask(method, params, key)
   }
 
-  async #clientRequest (method: string, params: Record<string, unknown>, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight, timeoutMs?: number): Promise<Record<string, unknown>> {
+  async #clientRequest (
+    method: string,
+    params: Record<string, unknown>,
+    session: SessionRecord | undefined,
+    ctx: TransportContext,
+    signal: Inflight,
+    timeoutMs?: number
+  ): Promise<Record<string, unknown>> {
     const capability = CAPABILITY_FOR[method]
     if (capability !== undefined && session?.clientCapabilities[capability] === undefined) {
       throw new RpcError(ErrorCode.InvalidRequest, `The client does not support ${capability} (no "${capability}" capability)`)
@@ -516,7 +525,9 @@ export class McpServer {
     }
   }
 
-  async #callTool (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
+  async #callTool (
+    req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight
+  ): Promise<Record<string, unknown>> {
     const name = str(req.params?.name)
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const tool = this.registry.tools.get(name)
@@ -542,7 +553,9 @@ export class McpServer {
         }, timeoutMs)
       })
       try {
-        result = await Promise.race([Promise.resolve(tool.def.handler(checked.value as never, this.#context(req, session, ctx, signal))), timedOut])
+        result = await Promise.race([
+          Promise.resolve(tool.def.handler(checked.value as never, this.#context(req, session, ctx, signal))), timedOut
+        ])
       } catch (err) {
         if (err instanceof InputRequiredSignal) throw err
         if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
@@ -575,7 +588,9 @@ export class McpServer {
     return { content: [{ type: 'text', text }], isError: true }
   }
 
-  async #readResource (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
+  async #readResource (
+    req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight
+  ): Promise<Record<string, unknown>> {
     const uri = str(req.params?.uri)
     if (uri === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.uri must be a string')
     const direct = this.registry.resources.get(uri)
@@ -618,7 +633,9 @@ export class McpServer {
     return {}
   }
 
-  async #getPrompt (req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight): Promise<Record<string, unknown>> {
+  async #getPrompt (
+    req: JsonRpcRequest, session: SessionRecord | undefined, ctx: TransportContext, signal: Inflight
+  ): Promise<Record<string, unknown>> {
     const name = str(req.params?.name)
     if (name === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.name must be a string')
     const prompt = this.registry.prompts.get(name)

@@ -4,11 +4,14 @@ import type { Quota } from '../budget.js'
 export type LoggingLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error' | 'critical' | 'alert' | 'emergency'
 export const LOGGING_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']
 
+/** The two HTTP transports: Streamable HTTP (/mcp) and HTTP+SSE (2024-11-05: GET /sse + POST /messages). */
+export type Transport = 'streamable-http' | 'http+sse'
+
 /** What a session is: everything a replica needs to serve a request of it. Plain JSON (it may live in Redis). */
 export interface SessionRecord {
   id: string
-  /** `streamable` (/mcp) or `legacy` (/sse + /messages). */
-  transport: 'streamable' | 'legacy'
+  /** The transport that created the session; the other one cannot use it. */
+  transport: Transport
   protocolVersion: string
   clientInfo: { name: string, version: string } | null
   clientCapabilities: Record<string, unknown>
@@ -191,7 +194,7 @@ interface Owned {
 /**
  * What each session on this process holds besides its record: a unit of its client's
  * MAX_SESSIONS_PER_CLIENT quota and the hub keys of its request streams. Framework-free; the MCP
- * plugin ends a session through `end(id)` on every path (DELETE, idle eviction, legacy stream
+ * plugin ends a session through `end(id)` on every path (DELETE, idle eviction, HTTP+SSE stream
  * close, shutdown) and drops the keys it returns. Counting is per process: with Redis a session
  * ended on another replica is found gone (by `exists`) the next time its client is at its limit,
  * and a restart starts from zero, so a count can never stay stuck.
@@ -223,7 +226,10 @@ export class SessionLedger {
     }
   }
 
-  /** Remembers a request stream key of a session; returns a key to drop now when over the bound. Sessions not admitted here are not tracked. */
+  /**
+   * Remembers a request stream key of a session; returns a key to drop now when over the bound.
+   * Sessions not admitted here are not tracked.
+   */
   addStream (id: string, key: string): string | undefined {
     const owned = this.#owned.get(id)
     // A session made on another replica (Redis): its request streams are not tracked here; their
@@ -232,6 +238,7 @@ export class SessionLedger {
     owned.streams.add(key)
     if (owned.streams.size <= MAX_REQUEST_STREAMS_PER_SESSION) return undefined
     const [oldest] = owned.streams
+    if (oldest === undefined) return undefined
     owned.streams.delete(oldest)
     return oldest
   }

@@ -7,7 +7,7 @@ import type { McpServer } from '../mcp/server.js'
 
 const NoArgs = Type.Object({})
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] })
-const str = (v: unknown): string => typeof v === 'string' ? v : JSON.stringify(v ?? null)
+const asText = (v: unknown): string => typeof v === 'string' ? v : JSON.stringify(v ?? null)
 const form = (message: string, property: string, type = 'string') => ({
   mode: 'form',
   message,
@@ -15,7 +15,7 @@ const form = (message: string, property: string, type = 'string') => ({
 })
 const content = (r: Record<string, unknown>): Record<string, unknown> =>
   typeof r.content === 'object' && r.content !== null ? r.content as Record<string, unknown> : {}
-const sampledText = (r: Record<string, unknown>): string => str((r.content as { text?: unknown } | undefined)?.text)
+const sampledText = (r: Record<string, unknown>): string => asText((r.content as { text?: unknown } | undefined)?.text)
 
 export function registerModernFixtures (mcp: McpServer): void {
   mcp.tool({
@@ -24,7 +24,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     inputSchema: NoArgs,
     handler: async (_args, ctx) => {
       const r = await ctx.request('elicitation/create', form('What is your name?', 'name'), { key: 'user_name' })
-      return text(`Hello, ${str(content(r).name)}!`)
+      return text(`Hello, ${asText(content(r).name)}!`)
     }
   })
   mcp.tool({
@@ -46,7 +46,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     handler: async (_args, ctx) => {
       const r = await ctx.request('roots/list', {}, { key: 'client_roots' })
       const roots = Array.isArray(r.roots) ? r.roots as Array<{ uri?: unknown }> : []
-      return text(`Client roots: ${roots.map((x) => str(x.uri)).join(', ') || '(none)'}`)
+      return text(`Client roots: ${roots.map((x) => asText(x.uri)).join(', ') || '(none)'}`)
     }
   })
   mcp.tool({
@@ -55,7 +55,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     inputSchema: NoArgs,
     handler: async (_args, ctx) => {
       const r = await ctx.request('elicitation/create', form('Please confirm', 'ok', 'boolean'), { key: 'confirm' })
-      return text(`${ctx.resumed ? 'state-ok' : 'state-missing'}: confirmed=${str(content(r).ok)}`)
+      return text(`${ctx.resumed ? 'state-ok' : 'state-missing'}: confirmed=${asText(content(r).ok)}`)
     }
   })
   mcp.tool({
@@ -69,7 +69,7 @@ export function registerModernFixtures (mcp: McpServer): void {
         ctx.request('roots/list', {}, { key: 'client_roots' })
       ])
       const count = Array.isArray(roots.roots) ? roots.roots.length : 0
-      return text(`name=${str(content(name).name)}, greeting=${sampledText(greeting)}, roots=${count}`)
+      return text(`name=${asText(content(name).name)}, greeting=${sampledText(greeting)}, roots=${count}`)
     }
   })
   mcp.tool({
@@ -79,7 +79,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     handler: async (_args, ctx) => {
       const step1 = await ctx.request('elicitation/create', form('Step 1: What is your name?', 'name'), { key: 'step1' })
       const step2 = await ctx.request('elicitation/create', form('Step 2: What is your favorite color?', 'color'), { key: 'step2' })
-      return text(`${str(content(step1).name)} likes ${str(content(step2).color)}`)
+      return text(`${asText(content(step1).name)} likes ${asText(content(step2).color)}`)
     }
   })
   mcp.tool({
@@ -88,7 +88,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     inputSchema: NoArgs,
     handler: async (_args, ctx) => {
       const r = await ctx.request('elicitation/create', form('Please confirm', 'ok', 'boolean'), { key: 'confirm' })
-      return text(`confirmed=${str(content(r).ok)}`)
+      return text(`confirmed=${asText(content(r).ok)}`)
     }
   })
   mcp.tool({
@@ -121,7 +121,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     handler: async (_args, ctx) => {
       await ctx.progress(0, 1, 'starting')
       const r = await ctx.request('elicitation/create', form('What is your name?', 'name'), { key: 'user_name' })
-      return text(`Hello, ${str(content(r).name)}!`)
+      return text(`Hello, ${asText(content(r).name)}!`)
     }
   })
   mcp.tool({
@@ -174,7 +174,7 @@ export function registerModernFixtures (mcp: McpServer): void {
     description: 'A prompt that asks the client for context first (MRTR on prompts/get, key user_context)',
     get: async (_args, ctx) => {
       const r = await ctx.request('elicitation/create', form('What context should the prompt use?', 'context'), { key: 'user_context' })
-      return { messages: [{ role: 'user', content: { type: 'text', text: `Use this context: ${str(content(r).context)}` } }] }
+      return { messages: [{ role: 'user', content: { type: 'text', text: `Use this context: ${asText(content(r).context)}` } }] }
     }
   })
 }

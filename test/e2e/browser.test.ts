@@ -6,6 +6,7 @@ import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { listen } from '../helper.js'
+import { ignore } from '../../src/ignore.js'
 
 /** Debian's chromium (`apt-get install chromium`; .ci/run installs it). */
 const CHROMIUM = '/usr/bin/chromium'
@@ -34,7 +35,7 @@ async function openPage (t: TestContext): Promise<{ page: Page, problems: string
   const problems: string[] = []
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`) })
-  page.on('dialog', (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss().catch(() => {}) })
+  page.on('dialog', (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss().catch(ignore('the dialog is already recorded as a problem')) })
   return { page, problems }
 }
 

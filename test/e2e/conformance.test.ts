@@ -12,8 +12,8 @@ interface Check { id?: string, name?: string, status: string, errorMessage?: str
 /** Server scenarios the installed suite knows, from `conformance list`. */
 function serverScenarios (node22: string): string[] {
   const out = execFileSync(node22, [CONFORMANCE_CLI, 'list'], { encoding: 'utf8' })
-  const section = out.split(/Client scenarios/)[0]
-  return [...section.matchAll(/^\s+- (\S+)/gm)].map((m) => m[1])
+  const section = out.split(/Client scenarios/)[0] ?? ''
+  return [...section.matchAll(/^\s+- (\S+)/gm)].map((m) => m[1] ?? '')
 }
 
 interface SuiteRun { code: number | null, output: string, checks: Map<string, Check[]> }
@@ -96,8 +96,8 @@ const ALLOWED_WARNINGS: ReadonlySet<string> = new Set(['input-required-result-ig
 
 test('conformance 0.2.x: every 2026-07-28 server scenario passes (--requirements 2026-07-28, no failures, no warnings but the documented ones)', { timeout: 600_000 }, async (t) => {
   const node22 = ensureNode22()
-  const listed = execFileSync(node22, [CONFORMANCE_NEXT_CLI, 'list'], { encoding: 'utf8' }).split(/Client scenarios/)[0]
-  const tagged = [...listed.matchAll(/^\s+- (\S+) \[([^\]]*)\]/gm)].filter((m) => m[2].split(',').includes('2026-07-28')).map((m) => m[1])
+  const listed = execFileSync(node22, [CONFORMANCE_NEXT_CLI, 'list'], { encoding: 'utf8' }).split(/Client scenarios/)[0] ?? ''
+  const tagged = [...listed.matchAll(/^\s+- (\S+) \[([^\]]*)\]/gm)].filter((m) => (m[2] ?? '').split(',').includes('2026-07-28')).map((m) => m[1] ?? '')
   assert.deepEqual([...tagged].sort(), [...SCENARIOS_2026].sort(), 'the suite tags exactly the scenarios this test lists with 2026-07-28')
 
   const { code, output, checks: byDir } = await runSuite(t, node22, CONFORMANCE_NEXT_CLI, ['--requirements', '2026-07-28'])

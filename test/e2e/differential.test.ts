@@ -11,6 +11,7 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js'
 import { listen } from '../helper.js'
 import type { App } from '../../src/app.js'
+import { ignore } from '../../src/ignore.js'
 
 // A differential test against the official SDK (1.x): the same tools, resources and prompts are
 // registered on its McpServer and on ours; the same scripted sessions go to both, over Streamable
@@ -69,7 +70,7 @@ function ourFixture (app: App): void {
     complete: { name: completeCity },
     read: (uri, vars) => ({ contents: [{ uri, mimeType: 'text/plain', text: `city ${vars.name}` }] })
   })
-  app.mcp.prompt({ name: 'greet', description: 'Greets', argsSchema: z.object({ name: z.string() }), complete: { name: completeCity }, get: (args) => greet({ name: args.name }) })
+  app.mcp.prompt({ name: 'greet', description: 'Greets', argsSchema: z.object({ name: z.string() }), complete: { name: completeCity }, get: (args) => greet({ name: args.name ?? '' }) })
 }
 
 /** The official SDK's server on a node http server: Streamable HTTP (stateful) at /mcp, HTTP+SSE at /sse. */
@@ -112,7 +113,7 @@ async function startSdk (t: TestContext): Promise<string> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.after(async () => {
-    for (const tr of [...streamable.values(), ...sse.values()]) await tr.close().catch(() => {})
+    for (const tr of [...streamable.values(), ...sse.values()]) await tr.close().catch(ignore('cleanup'))
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
   })
@@ -167,7 +168,7 @@ function streamableSession (base: string, version: string): Session {
       }
     },
     async close () {
-      if (sid !== undefined) await fetch(`${base}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': version } }).catch(() => {})
+      if (sid !== undefined) await fetch(`${base}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': version } }).catch(ignore('cleanup'))
     }
   }
 }
@@ -196,7 +197,7 @@ async function sseSession (base: string): Promise<Session> {
       if (done) break
       parser.feed(decoder.decode(value, { stream: true }))
     }
-  })().catch(() => {})
+  })().catch(ignore('the reader ends when the test closes the stream'))
   const waitFor = async (check: () => boolean, ms: number): Promise<boolean> => {
     const deadline = Date.now() + ms
     while (!check()) {
@@ -397,7 +398,7 @@ test('the same scripted sessions get the same answers from our server and the of
   const diffs: Difference[] = []
   const compare = (where: string, a: Array<[string, Json]>, b: Array<[string, Json]>): void => {
     a.forEach(([step, mine], i) => {
-      const theirs = b[i][1]
+      const theirs = b[i]?.[1] ?? {}
       try { assert.deepEqual(mine, theirs) } catch { diffs.push({ step, where, ours: mine, sdk: theirs }) }
     })
   }
@@ -427,7 +428,7 @@ test('the same scripted sessions get the same answers from our server and the of
   for (const d of diffs) byStep.set(d.step, [...(byStep.get(d.step) ?? []), d])
   const unexplained = [...byStep.entries()].filter(([step]) => !ALLOWED.some((a) => a.steps.includes(step)))
   const stale = ALLOWED.flatMap((a) => a.steps).filter((step) => !byStep.has(step))
-  const report = unexplained.map(([step, ds]) => `- ${step} (${ds.map((d) => d.where).join(', ')})\n    ours: ${JSON.stringify(ds[0].ours)}\n    sdk:  ${JSON.stringify(ds[0].sdk)}`).join('\n')
+  const report = unexplained.map(([step, ds]) => `- ${step} (${ds.map((d) => d.where).join(', ')})\n    ours: ${JSON.stringify(ds[0]?.ours)}\n    sdk:  ${JSON.stringify(ds[0]?.sdk)}`).join('\n')
   t.diagnostic(`README table (Differences from the official SDK):\n${markdownTable()}`)
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
   assert.ok(readme.includes(markdownTable()), 'the README table (Differences from the official SDK) differs from ALLOWED: paste the table printed above')

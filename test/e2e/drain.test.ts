@@ -11,7 +11,9 @@ test('SIGTERM with 200 open streams and 20 in-flight calls: every call completes
   t.after(() => agent.destroy())
 
   // 200 idle public streams, each collecting what it receives until the server ends it.
-  const streams = await Promise.all(Array.from({ length: 200 }, async () => await new Promise<{ ended: Promise<string> }>((resolve, reject) => {
+  const streams = await Promise.all(Array.from({ length: 200 }, async () => await new Promise<{ ended: Promise<string> }>((
+    resolve, reject
+  ) => {
     http.get(`${server.url}/mcp`, { agent, headers: { accept: 'text/event-stream' } }, (res) => {
       let text = ''
       const ended = new Promise<string>((resolve) => {
@@ -58,7 +60,7 @@ test('SIGTERM with 200 open streams and 20 in-flight calls: every call completes
   for (const [i, r] of results.entries()) {
     assert.equal(r.status, 200)
     assert.equal(r.body.id, i + 1)
-    assert.equal(r.body.result?.content[0].text, 'slept 1500 ms')
+    assert.equal(r.body.result?.content[0]?.text, 'slept 1500 ms')
   }
   const texts = await Promise.all(streams.map(async (s) => await s.ended))
   assert.equal(texts.filter((x) => x.includes('event: shutdown')).length, 200, 'every stream got the shutdown event')

@@ -74,7 +74,7 @@ test('the stateless (2026-07-28) curl example that /docs prints runs as printed 
   const server = await startServer(t, { LOG_LEVEL: 'warn' })
   const html = await (await fetch(`${server.url}/docs`)).text()
   const unescape = (s: string): string => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
-  const blocks = [...html.matchAll(/<pre class="code">([\s\S]*?)<\/pre>/g)].map((m) => unescape(m[1]))
+  const blocks = [...html.matchAll(/<pre class="code">([\s\S]*?)<\/pre>/g)].map((m) => unescape(m[1] ?? ''))
   const command = blocks.find((b) => b.includes('MCP-Protocol-Version: 2026-07-28'))
   assert.ok(command, 'the docs page shows a stateless example')
   const { stdout } = await run('bash', ['-c', command], { timeout: 10_000 })

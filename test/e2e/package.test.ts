@@ -48,7 +48,9 @@ async function consumerProject (dir: string): Promise<string> {
 }
 
 /** Starts a process and resolves with its URL once it prints `listening <url>` or logs the MCP endpoint. */
-async function started (t: { after: (fn: () => Promise<void>) => void }, cmd: string, args: string[], cwd: string, env: Record<string, string>): Promise<string> {
+async function started (
+  t: { after: (fn: () => Promise<void>) => void }, cmd: string, args: string[], cwd: string, env: Record<string, string>
+): Promise<string> {
   const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise((resolve) => child.once('exit', resolve))
   t.after(async () => {

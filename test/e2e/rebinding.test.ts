@@ -69,7 +69,8 @@ async function attack (origin: string): Promise<Array<{ what: string, status: nu
         const controller = new AbortController()
         const timer = setTimeout(() => { controller.abort() }, 5000)
         try {
-          const res = await fetch(a.path, { method: a.method, headers: a.headers, body: a.body === undefined ? undefined : JSON.stringify(a.body), signal: controller.signal })
+          const body = a.body === undefined ? undefined : JSON.stringify(a.body)
+          const res = await fetch(a.path, { method: a.method, headers: a.headers, body, signal: controller.signal })
           results.push({ what: `${a.method} ${a.path}`, status: res.status })
         } catch {
           results.push({ what: `${a.method} ${a.path}`, status: null })

@@ -158,7 +158,7 @@ test('2 replicas, 300 streams, concurrent broadcasts and legacy messages from bo
     legacies.forEach((l, i) => {
       for (const side of [A.url, B.url]) {
         const id = `r${round}.${i}.${side === A.url ? 'a' : 'b'}`
-        work.push(post(`${side}${l.endpoint}`, { jsonrpc: '2.0', id, method: 'ping' }).then((status) => { if (status === 202) replies[i].add(id) }))
+        work.push(post(`${side}${l.endpoint}`, { jsonrpc: '2.0', id, method: 'ping' }).then((status) => { if (status === 202) replies[i]?.add(id) }))
       }
     })
     await Promise.all(work)
@@ -173,7 +173,7 @@ test('2 replicas, 300 streams, concurrent broadcasts and legacy messages from bo
       return d.params?.data?.data?.tag
     } catch { return undefined }
   }
-  const legacyExpected = (i: number): Set<string> => new Set([...broadcastsBeforeRestart, ...[...replies[i]]])
+  const legacyExpected = (i: number): Set<string> => new Set([...broadcastsBeforeRestart, ...(replies[i] ?? [])])
   const complete = (): boolean =>
     publics.every((s) => [...broadcasts].every((tag) => s.events.some((e) => e.event === 'tick' && tagOf(e) === tag))) &&
     legacies.every((s, i) => [...legacyExpected(i)].every((tag) => s.events.some((e) => tagOf(e) === tag)))

@@ -44,12 +44,12 @@ test('docker-compose: nginx → 2 replicas → Redis, nginx mounts deploy/nginx.
   const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { image?: string, build?: string, environment?: Record<string, string>, volumes?: string[], ports?: string[] }> }
   assert.deepEqual(Object.keys(compose.services).sort(), ['app1', 'app2', 'nginx', 'redis'])
   for (const app of ['app1', 'app2']) {
-    assert.equal(compose.services[app].build, '.')
-    assert.equal(compose.services[app].environment?.REDIS_URL, 'redis://redis:6379')
-    assert.equal(compose.services[app].environment?.TRUST_PROXY, '1')
+    assert.equal(compose.services[app]?.build, '.')
+    assert.equal(compose.services[app]?.environment?.REDIS_URL, 'redis://redis:6379')
+    assert.equal(compose.services[app]?.environment?.TRUST_PROXY, '1')
   }
-  assert.ok(compose.services.nginx.volumes?.some((v) => v.startsWith('./deploy/nginx.conf:')))
-  assert.deepEqual(compose.services.nginx.ports, ['8080:8080'])
+  assert.ok(compose.services.nginx?.volumes?.some((v) => v.startsWith('./deploy/nginx.conf:')))
+  assert.deepEqual(compose.services.nginx?.ports, ['8080:8080'])
   const verdict = nginxConfigTest(['127.0.0.1:1', '127.0.0.1:2'], 18999)
   assert.ok(verdict.ok, verdict.output)
   const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
@@ -63,7 +63,7 @@ test('behind nginx: a session made on replica A serves every later request on B 
   for (let i = 1; i <= 3; i++) {
     const r = await call(b.url, session, i, 'echo', { message: `on B ${i}` })
     assert.equal(r.status, 200)
-    assert.equal(r.body.result?.content[0].text, `on B ${i}`)
+    assert.equal(r.body.result?.content[0]?.text, `on B ${i}`)
   }
   // And the official SDK client through nginx's round-robin: every call lands on either replica.
   const { client } = await streamableClient(t, nginx.url)
@@ -154,7 +154,7 @@ test('Redis down for 5 s: /ready says 503, nothing crashes, service resumes by i
   }
   assert.ok(ready, 'both replicas ready again')
   const session = await initialize(a.url)
-  assert.equal((await call(b.url, session, 1, 'echo', { message: 'back' })).body.result?.content[0].text, 'back')
+  assert.equal((await call(b.url, session, 1, 'echo', { message: 'back' })).body.result?.content[0]?.text, 'back')
   assert.equal(a.child.exitCode, null)
   assert.equal(b.child.exitCode, null)
 })
@@ -211,7 +211,7 @@ test('stateless era across replicas: a listen stream on A gets every broadcast m
   assert.equal(trigger.status, 200)
   const refused = await trigger.json() as { result: { isError: boolean, content: Array<{ text: string }> } }
   assert.equal(refused.result.isError, true)
-  assert.match(refused.result.content[0].text, /register them at start-up on every replica/)
+  assert.match(refused.result.content[0]?.text ?? '', /register them at start-up on every replica/)
   for (let i = 1; i <= 200; i++) {
     const res = await fetch(`${b.url}/broadcast`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'tick', data: i }) })
     assert.equal(res.status, 202)

@@ -10,7 +10,9 @@ import { until } from './sdk.js'
 // it probes with server/discover, stays stateless (2026-07-28), fulfils MRTR input requests
 // through its own handlers and receives change notifications on subscriptions/listen.
 
-async function modernClient (t: TestContext, url: string, capabilities: Record<string, object> = { elicitation: { form: {} } }): Promise<Client> {
+async function modernClient (
+  t: TestContext, url: string, capabilities: Record<string, object> = { elicitation: { form: {} } }
+): Promise<Client> {
   const client = new Client({ name: 'v2-test', version: '1.0.0' }, { capabilities, versionNegotiation: { mode: 'auto' } })
   client.setRequestHandler('elicitation/create', async (request) => {
     const props = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {})
@@ -43,7 +45,7 @@ test('SDK v2 client fulfils MRTR input requests (one round and two rounds) with 
   const two = await client.callTool({ name: 'test_input_required_result_multi_round', arguments: {} })
   assert.deepEqual(two.content, [{ type: 'text', text: 'Ada likes blue' }])
   const state = await client.callTool({ name: 'test_input_required_result_request_state', arguments: {} })
-  assert.match((state.content as Array<{ text: string }>)[0].text, /^state-ok/)
+  assert.match((state.content as Array<{ text: string }>)[0]?.text ?? '', /^state-ok/)
 })
 
 test('SDK v2 client: a tool needing sampling it did not declare fails with -32021', async (t) => {

@@ -8,7 +8,7 @@ test('the SDK legacy SSE client (2024-11-05 transport) initializes, lists and ca
   const { app, url } = await listen(t)
   const { client } = await sseClient(t, url)
   assert.equal(client.getServerVersion()?.name, 'sse-mcp-server')
-  assert.equal(app.hub.stats().byKind.legacy, 1)
+  assert.equal(app.hub.stats().byKind['http+sse'], 1)
   const { tools } = await client.listTools()
   assert.ok(tools.some((x) => x.name === 'current_time'))
   const res = await client.callTool({ name: 'echo', arguments: { message: 'over the legacy transport' } })

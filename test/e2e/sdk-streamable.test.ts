@@ -34,7 +34,7 @@ test('an unknown time zone is a tool error that says so', async (t) => {
   const { client } = await streamableClient(t, url)
   const res = await client.callTool({ name: 'current_time', arguments: { timezone: 'Mars/Olympus_Mons' } })
   assert.equal(res.isError, true)
-  assert.match((res.content as Array<{ text: string }>)[0].text, /Unknown time zone "Mars\/Olympus_Mons"/)
+  assert.match((res.content as Array<{ text: string }>)[0]?.text ?? '', /Unknown time zone "Mars\/Olympus_Mons"/)
 })
 
 test('progress notifications reach the SDK client while a tool runs', async (t) => {
@@ -89,7 +89,7 @@ test('sampling: a tool asks the SDK client to sample and gets its answer', async
   const { client } = await streamableClient(t, url, { capabilities: { sampling: {} } })
   const prompts: string[] = []
   client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
-    const content = req.params.messages[0].content as { type: string, text: string }
+    const content = req.params.messages[0]?.content as { type: string, text: string }
     prompts.push(content.text)
     return { role: 'assistant', content: { type: 'text', text: 'forty-two' }, model: 'test-model', stopReason: 'endTurn' }
   })
@@ -103,7 +103,7 @@ test('sampling without the client capability is a tool error, not a hang', async
   const { client } = await streamableClient(t, url)
   const res = await client.callTool({ name: 'test_sampling', arguments: { prompt: 'x' } })
   assert.equal(res.isError, true)
-  assert.match((res.content as Array<{ text: string }>)[0].text, /does not support sampling/)
+  assert.match((res.content as Array<{ text: string }>)[0]?.text ?? '', /does not support sampling/)
 })
 
 test('a subscribed resource update reaches the SDK client on its standalone stream', async (t) => {

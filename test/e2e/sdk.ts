@@ -2,6 +2,7 @@ import type { TestContext } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { ignore } from '../../src/ignore.js'
 
 export type Capabilities = ConstructorParameters<typeof Client>[1]
 
@@ -10,7 +11,7 @@ export async function streamableClient (t: TestContext, url: string, options: Ca
   const client = new Client({ name: 'sdk-e2e', version: '1.0.0' }, options)
   const transport = new StreamableHTTPClientTransport(new URL('/mcp', url), { requestInit: { headers } })
   await client.connect(transport)
-  t.after(async () => { await client.close().catch(() => {}) })
+  t.after(async () => { await client.close().catch(ignore('cleanup: the server may be gone')) })
   return { client, transport }
 }
 
@@ -19,7 +20,7 @@ export async function sseClient (t: TestContext, url: string, options: Capabilit
   const client = new Client({ name: 'sdk-e2e-legacy', version: '1.0.0' }, options)
   const transport = new SSEClientTransport(new URL('/sse', url))
   await client.connect(transport)
-  t.after(async () => { await client.close().catch(() => {}) })
+  t.after(async () => { await client.close().catch(ignore('cleanup: the server may be gone')) })
   return { client, transport }
 }
 

@@ -189,7 +189,8 @@ test('depth and size fuzz: /mcp (session and stateless), /messages and /broadcas
   t.diagnostic(`fast-check seed ${seed} (FUZZ_SEED=… to replay)`)
   const seen: Record<string, Set<number>> = {}
   const started = performance.now()
-  await fc.assert(fc.asyncProperty(fc.constantFrom(...(Object.keys(targets) as Array<keyof typeof targets>)), methodArb, slotArb, payloadArb, async (target, method, slot, p) => {
+  const targetArb = fc.constantFrom(...(Object.keys(targets) as Array<keyof typeof targets>))
+  await fc.assert(fc.asyncProperty(targetArb, methodArb, slotArb, payloadArb, async (target, method, slot, p) => {
     const spec = targets[target]
     const payload = payloadText(p)
     const body = target === 'broadcast'

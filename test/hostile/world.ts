@@ -30,7 +30,9 @@ export const ACCEPT = 'application/json, text/event-stream'
 export const JSON_CT = 'application/json'
 export const HEADERS = { accept: ACCEPT, 'content-type': JSON_CT }
 
-export async function hostile (t: TestContext, overrides: Partial<Config> = {}, opts: { listen?: boolean, setup?: (app: App) => void | Promise<void> } = {}): Promise<World> {
+export async function hostile (
+  t: TestContext, overrides: Partial<Config> = {}, opts: { listen?: boolean, setup?: (app: App) => void | Promise<void> } = {}
+): Promise<World> {
   const chunks: string[] = []
   const lines: World['lines'] = []
   const sink = new Writable({

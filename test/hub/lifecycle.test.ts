@@ -5,6 +5,7 @@ import { listen, testConfig } from '../helper.js'
 import { missing, startRedis } from '../e2e/services.js'
 import { openSse } from '../sse-client.js'
 import { until } from '../e2e/sdk.js'
+import { ignore } from '../../src/ignore.js'
 
 // Issue 13, acceptance 3: streams aborted at every stage — before attach, during the prelude,
 // mid-stream, during replay — on GET /mcp (public and session) and GET /sse, in memory and with
@@ -85,7 +86,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
           const onHead = (): void => {
             if (stage !== 'mid-stream') return
             const live = target.key === undefined ? app.hub.broadcast('live', { x: 'y'.repeat(3000) }) : app.hub.publish(target.key, { data: 'y'.repeat(3000) })
-            live.then(async () => await app.hub.publish(target.key ?? 'public', { data: 'z'.repeat(3000) })).catch(() => {})
+            live.then(async () => await app.hub.publish(target.key ?? 'public', { data: 'z'.repeat(3000) })).catch(ignore('the stream may already be closed by the test'))
           }
           batch.push(abortAt(port, target.path, headers, stage, onHead))
         }
@@ -94,7 +95,11 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
       await until(() => app.hub.stats().streams === 0, 10_000, `${target.name} streams aborted at ${stage} to be released (${app.hub.stats().streams} left)`)
       let sessions = 0
       const deadline = Date.now() + 10_000
-      while ((sessions = await app.mcp.sessions.count()) !== baseSessions && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      while ((sessions = await app.mcp.sessions.count()) !== baseSessions && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(
+          resolve, 20
+        ))
+      }
       assert.equal(sessions, baseSessions, `legacy sessions left after ${target.name} at ${stage}`)
     }
   }

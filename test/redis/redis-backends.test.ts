@@ -96,7 +96,7 @@ test('RedisSessionStore and RedisTargets are shared between replicas', { skip },
   const two = new RedisSessionStore(await client(t, redis.url), 60_000)
   t.after(async () => { await one.close(); await two.close() })
   const now = Date.now()
-  const record: SessionRecord = { id: 'sess-1', transport: 'streamable', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: { sampling: {} }, logLevel: null, subscriptions: [], identity: null, initialized: false, createdAt: now, lastSeenAt: now }
+  const record: SessionRecord = { id: 'sess-1', transport: 'streamable-http', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: { sampling: {} }, logLevel: null, subscriptions: [], identity: null, initialized: false, createdAt: now, lastSeenAt: now }
   await one.create(record)
   await two.update('sess-1', { logLevel: 'debug', subscriptions: ['test://x'] })
   const seen = await one.get('sess-1')
@@ -105,6 +105,13 @@ test('RedisSessionStore and RedisTargets are shared between replicas', { skip },
   assert.deepEqual(await two.ids(), ['sess-1'])
   assert.equal(await two.delete('sess-1'), true)
   assert.equal(await one.get('sess-1'), undefined)
+
+  // A record an older replica wrote (transport 'streamable' / 'legacy') reads with today's names.
+  const c = await client(t, redis.url)
+  for (const [old, now] of [['streamable', 'streamable-http'], ['legacy', 'http+sse']]) {
+    await c.hset(`mcp:session:old-${old}`, 'r', JSON.stringify({ ...record, id: `old-${old}`, transport: old }), 'l', '', 'i', '1')
+    assert.equal((await one.get(`old-${old}`))?.transport, now)
+  }
 
   const ta = new RedisTargets(await client(t, redis.url))
   const tb = new RedisTargets(await client(t, redis.url))

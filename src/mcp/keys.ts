@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto'
+import type { RequestId } from './jsonrpc.js'
+
+/**
+ * Every name the server gives to state outside one function: hub stream keys (which are also the
+ * replay-log keys), Redis keys and pub/sub channels. One module, so a key is spelled once and a
+ * reader finds them all here.
+ *
+ * Hub stream keys, and the `streamPart` their event ids start with (`<part>-<epoch>-<seq>`):
+ *   `public`            the public stream (GET /mcp without a session)           part `p`
+ *   `s:<sid>:g`         a Streamable HTTP session's standalone GET stream        part `g`
+ *   `s:<sid>:r<hex>`    the SSE response stream of one POST in that session      part `r<hex>`
+ *   `l:<sid>`           an HTTP+SSE (2024-11-05) session's stream                part `l`
+ *   `m:<hex>`           a stateless (2026-07-28) request's response stream       ids `<hex>-…`, not resumable
+ *   `n:<hex>`           a stateless subscriptions/listen stream                  ids `<hex>-…`, not resumable
+ */
+
+/** The public stream's key. */
+export const PUBLIC_STREAM = 'public'
+
+/** A Streamable HTTP session's standalone GET stream. */
+export const sessionStream = (sid: string): string => `s:${sid}:g`
+
+/** An HTTP+SSE (2024-11-05) session's stream. */
+export const httpSseStream = (sid: string): string => `l:${sid}`
+
+/** One request's response stream in a Streamable HTTP session (`part` from newRequestPart). */
+export const requestStream = (sid: string, part: string): string => `s:${sid}:${part}`
+
+/** A fresh stream part for a session request's response stream: `r` + 10 hex digits. */
+export const newRequestPart = (): string => `r${randomBytes(5).toString('hex')}`
+
+/** True when a Last-Event-ID's stream part names a session request's stream (`r<hex>`). */
+export const isRequestPart = (part: string): boolean => /^r[0-9a-f]+$/.test(part)
+
+/** A fresh key for one stateless request's response stream. */
+export const newStatelessStream = (): string => `m:${randomBytes(6).toString('hex')}`
+
+/** A fresh key for one subscriptions/listen stream. */
+export const newListenStream = (): string => `n:${randomBytes(8).toString('hex')}`
+
+/** The keys a session may own besides its request streams (the ledger knows those). */
+export const sessionOwnedStreams = (sid: string): string[] => [sessionStream(sid), httpSseStream(sid)]
+
+/**
+ * The id prefix of the events the hub publishes on a key: `public` → `p`, `l:<sid>` → `l`,
+ * otherwise the last `:` segment (`s:<sid>:g` → `g`, `s:<sid>:r<hex>` → `r<hex>`).
+ */
+export function streamPartOf (key: string): string {
+  if (key === PUBLIC_STREAM) return 'p'
+  if (key.startsWith('l:')) return 'l'
+  return key.slice(key.lastIndexOf(':') + 1)
+}
+
+/** Redis keys and channels (all under `mcp:`, except the hub's bus channels `hub:<key>`). */
+export const redisKeys = {
+  /** A stream key's replay log (a Redis Stream). */
+  log: (key: string): string => `mcp:log:${key}`,
+  /** A stream key's epoch and sequence counter (a hash). */
+  seq: (key: string): string => `mcp:seq:${key}`,
+  /** Set once a stream key has ended. */
+  end: (key: string): string => `mcp:end:${key}`,
+  /** The set of broadcast targets (stream keys that get operator broadcasts). */
+  targets: 'mcp:targets',
+  /** A session's record (a hash). */
+  session: (sid: string): string => `mcp:session:${sid}`,
+  /** A session's resource subscriptions (a set of URIs). */
+  sessionSubscriptions: (sid: string): string => `mcp:session-subs:${sid}`,
+  /** Prefix of a URI's subscriber index (a set of session ids): the URI follows it. */
+  resourceSubscribersPrefix: 'mcp:resource-subs:',
+  /** Live sessions by last-seen time (a sorted set). */
+  sessions: 'mcp:sessions',
+  /** The replica that awaits a server→client request's answer. */
+  awaiting: (sid: string, id: RequestId): string => `mcp:await:${sid}:${String(id)}`,
+  /** The replica that runs a session request. */
+  running: (sid: string, id: RequestId): string => `mcp:run:${sid}:${String(id)}`,
+  /** The shared secret of the request-state codec. */
+  stateSecret: 'mcp:state-secret',
+  /** A redeemed request-state nonce. */
+  nonce: (nonce: string): string => `mcp:nonce:${nonce}`
+} as const
+
+/** Pub/sub channels. */
+export const channels = {
+  /** Changes for every replica's listen streams. */
+  control: 'mcp:control',
+  /** One replica's own channel (responses and cancels directed at it). */
+  replica: (replica: string): string => `mcp:control:${replica}`,
+  /** The hub's bus channel for a stream key's live events. */
+  hub: (key: string): string => `hub:${key}`
+} as const
