@@ -123,8 +123,12 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     reply.raw.once('close', onClose)
     const { response } = await server.request(message, session, ctx).finally(() => { reply.raw.off('close', onClose) })
     if (await stream.finish(response) !== undefined) return reply
-    // Cancelled requests get no JSON-RPC response.
-    if (response === null) return await reply.code(202).send()
+    // A cancelled request gets no JSON-RPC response, but a POST that carried a request must still be
+    // answered as JSON or an event stream (Streamable HTTP): an event stream that ends empty.
+    if (response === null) {
+      return await reply.code(200).header(SESSION_HEADER, session.id).header('cache-control', 'no-cache')
+        .type('text/event-stream; charset=utf-8').send('')
+    }
     return await reply.code(200).header(SESSION_HEADER, session.id).type('application/json; charset=utf-8').send(response)
   }
 

@@ -348,12 +348,6 @@ export const ALLOWED: Allowed[] = [
     spec: 'JSON-RPC 2.0: "-32602 Invalid params: Invalid method parameter(s)"; -32603 is for the server\'s own faults. MCP: "Invalid parameters: -32602"'
   },
   {
-    steps: ['cancel of a running call'],
-    ours: 'Streamable HTTP: the call\'s POST ends with 202 and no body',
-    sdk: 'the call\'s POST gets 200 text/event-stream and stays open with nothing sent',
-    spec: 'cancellation: receivers SHOULD "Not send a response for the cancelled request" — neither does; we end the exchange instead of holding the client\'s connection open'
-  },
-  {
     steps: ['resources/read unknown'],
     ours: 'error -32002',
     sdk: 'error -32602',

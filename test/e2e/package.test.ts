@@ -51,10 +51,16 @@ async function consumerProject (dir: string): Promise<string> {
 async function started (
   t: { after: (fn: () => Promise<void>) => void }, cmd: string, args: string[], cwd: string, env: Record<string, string>
 ): Promise<string> {
-  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its own process group: `npx` starts the server as a child of its own, and both must go.
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   const exited = new Promise((resolve) => child.once('exit', resolve))
   t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited }
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // The group is already gone.
+    }
+    if (child.exitCode === null && child.signalCode === null) await exited
   })
   let out = ''
   return await new Promise((resolve, reject) => {
