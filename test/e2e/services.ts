@@ -96,7 +96,15 @@ http {
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
   t.after(async () => {
-    if (child.exitCode === null) await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL') })
+    // SIGTERM: nginx's master stops its workers before it exits (SIGKILL would orphan them, still
+    // holding the port); SIGKILL only if it has not gone within 5 s.
+    if (child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+        child.once('exit', () => { clearTimeout(timer); resolve() })
+        child.kill('SIGTERM')
+      })
+    }
     rmSync(dir, { recursive: true, force: true })
   })
   try {
