@@ -17,7 +17,9 @@ const docsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const host = SAFE_HOST.test(request.host) ? request.host : `${fallbackHost}:${fallbackPort}`
     const nonce = randomBytes(16).toString('base64')
     const html = renderDocsPage({
-      base: `${request.protocol}://${host}`,
+      // Under a plugin prefix the examples and the console use the prefixed routes.
+      base: `${request.protocol}://${host}${app.prefix}`,
+      prefix: app.prefix,
       // Any credential turns auth on: client tokens, operator tokens or OAuth (then the user pastes an access token).
       authOn: authEnabled(app.config),
       catalog: app.mcp.catalog(),

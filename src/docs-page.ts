@@ -54,6 +54,8 @@ export interface DocsPageOptions {
   catalog: Catalog
   /** CSP nonce for the inline `<style>` and `<script>`. */
   nonce: string
+  /** The plugin's route prefix (`''` for the service): the console's requests and the examples use it. */
+  prefix?: string
 }
 
 /** The public endpoints (README "Endpoints"). */
@@ -218,7 +220,8 @@ ${args.length > 0
 export function renderDocsPage (o: DocsPageOptions): string {
   const { catalog } = o
   const sample = catalog.tools.find((t) => t.name === 'current_time') ?? catalog.tools[0]
-  const config = { authOn: o.authOn, protocolVersion: LATEST_PROTOCOL_VERSION, mcpPath: '/mcp', broadcastPath: '/broadcast' }
+  const prefix = o.prefix ?? ''
+  const config = { authOn: o.authOn, protocolVersion: LATEST_PROTOCOL_VERSION, mcpPath: `${prefix}/mcp`, broadcastPath: `${prefix}/broadcast` }
   const nonce = escapeHtml(o.nonce)
   return `<!doctype html>
 <html lang="en">

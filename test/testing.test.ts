@@ -95,3 +95,16 @@ test('the plugin under a prefix in a host app: no built-ins by default, the host
   const guarded = await app.inject({ method: 'POST', url: '/api/mcp', headers: { host: 'evil.example', accept: 'application/json, text/event-stream' }, payload: {} })
   assert.equal(guarded.statusCode, 403)
 })
+
+test('the docs page under a prefix points its console and examples at the prefixed routes', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(sseMcp, { prefix: '/api', rateLimitMax: 0 })
+  await app.ready()
+  const res = await app.inject({ url: '/api/docs', headers: { host: '127.0.0.1:3000' } })
+  assert.equal(res.statusCode, 200)
+  assert.match(res.body, /"mcpPath":"\/api\/mcp"/)
+  assert.match(res.body, /"broadcastPath":"\/api\/broadcast"/)
+  assert.match(res.body, /http:\/\/127\.0\.0\.1:3000\/api\/mcp/)
+  assert.doesNotMatch(res.body, /http:\/\/127\.0\.0\.1:3000\/mcp\b/)
+})
