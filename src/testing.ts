@@ -7,6 +7,7 @@
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { RpcError, ErrorCode } from './mcp/jsonrpc.js'
 import { LATEST_PROTOCOL_VERSION } from './meta.js'
+import type { CatalogTool } from '../plugins/mcp.js'
 import type { CallToolResult, GetPromptResult, ReadResourceResult } from './mcp/registry.js'
 
 /** What `connectInject` needs of the app: its `inject` (any Fastify instance). */
@@ -29,14 +30,8 @@ export interface InjectClientOptions {
 }
 
 export interface Notification { method: string, params?: Record<string, unknown> }
-export interface ToolListing {
-  name: string
-  title?: string
-  description?: string
-  inputSchema: Record<string, unknown>
-  outputSchema?: Record<string, unknown>
-  [key: string]: unknown
-}
+/** A tool as tools/list shows it (the catalog's shape, plus whatever else a server adds). */
+export interface ToolListing extends CatalogTool { [key: string]: unknown }
 
 export interface InjectClient {
   readonly sessionId: string

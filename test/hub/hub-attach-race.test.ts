@@ -1,10 +1,10 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer } from 'node:http'
-import { createHub, type HubImpl } from '../../src/hub/hub.js'
-import { MemoryBus, MemoryEventLog } from '../../src/hub/memory.js'
+import type { HubImpl } from '../../src/hub/hub.js'
+import { MemoryBus } from '../../src/hub/memory.js'
 import type { Bus } from '../../src/hub/types.js'
 import { openSse } from '../sse-client.js'
+import { twoReplicas } from './replicas.js'
 
 // Two replicas (hubs) share a log and a bus whose SUBSCRIBE takes a while, as Redis's does over
 // the network. A stream opened on B must not miss an event A publishes while B is subscribing,
@@ -23,22 +23,7 @@ class SlowBus implements Bus {
 }
 
 async function replicas (t: TestContext): Promise<{ a: HubImpl, b: HubImpl, url: string }> {
-  const log = new MemoryEventLog(100)
-  const bus = new SlowBus(150)
-  const a = createHub({ log, bus, replicaId: 'A', maxConnections: 10, heartbeatIntervalMs: 60_000 })
-  const b = createHub({ log, bus, replicaId: 'B', maxConnections: 10, heartbeatIntervalMs: 60_000 })
-  const server = createServer((_req, res) => {
-    b.attach(res, { key: 'public', kind: 'public', streamPart: 'p', prelude: [{ event: 'welcome', data: '{}' }] }).catch(() => res.destroy())
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    await b.close()
-    await a.close()
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const addr = server.address()
-  return { a, b, url: `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}` }
+  return await twoReplicas(t, new SlowBus(150))
 }
 
 test('an event published on another replica right after the prelude arrives (the prelude means subscribed)', async (t) => {

@@ -8,6 +8,7 @@ import type { Bus } from '../../src/hub/types.js'
 import { openSse } from '../sse-client.js'
 import { listen } from '../helper.js'
 import { addTestStreamRoute } from './stream-route.js'
+import { twoReplicas } from './replicas.js'
 import { until } from '../e2e/sdk.js'
 
 // Delivery per stream is exactly once and in order by construction: only consecutive seqs are
@@ -49,22 +50,8 @@ async function replicas (t: TestContext, gapTimeoutMs = 60_000): Promise<{
   url: string,
   log: MemoryEventLog
 }> {
-  const log = new MemoryEventLog(100)
   const bus = new ManualBus()
-  const a = createHub({ log, bus, replicaId: 'A', maxConnections: 10, heartbeatIntervalMs: 60_000 })
-  const b = createHub({ log, bus, replicaId: 'B', maxConnections: 10, heartbeatIntervalMs: 60_000, gapTimeoutMs })
-  const server = createServer((_req, res) => {
-    b.attach(res, { key: 'public', kind: 'public', streamPart: 'p', prelude: [{ event: 'welcome', data: '{}' }] }).catch(() => res.destroy())
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    await b.close()
-    await a.close()
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const addr = server.address()
-  return { a, b, bus, log, url: `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}` }
+  return { ...await twoReplicas(t, bus, gapTimeoutMs), bus }
 }
 
 test('events from another replica that arrive out of order are written in order, each once', async (t) => {
