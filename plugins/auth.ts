@@ -39,6 +39,14 @@ export interface Authenticator {
 }
 
 /** Auth is on as soon as any credential is configured: client tokens, operator tokens or OAuth. */
+/**
+ * Whom a per-client limit counts against (rate limit, budgets): the auth identity, else the client's
+ * IP (behind a proxy, with TRUST_PROXY, the real client's). One key for every limit.
+ */
+export function clientOf (request: FastifyRequest): string {
+  return request.identity ?? `ip:${request.ip}`
+}
+
 export function authEnabled (config: Pick<Config, 'authTokens' | 'operatorTokens' | 'oauth'>): boolean {
   return config.authTokens.length > 0 || config.operatorTokens.length > 0 || config.oauth !== undefined
 }

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { httpError } from '../src/http-error.js'
+import { clientOf } from './auth.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +28,7 @@ const rateLimitPlugin: FastifyPluginAsync = async (app) => {
     return
   }
   await app.register(rateLimit, { global: false, max: rateLimitMax, timeWindow: rateLimitWindowMs })
-  const check = app.createRateLimit({ keyGenerator: (request) => request.identity ?? request.ip })
+  const check = app.createRateLimit({ keyGenerator: clientOf })
   app.decorate('limitRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const result = await check(request)
     if (result.isAllowed || !result.isExceeded) return undefined

@@ -6,6 +6,7 @@ import { MemoryEventLog } from '../src/hub/memory.js'
 import { Quota } from '../src/budget.js'
 import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub } from '../src/hub/types.js'
 import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
+import { clientOf } from './auth.js'
 
 /** What the Fastify adapter adds to the hub core (src/hub/types.ts `Hub`): attaching a route's reply. */
 export interface HubReplies {
@@ -73,7 +74,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
       return undefined
     }
-    const release = perClient.tryAcquire(request.identity ?? request.ip)
+    const release = perClient.tryAcquire(clientOf(request))
     if (release === undefined) {
       core.refusedOverClientBudget++
       await reply.code(429).header('retry-after', '5')

@@ -69,11 +69,6 @@ export async function findSession (app: FastifyInstance, request: FastifyRequest
   return session
 }
 
-/** Whom a budget counts against: the auth identity, else the client's IP. */
-export function clientOf (request: FastifyRequest): string {
-  return request.identity ?? `ip:${request.ip}`
-}
-
 /** 429 + Retry-After with a JSON-RPC error naming the budget (a client over one of its budgets). */
 export async function overBudget (reply: FastifyReply, id: RequestId | null, message: string): Promise<FastifyReply> {
   reply.header('retry-after', '5')

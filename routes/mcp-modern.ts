@@ -5,9 +5,10 @@ import {
   MODERN_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
 } from '../src/mcp/modern.js'
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
-import { clientOf, insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
+import { insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
 import { cap } from '../src/budget.js'
 import { logFailure } from '../src/ignore.js'
+import { clientOf } from '../plugins/auth.js'
 
 /**
  * The stateless era (MCP 2026-07-28) on POST /mcp: a request without Mcp-Session-Id whose `_meta`

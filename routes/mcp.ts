@@ -5,7 +5,7 @@ import type { SessionRecord } from '../src/mcp/session.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
-import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import {
   REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
   sessionVersionError
@@ -15,6 +15,7 @@ import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 import { httpError } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
+import { clientOf } from '../plugins/auth.js'
 
 const header = (request: FastifyRequest, name: string): string | undefined => readHeader(request.headers, name)
 

@@ -3,12 +3,13 @@ import { Type } from '@sinclair/typebox'
 import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrpc.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { clientOf, draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
 import { POLICY } from '../plugins/policy.js'
 import { httpSseStream } from '../src/mcp/keys.js'
 import { accepts, header, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
 import { httpError } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
+import { clientOf } from '../plugins/auth.js'
 
 /**
  * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
