@@ -273,7 +273,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     server.cancelSession(id, reason)
     const keys = [...sessionOwnedStreams(id), ...ledger.end(id)]
     await Promise.all([
-      sessions.delete(id).catch(() => false),
+      sessions.delete(id).catch(logFailure(app.log, 'deleting a session record failed')),
       ...keys.map(async (key) => { await app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed')) })
     ])
   }

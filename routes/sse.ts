@@ -34,7 +34,12 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const last = parseEventId(header(request.headers, 'last-event-id'))
     ticket.bind(session.id)
     let stop = (): void => {}
+    let ended = false
+    // Once, on whichever path comes first: the stream's close (also when the socket was already
+    // gone at attach), a refused stream, or a failed attach.
     const end = (): void => {
+      if (ended) return
+      ended = true
       stop()
       app.mcp.endSession(session.id, 'the HTTP+SSE stream closed').catch(logFailure(request.log, 'ending an HTTP+SSE session failed'))
     }
