@@ -1,15 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Type } from '@sinclair/typebox'
-import { build } from './helper.js'
-import type { App } from '../src/app.js'
+import { build, injectSession } from './helper.js'
 
 const HEADERS = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' }
 
-async function session (app: App): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } } })
-  return String(res.headers['mcp-session-id'])
-}
+const session = injectSession
 
 test('a tool running past TOOL_TIMEOUT_MS is answered with a tool error and its signal is aborted', async (t) => {
   let aborted = false

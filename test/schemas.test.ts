@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Type } from '@sinclair/typebox'
 import { z } from 'zod'
-import { build } from './helper.js'
+import { build, injectSession } from './helper.js'
 import type { App } from '../src/app.js'
 import { McpServer } from '../src/mcp/server.js'
 import { MemorySessionStore } from '../src/mcp/session.js'
@@ -11,10 +11,7 @@ import { MemorySessionStore } from '../src/mcp/session.js'
 
 const HEADERS = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' }
 
-async function session (app: App): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } } })
-  return String(res.headers['mcp-session-id'])
-}
+const session = injectSession
 
 /** The JSON-RPC response body, untyped JSON as `res.json()` gives it. */
 async function rpc (app: App, sid: string, method: string, params: Record<string, unknown>) {

@@ -6,7 +6,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { Type } from '@sinclair/typebox'
 import type { LightMyRequestResponse } from 'fastify'
-import { build, listen, testConfig } from './helper.js'
+import { build, injectSession, listen, testConfig } from './helper.js'
 import { openSse } from './sse-client.js'
 import { buildApp, type App } from '../src/app.js'
 import { redactUrl } from '../plugins/request-log.js'
@@ -35,11 +35,7 @@ async function initialize (app: App, capabilities: unknown = {}, headers: Record
   })
 }
 
-async function session (app: App): Promise<string> {
-  const res = await initialize(app)
-  assert.equal(res.statusCode, 200, res.body)
-  return String(res.headers['mcp-session-id'])
-}
+const session = injectSession
 
 const rpc = (app: App, sid: string, body: Record<string, unknown>): Promise<LightMyRequestResponse> =>
   app.inject({ method: 'POST', url: '/mcp', headers: { ...HEADERS, 'mcp-session-id': sid }, payload: { jsonrpc: '2.0', ...body } })

@@ -13,6 +13,7 @@ import { openSse } from '../sse-client.js'
 import { missing, startRedis } from '../e2e/services.js'
 import { HEADERS, deep, hostile, raw, until, type World } from './world.js'
 import { ignore } from '../../src/ignore.js'
+import { injectSession } from '../helper.js'
 
 /**
  * Every finding of issue 13 (1–12) and the request-level findings of issue 16 (2, 4, 8), as an
@@ -25,11 +26,7 @@ const budgets = (b: Partial<Config['budgets']>): Pick<Config, 'budgets'> => ({ b
 
 const initBody = (capabilities: unknown = {}, id: number = 0) => ({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'hostile', version: '1' } } })
 
-async function session (app: App, headers: Record<string, string> = {}): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/mcp', headers: { ...HEADERS, ...headers }, payload: initBody() })
-  assert.equal(res.statusCode, 200, res.body)
-  return String(res.headers['mcp-session-id'])
-}
+const session = injectSession
 
 const rpc = async (
   app: App, sid: string, body: Record<string, unknown>, headers: Record<string, string> = {}
