@@ -346,10 +346,12 @@ async function startReplica (image: Image, name: string, env: Record<string, str
   return { name, url, env, output: () => out }
 }
 
-/** A plain HTTP/1.1 GET with exactly these headers (fetch cannot set Host). */
-async function get (url: string, path: string, headers: Record<string, string>): Promise<{ status: number, body: string }> {
+interface Answer { status: number, body: string }
+
+/** A plain HTTP/1.1 request with exactly these headers (fetch cannot set Host); GET unless a body is given. */
+async function send (url: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Answer> {
   return await new Promise((resolve, reject) => {
-    const req = request(new URL(path, url), { method: 'GET', headers, timeout: 10_000 }, (res) => {
+    const req = request(new URL(path, url), { method: body === undefined ? 'GET' : 'POST', headers, timeout: 10_000 }, (res) => {
       // A stream that opened (the guard let it through) would never end: read what came first.
       if ((res.headers['content-type'] ?? '').startsWith('text/event-stream')) { res.destroy(); resolve({ status: res.statusCode ?? 0, body: '' }); return }
       let body = ''
@@ -360,7 +362,7 @@ async function get (url: string, path: string, headers: Record<string, string>):
     })
     req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer in 10 s`)))
     req.on('error', reject)
-    req.end()
+    req.end(body === undefined ? undefined : JSON.stringify(body))
   })
 }
 
@@ -458,11 +460,11 @@ test('compose\'s Redis caps its memory with a policy that never evicts a key the
 test('each replica started from the image passes the image\'s HEALTHCHECK; /docs is served with its stylesheet through nginx', { skip }, async () => {
   assert.ok(image.healthcheck !== undefined, 'the image has a HEALTHCHECK')
   for (const r of replicas) {
-    assert.equal((await get(r.url, '/health', { host: '127.0.0.1' })).status, 200, r.name)
+    assert.equal((await send(r.url, '/health', { host: '127.0.0.1' })).status, 200, r.name)
     await run('sh', ['-c', image.healthcheck], { cwd: image.host('.'), env: r.env, timeout: 10_000 })
   }
   const css = readFileSync(join(ROOT, 'docs/page/style.css'), 'utf8').trim()
-  const docs = await get(nginxUrl, '/docs', { host: 'localhost' })
+  const docs = await send(nginxUrl, '/docs', { host: 'localhost' })
   assert.equal(docs.status, 200)
   assert.ok(docs.body.includes(css), '/docs inlines docs/page/style.css')
 })
@@ -489,14 +491,17 @@ test('a DNS-rebinding request (Host: evil.test, no Origin) is refused through ng
     ['/docs', {}],
     ['/metrics', {}]
   ]
+  const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'evil', version: '1' } } }
   for (const target of [nginxUrl, ...replicas.map((r) => r.url)]) {
     for (const [path, headers] of paths) {
-      const res = await get(target, path, { ...headers, host: 'evil.test' })
+      const res = await send(target, path, { ...headers, host: 'evil.test' })
       assert.equal(res.status, 403, `GET ${path} with Host: evil.test via ${target} → ${res.status}`)
       assert.match(res.body, /Host evil\.test is not allowed/)
     }
+    const post = await send(target, '/mcp', { host: 'evil.test', 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, initialize)
+    assert.equal(post.status, 403, `POST /mcp initialize with Host: evil.test via ${target} → ${post.status}`)
   }
   // The same requests under the public name get through: it is the guard that refused.
-  assert.equal((await get(nginxUrl, '/metrics', { host: 'localhost' })).status, 200)
-  assert.equal((await get(nginxUrl, '/mcp', { host: 'localhost', accept: 'text/event-stream' })).status, 200)
+  assert.equal((await send(nginxUrl, '/metrics', { host: 'localhost' })).status, 200)
+  assert.equal((await send(nginxUrl, '/mcp', { host: 'localhost', accept: 'text/event-stream' })).status, 200)
 })
