@@ -192,6 +192,32 @@ function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
 }
 
+/** Misspellings of variables that turn a guard on; set instead of the real one, the guard stays off. */
+const MISSPELT: Record<string, string> = {
+  AUTH_TOKEN: 'AUTH_TOKENS',
+  OPERATOR_TOKEN: 'OPERATOR_TOKENS',
+  ALLOWED_HOST: 'ALLOWED_HOSTS',
+  ALLOWED_ORIGIN: 'ALLOWED_ORIGINS'
+}
+
+/**
+ * Start-up refusals for a server that would be open to any web page: a misspelt guard variable, or a
+ * non-loopback bind (HOST=0.0.0.0, ::, an interface address) with neither a Host allow-list nor auth,
+ * where a DNS-rebinding page could read /mcp, /sse, /docs and /metrics (browsers send no Origin on
+ * same-origin GETs, so only the Host check stands in the way).
+ */
+function refuseUnguardedExposure (env: NodeJS.ProcessEnv, e: Env, explicitHosts: string[]): void {
+  for (const [typo, real] of Object.entries(MISSPELT)) {
+    if (env[typo] && !env[real]) {
+      throw new ConfigError(`Invalid configuration: ${typo} is not a variable (the guard stays off); did you mean ${real}? Rename it`)
+    }
+  }
+  const auth = list(e.AUTH_TOKENS).length > 0 || list(e.OPERATOR_TOKENS).length > 0 || Boolean(e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE)
+  if (!isLoopback(e.HOST) && explicitHosts.length === 0 && !auth) {
+    fail('HOST', e.HOST, 'listens beyond loopback with no ALLOWED_HOSTS and no auth, so any web page could read it (DNS rebinding): set ALLOWED_HOSTS to the host names clients use (ALLOWED_HOSTS=* allows any), or AUTH_TOKENS')
+  }
+}
+
 /** Reads the environment; throws ConfigError with one line naming the first bad variable. */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -220,6 +246,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     if (origin !== '*' && !URL.canParse(origin)) fail('ALLOWED_ORIGINS', origin, 'is not an origin such as https://app.example.com')
   }
   const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
+  refuseUnguardedExposure(env, e, explicitHosts)
   return {
     host: e.HOST,
     port: e.PORT,
