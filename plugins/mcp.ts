@@ -372,7 +372,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     const keys = [...sessionOwnedStreams(id), ...ledger.end(id)]
     await Promise.all([
       // Its calls running on other replicas stop too (each replica forgets the request streams it knows).
-      publish(CONTROL_CHANNEL, { t: 'end', from: replica, sid: id, reason: cap(reason, 200) }).catch(logFailure(app.log, 'telling the other replicas a session ended failed')),
+      bounded(publish(CONTROL_CHANNEL, { t: 'end', from: replica, sid: id, reason: cap(reason, 200) }), REDIS_CALL_MS, 'session end relay').catch(logFailure(app.log, 'telling the other replicas a session ended failed')),
       sessions.delete(id).catch(logFailure(app.log, 'deleting a session record failed')),
       ...keys.map(async (key) => { await app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed')) })
     ])
