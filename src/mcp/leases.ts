@@ -86,7 +86,7 @@ export class RunLeases {
       for (const [key, onLost] of this.#held) {
         bounded(this.#redis.eval(RENEW, 1, key, this.#replica, RUN_LEASE_MS), TIMEOUT_MS, 'run lease renewal').then((ok) => {
           if (Number(ok) === 0 && this.#held.delete(key)) onLost()
-        }, ignore('retried at the next renewal; the lease outlives two misses'))
+        }).catch(ignore('retried at the next renewal; the lease outlives two misses'))
       }
     }, RUN_RENEW_MS)
     this.#timer.unref()
@@ -118,7 +118,7 @@ export function watchRun (redis: Redis, lease: string, requestKey: string, onDea
         stop()
         onDead(parseId(String(v[1])))
       }
-    }, ignore('checked again at the next tick')).finally(() => { busy = false })
+    }).catch(ignore('checked again at the next tick')).finally(() => { busy = false })
   }
   const timer = setInterval(tick, RUN_CHECK_MS)
   timer.unref()
