@@ -275,3 +275,42 @@ test('the in-memory requestState nonce store gives each client a share: one clie
   // Another client is not affected.
   assert.match(JSON.stringify((await redeem('10.0.0.2')).result), /ada@example\.com/)
 })
+
+test('Redis paused (CLIENT PAUSE): the shared budgets and the rate limit answer 503 + Retry-After within their 2 s bound, then recover', { skip, timeout: 60_000 }, async (t) => {
+  const redis = await startRedis(t)
+  const { url } = await listen(t, { redisUrl: redis.url, fixtures: 'conformance', rateLimitMax: 0 })
+  const limited = await listen(t, { redisUrl: redis.url, fixtures: 'conformance', rateLimitMax: 100 })
+  const unhandled: unknown[] = []
+  const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+  process.on('unhandledRejection', onUnhandled)
+  t.after(() => { process.off('unhandledRejection', onUnhandled) })
+  const admin = new Redis(redis.url)
+  t.after(() => { admin.disconnect() })
+  await admin.call('CLIENT', 'PAUSE', '6000', 'ALL')
+  const timed = async (what: string, work: () => Promise<Response>): Promise<void> => {
+    const started = Date.now()
+    const res = await work()
+    const ms = Date.now() - started
+    t.diagnostic(`${what}: ${res.status} after ${ms} ms`)
+    assert.equal(res.status, 503, what)
+    assert.equal(res.headers.get('retry-after'), '2', what)
+    assert.match(await res.text(), /shared state store is unavailable/, what)
+    assert.ok(ms < 4000, `${what} within the bound (${ms} ms)`)
+  }
+  const stateless = (base: string) => async () => await fetch(`${base}/mcp`, {
+    method: 'POST',
+    headers: modernHeaders('tools/call', 'echo'),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: META } })
+  })
+  await Promise.all([
+    timed('initialize (MAX_SESSIONS_PER_CLIENT)', async () => await initializeRes(url)),
+    timed('stateless tools/call (MAX_INFLIGHT_PER_CLIENT)', stateless(url)),
+    timed('GET /mcp (MAX_STREAMS_PER_CLIENT)', async () => await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream' } })),
+    timed('rate limit (RATE_LIMIT_MAX)', stateless(limited.url))
+  ])
+  // Once Redis answers again, so does everything.
+  await admin.call('CLIENT', 'UNPAUSE')
+  assert.equal((await initializeRes(url)).status, 200)
+  assert.equal((await stateless(limited.url)()).status, 200)
+  assert.deepEqual(unhandled, [])
+})
