@@ -293,7 +293,9 @@ function redisTracker (redis: Redis, replica: string, leases: RunLeases, cancel:
       // A lease (RUN_LEASE_MS, renewed): a dead runner is named for seconds, not a minute.
       let release: Promise<(() => Promise<void>) | undefined> | undefined
       const timer = setTimeout(() => {
-        release = leases.hold(runKey(sid, id), () => { cancel(sid, id) }).catch((): undefined => undefined)
+        // Guarded by the session's record: a session ended anywhere stops this run within one
+        // renewal, even if the end-of-session message between replicas was lost.
+        release = leases.hold(runKey(sid, id), () => { cancel(sid, id) }, [], 0, redisKeys.session(sid)).catch((): undefined => undefined)
       }, TRACK_RUNNING_AFTER_MS)
       timer.unref()
       return () => {
@@ -352,7 +354,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     warn: (fields, message) => { app.log.warn(fields, message) },
     maxSubscriptionsPerSession: app.config.budgets.subscriptionsPerSession,
     maxUriBytes: app.config.budgets.uriBytes,
-    tracker: redis === undefined || leases === undefined ? undefined : redisTracker(redis, replica, leases, (sid, id) => { server.cancel(sid, id, 'another replica declared this run dead') }),
+    tracker: redis === undefined || leases === undefined ? undefined : redisTracker(redis, replica, leases, (sid, id) => { server.cancel(sid, id, 'the session ended, or another replica declared this run dead') }),
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }

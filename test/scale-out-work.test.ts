@@ -314,3 +314,25 @@ test('Redis paused (CLIENT PAUSE): the shared budgets and the rate limit answer 
   assert.equal((await stateless(limited.url)()).status, 200)
   assert.deepEqual(unhandled, [])
 })
+
+test('a session gone from Redis without the end-of-session message (lost pub/sub) still stops its calls within one lease renewal', { skip, timeout: 60_000 }, async (t) => {
+  const { redis, a } = await cluster(t)
+  const sid = await initialize(a.url)
+  const running = fetch(`${a.url}/mcp`, {
+    method: 'POST',
+    headers: sessionHeaders(sid),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 20_000 } } })
+  })
+  while (a.app.mcp.server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  const raw = new Redis(redis.url)
+  t.after(() => { raw.disconnect() })
+  // What a DELETE on another replica does to Redis, without telling A.
+  await raw.del(`mcp:session:${sid}`)
+  const gone = Date.now()
+  while (a.app.mcp.server.inflight > 0) {
+    assert.ok(Date.now() - gone < 4000, 'the call stopped within 4 s')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.diagnostic(`call stopped ${Date.now() - gone} ms after its session's record went (renewal every 1 s)`)
+  assert.equal((await running).status, 200)
+})

@@ -22,8 +22,10 @@ export const RUN_DONE = 'done'
 export const RUN_DEAD = 'dead'
 
 // Renews a lease this replica holds; re-takes one that lapsed (Redis slow, or restarted empty);
-// 0 when someone else holds it (another replica declared this run dead): the run must stop.
+// 0 when someone else holds it (another replica declared this run dead), or when the guard key
+// KEYS[2] (the session's record) is gone: the run must stop.
 const RENEW = `
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
@@ -44,7 +46,7 @@ return { 'dead', id }`
 export class RunLeases {
   readonly #redis: Redis
   readonly #replica: string
-  readonly #held = new Map<string, () => void>()
+  readonly #held = new Map<string, { onLost: () => void, guard: string | undefined }>()
   #timer: NodeJS.Timeout | undefined
 
   constructor (redis: Redis, replica: string) {
@@ -54,16 +56,17 @@ export class RunLeases {
 
   /**
    * Takes the lease `key` for this replica (and stores `extra` key/values with `extraTtlMs`).
-   * `onLost` runs when another replica declared the run dead. Returns the release, which leaves
+   * `onLost` runs when another replica declared the run dead, or when the `guard` key is gone (the
+   * session ended: a backstop for a lost end-of-session message). Returns the release, which leaves
    * `finalValue` behind (for `finalTtlMs`) or deletes the lease.
    */
   async hold (
-    key: string, onLost: () => void, extra: Array<[string, string]> = [], extraTtlMs = 60_000
+    key: string, onLost: () => void, extra: Array<[string, string]> = [], extraTtlMs = 60_000, guard?: string
   ): Promise<(finalValue?: string, finalTtlMs?: number) => Promise<void>> {
     const m = this.#redis.multi().set(key, this.#replica, 'PX', RUN_LEASE_MS)
     for (const [k, v] of extra) m.set(k, v, 'PX', extraTtlMs)
     await bounded(m.exec(), TIMEOUT_MS, 'run lease')
-    this.#held.set(key, onLost)
+    this.#held.set(key, { onLost, guard })
     this.#start()
     return async (finalValue, finalTtlMs = 60_000) => {
       if (!this.#held.delete(key)) return
@@ -83,8 +86,11 @@ export class RunLeases {
         this.#timer = undefined
         return
       }
-      for (const [key, onLost] of this.#held) {
-        bounded(this.#redis.eval(RENEW, 1, key, this.#replica, RUN_LEASE_MS), TIMEOUT_MS, 'run lease renewal').then((ok) => {
+      for (const [key, { onLost, guard }] of this.#held) {
+        const renew = guard === undefined
+          ? this.#redis.eval(RENEW, 1, key, this.#replica, RUN_LEASE_MS)
+          : this.#redis.eval(RENEW, 2, key, guard, this.#replica, RUN_LEASE_MS)
+        bounded(renew, TIMEOUT_MS, 'run lease renewal').then((ok) => {
           if (Number(ok) === 0 && this.#held.delete(key)) onLost()
         }).catch(ignore('retried at the next renewal; the lease outlives two misses'))
       }
