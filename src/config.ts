@@ -218,6 +218,9 @@ function refuseUnguardedExposure (env: NodeJS.ProcessEnv, e: Env, explicitHosts:
   }
 }
 
+/** Why STATE_SECRET without REDIS_URL is refused (src/config.ts and plugins/mcp.ts say the same). */
+export const STATE_SECRET_NEEDS_REDIS = 'needs REDIS_URL: without Redis each process keeps its own record of used requestStates, so processes sharing the secret (or one restarted) would accept a used state again; unset STATE_SECRET (each process then uses a random key) or set REDIS_URL'
+
 /** Reads the environment; throws ConfigError with one line naming the first bad variable. */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -237,6 +240,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
     fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
   }
+  // A requestState is single-use only where every process sharing its secret sees the used nonces.
+  if (e.STATE_SECRET && !e.REDIS_URL) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
   if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
   for (const server of list(e.OAUTH_AUTHORIZATION_SERVERS)) {
     if (!URL.canParse(server)) fail('OAUTH_AUTHORIZATION_SERVERS', server, 'is not a URL')
