@@ -354,13 +354,14 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     warn: (fields, message) => { app.log.warn(fields, message) },
     maxSubscriptionsPerSession: app.config.budgets.subscriptionsPerSession,
     maxUriBytes: app.config.budgets.uriBytes,
+    countRefusal: (budget) => { app.budgetRefusals.count(budget) },
     tracker: redis === undefined || leases === undefined ? undefined : redisTracker(redis, replica, leases, (sid, id) => { server.cancel(sid, id, 'the session ended, or another replica declared this run dead') }),
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }
   })
   const ledger = new SessionLedger(
-    new Quota('MAX_SESSIONS_PER_CLIENT', app.config.budgets.sessionsPerClient),
+    new Quota('MAX_SESSIONS_PER_CLIENT', app.config.budgets.sessionsPerClient, app.budgetRefusals.counter('sessions_per_client')),
     async (id) => await sessions.get(id) !== undefined,
     redis === undefined ? undefined : new RedisSessionUnits(redis)
   )
@@ -436,7 +437,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     })
   }
   const stateCodec = new RequestStateCodec(await stateSecret(app), {
-    ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: await nonceStore(app), now: await sharedClock(app)
+    ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, countRefusal: app.budgetRefusals.counter('state_bytes'), nonces: await nonceStore(app), now: await sharedClock(app)
   })
   const modern = new ModernEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
@@ -445,7 +446,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     readTtlMs: 0,
     privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined
   })
-  const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', app.config.budgets.inflightPerClient, redis)
+  const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', app.config.budgets.inflightPerClient, redis, app.budgetRefusals.counter('inflight_per_client'))
   const runs = redis === undefined || leases === undefined ? undefined : requestRuns(app, redis, leases, server)
   app.decorate('mcp', createMcp(server, modern, listeners, changed, relay, { ledger, statelessInflight, stateCodec, endSession, runs }))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
@@ -462,4 +463,4 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   })
 }
 
-export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'redis', 'sse-hub'] })
+export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'budgets', 'redis', 'sse-hub'] })

@@ -58,7 +58,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   const { maxConnections, heartbeatIntervalMs, budgets } = app.config
   const chosen = backends(app)
   const core = createHub({ ...chosen, maxConnections, heartbeatIntervalMs })
-  const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client)
+  const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client, app.budgetRefusals.counter('streams_per_client'))
   const open: HubReplies['open'] = async (reply, opts, held) => {
     const request = reply.request
     const socket = request.raw.socket
@@ -91,7 +91,6 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       return undefined
     }
     if (release === undefined) {
-      core.refusedOverClientBudget++
       await reply.code(429).header('retry-after', '5')
         .send(httpError(429, `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`))
       return undefined
@@ -117,4 +116,4 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('preClose', async () => { await core.close() })
 }
 
-export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle', 'redis'] })
+export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle', 'budgets', 'redis'] })

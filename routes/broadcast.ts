@@ -34,6 +34,7 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const data = request.body.data ?? null
     const bytes = utf8Bytes(JSON.stringify(data))
     if (bytes > maxBytes) {
+      app.budgetRefusals.count('broadcast_bytes')
       throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.

@@ -100,7 +100,7 @@ async function answer (
 async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: FastifyReply): Promise<FastifyReply> {
   let filter
   try {
-    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes, app.mcp.listeners)
+    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes, app.budgetRefusals.counter('listen_filter_bytes'))
   } catch (err) {
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err

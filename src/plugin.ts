@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http'
 import { resolveConfig, type ConfigInput } from './config.js'
 import configPlugin from '../plugins/config.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
+import budgetsPlugin from '../plugins/budgets.js'
 import jsonBodyPlugin from '../plugins/json-body.js'
 import corsPlugin from '../plugins/cors.js'
 import authPlugin from '../plugins/auth.js'
@@ -76,6 +77,7 @@ const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
   const mcpPrefix = normalPrefix(prefix)
   await app.register(configPlugin, { config })
   await app.register(lifecyclePlugin)
+  await app.register(budgetsPlugin)
   await app.register(redisPlugin)
   await app.register(hubPlugin)
   await app.register(mcpPlugin, { builtins })

@@ -181,7 +181,6 @@ export class HubImpl implements Hub {
   eventsReplayed = 0
   droppedSlowConsumers = 0
   rejectedOverCapacity = 0
-  refusedOverClientBudget = 0
   droppedDeadSockets = 0
   evictedNotices = 0
   gapReads = 0
@@ -492,7 +491,6 @@ export class HubImpl implements Hub {
       eventsReplayed: this.eventsReplayed,
       droppedSlowConsumers: this.droppedSlowConsumers,
       rejectedOverCapacity: this.rejectedOverCapacity,
-      refusedOverClientBudget: this.refusedOverClientBudget,
       droppedDeadSockets: this.droppedDeadSockets,
       evictedNotices: this.evictedNotices,
       gapReads: this.gapReads

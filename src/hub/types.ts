@@ -95,8 +95,6 @@ export interface HubStats {
   droppedSlowConsumers: number
   /** Connections refused because MAX_CONNECTIONS was reached. */
   rejectedOverCapacity: number
-  /** Connections refused because the client held MAX_STREAMS_PER_CLIENT streams (429). */
-  refusedOverClientBudget: number
   /** Connections ended because a write failed or stalled (no 'drain' within the stall timeout). */
   droppedDeadSockets: number
   /** `evicted` notices written (history gone, or the log restarted under a new epoch). */
