@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { utf8Bytes } from '../src/budget.js'
+import { refuse } from '../src/http-error.js'
 
 const BroadcastBody = Type.Object({
   event: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\r\\n:]+$', description: 'SSE event name for the public stream' }),
@@ -35,7 +36,7 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const bytes = utf8Bytes(JSON.stringify(data))
     if (bytes > maxBytes) {
       app.budgetRefusals.count('broadcast_bytes')
-      throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
+      return await refuse(reply, 413, `Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
     await Promise.all([app.hub.broadcast(event, data), app.mcp.changed({ kind: 'broadcast', event, data })])

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
+import { refuse } from '../src/http-error.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 
 const HealthResponse = Type.Object({
@@ -19,6 +20,12 @@ const ReadyResponse = Type.Object({
   checks: Type.Record(Type.String(), Type.Boolean())
 })
 
+/** Not ready: the refusal shape every 4xx/5xx has (src/http-error.ts), with the readiness report beside it. */
+const NotReadyResponse = Type.Composite([
+  Type.Object({ statusCode: Type.Literal(503), error: Type.String(), message: Type.String() }),
+  ReadyResponse
+])
+
 /** Liveness (/health) and readiness (/ready) probes; both are public even when auth is on. */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health', { config: { policy: POLICY.probe }, schema: { response: { 200: HealthResponse } } }, async () => ({
@@ -32,11 +39,13 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     sessions: app.mcp.stats().sessions
   }))
 
-  app.get('/ready', { config: { policy: POLICY.probe }, schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {
+  app.get('/ready', { config: { policy: POLICY.probe }, schema: { response: { 200: ReadyResponse, 503: NotReadyResponse } } }, async (_request, reply) => {
     const { ready, checks } = await app.lifecycle.readiness()
     if (ready) return { status: 'ready' as const, checks }
-    reply.header('Retry-After', '5')
-    return reply.code(503).send({ status: app.lifecycle.draining ? 'draining' as const : 'unavailable' as const, checks })
+    const status = app.lifecycle.draining ? 'draining' as const : 'unavailable' as const
+    const down = Object.keys(checks).filter((name) => !checks[name])
+    const message = status === 'draining' ? 'Not ready: draining for shutdown' : `Not ready: ${down.join(', ')} down`
+    return await refuse(reply, 503, message, { body: { status, checks } })
   })
 }
 

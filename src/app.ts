@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
 import { cap } from './budget.js'
+import { refuse } from './http-error.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController } from '../plugins/request-log.js'
 
@@ -31,11 +32,11 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 /**
  * The service: a Fastify server configured for long-lived streams with the sse-mcp-server plugin
  * over the whole app (its guards cover every route, so every route must declare a policy). Takes a
- * partial config merged over the defaults — `buildApp()`, `buildApp({ authTokens })` — and, for
- * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
+ * partial config merged over the defaults, with BuildOptions beside it — `buildApp()`,
+ * `buildApp({ authTokens, logger: false })`. `src/server.ts` calls it and listens.
  */
-export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
-  const { logger, server, builtins = true, ...input } = { ...options, ...more }
+export async function buildApp (options: BuildAppOptions = {}) {
+  const { logger, server, builtins = true, ...input } = options
   const config = resolveConfig(input)
   const https = config.tls
     ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
@@ -61,11 +62,7 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).
-  app.setNotFoundHandler(async (request, reply) => await reply.code(404).send({
-    statusCode: 404,
-    error: 'Not Found',
-    message: `Route ${request.method}:${cap(request.url, 100)} not found`
-  }))
+  app.setNotFoundHandler(async (request, reply) => await refuse(reply, 404, `Route ${request.method}:${cap(request.url, 100)} not found`))
   const { logLevel: _level, ...pluginConfig } = config
   await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
   return app

@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import { resolveConfig, type ConfigInput } from './config.js'
@@ -23,6 +22,7 @@ import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import metricsRoutes from '../routes/metrics.js'
 import docsRoutes from '../routes/docs.js'
 import { loadToolModules } from './tools/loader.js'
+import { refuse } from './http-error.js'
 
 /**
  * Internal (not exported by the package): the service's app puts the guards (CORS, auth, policy,
@@ -52,11 +52,7 @@ export async function errorHandler (err: FastifyError, request: FastifyRequest, 
   const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
   if (status >= 500) request.log.error({ err }, 'request failed')
   else request.log.info({ code: err.code, message: err.message }, 'client error')
-  return await reply.code(status).send({
-    statusCode: status,
-    error: STATUS_CODES[status] ?? 'Error',
-    message: status >= 500 ? 'Internal Server Error' : err.message
-  })
+  return await refuse(reply, status, status >= 500 ? STATUS_CODES[status] ?? 'Internal Server Error' : err.message)
 }
 
 /** A prefix as Fastify spells it: '' or '/x' (no trailing slash). */
@@ -89,7 +85,6 @@ const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
 
   const guardedRoutes = async (scope: FastifyInstance): Promise<void> => {
     scope.setErrorHandler(errorHandler)
-    await scope.register(sensible)
     await scope.register(jsonBodyPlugin)
     // CORS first (its headers reach every refusal and it answers preflights), then the one guard:
     // every route registered after it must declare a policy (plugins/policy.ts).

@@ -85,7 +85,7 @@ test('HTTP request counters move with traffic, labelled by route pattern and sta
 })
 
 test('401 answers count as auth failures and 429 answers as rate-limited', async (t) => {
-  const app = await buildApp(testConfig({ authTokens: ['metrics-test-token'] }), { logger: false })
+  const app = await buildApp({ ...testConfig({ authTokens: ['metrics-test-token'] }), logger: false })
   t.after(() => app.close())
   // A stand-in for the rate limiter: whatever answers 429 is counted.
   app.get('/limited', { config: { policy: POLICY.client } }, async (_request, reply) => reply.code(429).header('Retry-After', '1').send({ statusCode: 429 }))

@@ -6,7 +6,7 @@ import {
 } from './types.js'
 import { frame, comment } from './sse.js'
 import { channels, streamPartOf } from '../mcp/keys.js'
-import { httpError } from '../http-error.js'
+import { refuseRaw } from '../http-error.js'
 import { ignore } from '../ignore.js'
 
 export interface HubOptions {
@@ -242,8 +242,7 @@ export class HubImpl implements Hub {
       // Redis down: no stream (the client retries); the next stream subscribes afresh.
       if (!conn.closed && !gone(raw)) {
         conn.headSent = true
-        raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '2' })
-        raw.end(JSON.stringify(httpError(503, 'Event bus unavailable; retry later')))
+        refuseRaw(raw, 503, 'Event bus unavailable; retry later', { retryAfter: 2, extraHeaders: opts.headers })
       }
       conn.close('error')
       conn.detached()
