@@ -38,7 +38,6 @@ export interface Authenticator {
   readonly failures: FailureCounter
 }
 
-/** Auth is on as soon as any credential is configured: client tokens, operator tokens or OAuth. */
 /**
  * Whom a per-client limit counts against (rate limit, budgets): the auth identity, else the client's
  * IP (behind a proxy, with TRUST_PROXY, the real client's). One key for every limit.
@@ -47,6 +46,7 @@ export function clientOf (request: FastifyRequest): string {
   return request.identity ?? `ip:${request.ip}`
 }
 
+/** Auth is on as soon as any credential is configured: client tokens, operator tokens or OAuth. */
 export function authEnabled (config: Pick<Config, 'authTokens' | 'operatorTokens' | 'oauth'>): boolean {
   return config.authTokens.length > 0 || config.operatorTokens.length > 0 || config.oauth !== undefined
 }
@@ -130,9 +130,10 @@ const authPlugin: FastifyPluginAsync = async (app) => {
   app.decorateRequest('scopes', null)
   app.decorateRequest('role', null)
   const { config } = app
+  const token = (t: string, role: Role) => ({ hash: digest(t), id: fingerprint(t), role })
   const tokens = [
-    ...config.authTokens.map((t) => ({ hash: digest(t), id: fingerprint(t), role: 'client' as Role })),
-    ...config.operatorTokens.map((t) => ({ hash: digest(t), id: fingerprint(t), role: 'operator' as Role }))
+    ...config.authTokens.map((t) => token(t, 'client')),
+    ...config.operatorTokens.map((t) => token(t, 'operator'))
   ]
   const oauth = config.oauth
   const verify = oauth ? createTokenVerifier(oauth) : undefined

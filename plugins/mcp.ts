@@ -333,7 +333,7 @@ function requestRuns (app: FastifyInstance, redis: Redis, leases: RunLeases, ser
 }
 
 export interface McpPluginOptions {
-  /** Registers the demo tools, resource and prompt (src/tools/builtin.ts); default true. */
+  /** Registers the demo tools, resource and prompt (src/tools/builtin.ts); default false (the service's buildApp turns them on). */
   builtins?: boolean
 }
 
@@ -386,7 +386,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     for (const key of ledger.end(id)) app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed'))
   }
   sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
-  if (opts.builtins !== false) registerBuiltins(server, app.lifecycle.startedAt)
+  if (opts.builtins === true) registerBuiltins(server, app.lifecycle.startedAt)
   if (app.config.fixtures === 'conformance') registerConformanceFixtures(server)
   const bus = app.redis?.bus
   const publish = async (channel: string, c: Directed | Broadcast): Promise<void> => { await bus?.publish(channel, JSON.stringify(c)) }
@@ -421,14 +421,18 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
         if (c.from === replica) return
         if (c.t === 'change') listeners.deliver(c.change).catch(logFailure(app.log, 'change delivery from another replica failed'))
         else if (c.t === 'end') endedElsewhere(c.sid, c.reason)
-      } catch {}
+      } catch (err) {
+        logFailure(app.log, 'a malformed message on the replicas\' control channel was dropped')(err)
+      }
     })
     const offDirected = await bus.subscribe(replicaChannel(replica), (payload) => {
       try {
         const c = JSON.parse(payload) as Directed
         if (c.t === 'response') server.response(c.msg, c.sid)
         else if (c.t === 'cancel') server.cancel(c.sid, c.id, c.reason)
-      } catch {}
+      } catch (err) {
+        logFailure(app.log, 'a malformed message on this replica\'s channel was dropped')(err)
+      }
     })
     app.addHook('onClose', async () => { await Promise.all([offChanges(), offDirected()]) })
     // Handlers cannot cross processes: registrations happen on every replica before ready.

@@ -264,16 +264,17 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Prometheus metrics (issue 8): decorates `app.metrics`; counts every answered HTTP request
- * (onResponse, by route pattern and status), and JSON-RPC requests and tool calls through
- * `app.mcp.observe`. routes/metrics.ts serves them.
- */
 /** Bytes the in-memory replay log holds; undefined with Redis (the log lives there). */
 function replayLogBytes (app: FastifyInstance): number | undefined {
   const log = app.hub.replayLog
   return log instanceof MemoryEventLog ? log.bytes : undefined
 }
+
+/**
+ * Prometheus metrics: decorates `app.metrics`; counts every answered HTTP request (onResponse, by
+ * route pattern and status), and JSON-RPC requests and tool calls through `app.mcp.observe`; budget
+ * refusals are read from the budgets registry (`app.budgetRefusals`). routes/metrics.ts serves them.
+ */
 
 const metricsPlugin: FastifyPluginAsync = async (app) => {
   const metrics = createMetrics({

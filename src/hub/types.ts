@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 
 /**
  * The SSE hub contract. Every stream the server holds goes through one hub; the MCP transports
@@ -187,7 +188,7 @@ export interface Hub {
    * gone), then delivers live events; heartbeats as comments; frees everything on close. If the key
    * is already ended, it replays and closes. Throws OverCapacityError (nothing written) when full.
    */
-  attach (raw: import('node:http').ServerResponse, opts: AttachOptions): Promise<Connection>
+  attach (raw: ServerResponse, opts: AttachOptions): Promise<Connection>
   /** Appends to `key`'s log and delivers to its connections on every replica. Returns the event id. */
   publish (key: string, event: HubEvent): Promise<string>
   /** No more events on `key`: connections close once what was published is written. */

@@ -1,6 +1,6 @@
 import { PROTOCOL_VERSIONS, isModernVersion, isLegacyVersion } from '../meta.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
-import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
+import { InputCollector, type RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
 import { cap, utf8Bytes, type CountRefusal } from '../budget.js'

@@ -194,7 +194,7 @@ export class Registry {
       _meta: def._meta
     })
     this.#releaseTool(def.name)
-    this.tools.set(def.name, { def: def as unknown as ToolDefinition, input, output, listing })
+    this.tools.set(def.name, { def, input, output, listing })
     this.#changed('tools')
   }
 

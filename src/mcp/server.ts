@@ -151,10 +151,13 @@ function encodeCursor (offset: number): string {
 function decodeCursor (cursor: unknown): number {
   if (cursor === undefined) return 0
   if (typeof cursor !== 'string' || cursor.length > 100) throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
+  let o: unknown
   try {
-    const o = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown }).o
-    if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o
-  } catch {}
+    o = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown }).o
+  } catch {
+    throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
+  }
+  if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o
   throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
 }
 

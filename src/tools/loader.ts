@@ -14,7 +14,7 @@ export type ToolModule = ((mcp: Mcp, app: FastifyInstance) => void | Promise<voi
 
 /** Keeps a tool's inferred argument type inside an array of definitions (`export default [defineTool({ … })]`). */
 export function defineTool<S extends AnySchema> (def: ToolDefinition<S>): ToolDefinition {
-  return def as unknown as ToolDefinition
+  return def
 }
 
 /** A tool module that cannot be loaded: the start stops with this one line. */
