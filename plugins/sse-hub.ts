@@ -42,7 +42,9 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
     }
   }
   return {
-    log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes),
+    log: new RedisEventLog(
+      app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes, app.redis.dataset
+    ),
     bus: app.redis.bus,
     targets: new RedisTargets(app.redis.client)
   }

@@ -112,6 +112,13 @@ class SseConnection implements Connection {
     this.#onClose = opts.onClose
   }
 
+  /** Forgets the current epoch: its late events are stale from now on. */
+  leaveEpoch (): void {
+    if (this.epoch === undefined) return
+    this.pastEpochs.add(this.epoch)
+    if (this.pastEpochs.size > 8) this.pastEpochs.delete(this.pastEpochs.values().next().value as string)
+  }
+
   write (data: string): void {
     if (this.closed) return
     if (this.queue !== null) {
@@ -197,6 +204,7 @@ export class HubImpl implements Hub {
   readonly #all = new Set<SseConnection>()
   readonly #unsubscribe = new Map<string, Promise<() => Promise<void>>>()
   readonly #heartbeat: NodeJS.Timeout
+  readonly #offReset: (() => void) | undefined
   #nextId = 1
   #closing = false
 
@@ -213,6 +221,29 @@ export class HubImpl implements Hub {
     // One timer walks every connection: cheaper than a timer per stream.
     this.#heartbeat = setInterval(() => this.#ping(), opts.heartbeatIntervalMs)
     this.#heartbeat.unref()
+    this.#offReset = this.#log.onReset?.(() => this.#storeReset())
+  }
+
+  /**
+   * The store lost (or may have lost) data: every open stream is told with `evicted`, and goes on
+   * with the new epoch its key's next event starts (the old epoch's late events are stale).
+   */
+  #storeReset (): void {
+    for (const conn of [...this.#all]) {
+      // A stream that has no id yet holds nothing the store could have lost.
+      if (conn.closed || !conn.headSent || conn.epoch === undefined) continue
+      this.evictedNotices++
+      conn.write(frame(undefined, 'evicted', JSON.stringify({
+        message: 'The event store lost data (Redis restarted, failed over or was flushed); events after lastEventId may be missing.',
+        lastEventId: conn.lastSeq === 0 ? null : formatEventId(conn.streamPart, conn.epoch, conn.lastSeq),
+        firstAvailable: null
+      })))
+      conn.leaveEpoch()
+      conn.epoch = undefined
+      conn.lastSeq = 0
+      conn.ahead = conn.ahead.filter((ev) => !conn.pastEpochs.has(ev.epoch))
+      conn.aheadBytes = conn.ahead.reduce((n, ev) => n + ev.data.length, 0)
+    }
   }
 
   /** False when a new stream would exceed MAX_CONNECTIONS or the hub is shutting down. */
@@ -320,10 +351,7 @@ export class HubImpl implements Hub {
         firstAvailable: oldest === undefined || read.epoch === undefined ? null : formatEventId(conn.streamPart, read.epoch, oldest.seq)
       })))
     }
-    if (conn.epoch !== undefined && conn.epoch !== read.epoch) {
-      conn.pastEpochs.add(conn.epoch)
-      if (conn.pastEpochs.size > 8) conn.pastEpochs.delete(conn.pastEpochs.values().next().value as string)
-    }
+    if (conn.epoch !== read.epoch) conn.leaveEpoch()
     conn.epoch = read.epoch
     conn.lastSeq = base
     for (const ev of read.events) {
@@ -502,6 +530,7 @@ export class HubImpl implements Hub {
   async close (): Promise<void> {
     this.#closing = true
     clearInterval(this.#heartbeat)
+    this.#offReset?.()
     const bye = frame(undefined, 'shutdown', JSON.stringify({ message: 'Server is shutting down; reconnect with Last-Event-ID to resume.' }))
     for (const conn of [...this.#all]) {
       if (conn.headSent) conn.write(bye)

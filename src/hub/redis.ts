@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { newEpoch, type Bus, type EventLog, type HubEvent, type LogHead, type LogRead, type StoredEvent } from './types.js'
 import type { BroadcastTargets } from './hub.js'
 import { redisKeys } from '../mcp/keys.js'
+import { DATASET_LUA, RedisDataset, newDatasetId } from './dataset.js'
 import { ignore } from '../ignore.js'
 
 /** Connection options for every Redis client: reconnect for ever with capped backoff, fail fast while down. */
@@ -22,17 +23,21 @@ export function createRedis (url: string, onError: (err: Error) => void): Redis 
   return client
 }
 
-// Append atomically. KEYS[1] the stream, KEYS[2] a hash { e: epoch, s: last seq, b: bytes kept }.
-// A missing hash (new key, expired, or Redis restarted without persistence) starts a new epoch at
-// seq 1 and drops any stale stream. The event's seq is its stream id; oldest entries go while the
-// stream holds more than ARGV[1] entries or ARGV[6] bytes (one larger entry is kept alone). Both
-// keys get the TTL, so they live and expire together.
-const APPEND = `
-local ep = redis.call('HGET', KEYS[2], 'e')
-if not ep then
+// Append atomically. KEYS[1] the stream, KEYS[2] a hash { e: epoch, s: last seq, b: bytes kept,
+// d: the dataset it belongs to }, KEYS[3] the dataset marker (src/hub/dataset.ts). A missing hash (new
+// key, expired) or one of another dataset (Redis lost data since: restarted, restored, failed over,
+// flushed) starts a new epoch at seq 1 and drops any stale stream: an id is never handed out twice.
+// The event's seq is its stream id; oldest entries go while the stream holds more than ARGV[1]
+// entries or ARGV[6] bytes (one larger entry is kept alone). Both keys get the TTL, so they live and
+// expire together. Returns { epoch, seq, dataset id, generation, dataset changed }.
+const APPEND = `${DATASET_LUA}
+local ds = dataset(KEYS[3], ARGV[7])
+local h = redis.call('HMGET', KEYS[2], 'e', 'd')
+local ep = h[1]
+if not ep or h[2] ~= ds[1] then
   ep = ARGV[5]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'e', ep, 's', 0, 'b', 0)
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[2], 'e', ep, 's', 0, 'b', 0, 'd', ds[1])
 end
 local seq = redis.call('HINCRBY', KEYS[2], 's', 1)
 redis.call('XADD', KEYS[1], seq .. '-0', 'e', ARGV[2], 'd', ARGV[3])
@@ -51,7 +56,32 @@ while n > 1 and (n > maxn or bytes > maxb) do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {ep, seq}`
+return {ep, seq, ds[1], ds[2], ds[3]}`
+
+// One key's log as readers see it, after the dataset check: a hash of another dataset is no log.
+// Defines read(seqKey, logKey, endKey, after): { epoch|false, last, oldest seq kept, ended, events
+// with seq > after }; after < 0 reads the head only.
+const READ_LUA = `
+local function read(sk, lk, ek, after, ds)
+  local h = redis.call('HMGET', sk, 'e', 's', 'd')
+  local ended = 0
+  if ek and redis.call('EXISTS', ek) == 1 then ended = 1 end
+  if not h[1] or h[3] ~= ds then return {false, 0, 1, ended, {}} end
+  local last = tonumber(h[2]) or 0
+  if after < 0 or after >= last then return {h[1], last, last + 1, ended, {}} end
+  local events = redis.call('XRANGE', lk, '(' .. after .. '-0', '+')
+  local oldest = last + 1
+  local first = redis.call('XRANGE', lk, '-', '+', 'COUNT', 1)[1]
+  if first then oldest = tonumber(string.match(first[1], '^(%d+)')) end
+  return {h[1], last, oldest, ended, events}
+end
+`
+
+// KEYS[1] the stream, KEYS[2] its hash, KEYS[3] the dataset marker; ARGV[1] after (-1: head only),
+// ARGV[2] a candidate dataset id. Returns { dataset id, generation, changed, read(...) }.
+const READ = `${DATASET_LUA}${READ_LUA}
+local ds = dataset(KEYS[3], ARGV[2])
+return {ds[1], ds[2], ds[3], read(KEYS[2], KEYS[1], false, tonumber(ARGV[1]), ds[1])}`
 
 type StreamEntry = [id: string, fields: string[]]
 
@@ -68,10 +98,22 @@ function toStored (entry: StreamEntry): StoredEvent {
   return event === undefined ? { seq, data } : { seq, event, data }
 }
 
+type ReadReply = [epoch: string | null, last: number | string, oldest: number | string, ended: number | string, events: StreamEntry[]]
+
+function toRead (reply: ReadReply, afterSeq: number): LogRead & { ended: boolean } {
+  const [epoch, lastText, oldestText, ended, entries] = reply
+  const last = Number(lastText)
+  if (epoch === null) return { epoch: undefined, last: 0, events: [], evicted: false, ended: Number(ended) === 1 }
+  const oldest = Number(oldestText)
+  return { epoch, last, events: entries.map(toStored), evicted: afterSeq < last && afterSeq + 1 < oldest, ended: Number(ended) === 1 }
+}
+
 /**
  * The replay log on Redis Streams, shared by every replica: one stream per key, trimmed to
  * REPLAY_BUFFER_SIZE entries and REPLAY_BUFFER_BYTES bytes, the event's seq as its stream id, an
- * epoch per life of the key; keys expire when unused.
+ * epoch per life of the key; keys expire when unused. Every append and read checks the dataset
+ * marker (src/hub/dataset.ts) in the same script: a log of a lost dataset is no log, and appends
+ * start a new epoch, so an id is never handed out twice.
  */
 export class RedisEventLog implements EventLog {
   readonly #redis: Redis
@@ -79,24 +121,37 @@ export class RedisEventLog implements EventLog {
   readonly #ttlMs: number
   readonly #endedRetentionMs: number
   readonly #ringBytes: number
+  readonly dataset: RedisDataset
 
-  constructor (redis: Redis, capacity: number, ttlMs: number, endedRetentionMs = 5 * 60_000, ringBytes = Number.MAX_SAFE_INTEGER) {
+  constructor (
+    redis: Redis, capacity: number, ttlMs: number, endedRetentionMs = 5 * 60_000, ringBytes = Number.MAX_SAFE_INTEGER,
+    dataset = new RedisDataset(redis)
+  ) {
     this.#redis = redis
     this.#capacity = capacity
     this.#ttlMs = ttlMs
     this.#endedRetentionMs = endedRetentionMs
     this.#ringBytes = ringBytes
+    this.dataset = dataset
   }
 
   async append (key: string, event: HubEvent): Promise<{ epoch: string, seq: number }> {
-    const [epoch, seq] = await this.#redis.eval(APPEND, 2, redisKeys.log(key), redisKeys.seq(key),
-      this.#capacity, event.event ?? '', event.data, this.#ttlMs, newEpoch(), this.#ringBytes) as [string, number]
+    const [epoch, seq, id, generation, changed] = await this.#redis.eval(
+      APPEND, 3, redisKeys.log(key), redisKeys.seq(key), redisKeys.dataset, this.#capacity, event.event ?? '', event.data, this.#ttlMs, newEpoch(), this.#ringBytes, newDatasetId()) as [string, number, string, number, number]
+    this.dataset.observe([id, generation, changed])
     return { epoch, seq: Number(seq) }
   }
 
+  async #read (key: string, afterSeq: number): Promise<LogRead & { ended: boolean }> {
+    const [id, generation, changed, read] = await this.#redis.eval(READ, 3, redisKeys.log(key), redisKeys.seq(key), redisKeys.dataset,
+      afterSeq, newDatasetId()) as [string, number, number, ReadReply]
+    this.dataset.observe([id, generation, changed])
+    return toRead(read, afterSeq)
+  }
+
   async head (key: string): Promise<LogHead> {
-    const [epoch, last] = await this.#redis.hmget(redisKeys.seq(key), 'e', 's')
-    return { epoch: epoch ?? undefined, last: Number(last ?? 0) }
+    const { epoch, last } = await this.#read(key, -1)
+    return { epoch, last }
   }
 
   async lastSeq (key: string): Promise<number> {
@@ -104,21 +159,12 @@ export class RedisEventLog implements EventLog {
   }
 
   async readAfter (key: string, afterSeq: number): Promise<LogRead> {
-    const results = await this.#redis.multi()
-      .xrange(redisKeys.log(key), `(${afterSeq}-0`, '+')
-      .xrange(redisKeys.log(key), '-', '+', 'COUNT', 1)
-      .hmget(redisKeys.seq(key), 'e', 's')
-      .exec()
-    if (results === null) throw new Error('Redis transaction aborted')
-    for (const [err] of results) if (err) throw err
-    const [after, head, seq] = results as Array<[Error | null, unknown]>
-    const [epoch, lastText] = seq?.[1] as [string | null, string | null]
-    if (epoch === null) return { epoch: undefined, last: 0, events: [], evicted: false }
-    const events = (after?.[1] as StreamEntry[]).map(toStored)
-    const first = (head?.[1] as StreamEntry[])[0]
-    const last = Number(lastText ?? 0)
-    const oldest = first === undefined ? last + 1 : toStored(first).seq
-    return { epoch, last, events, evicted: afterSeq < last && afterSeq + 1 < oldest }
+    const { epoch, last, events, evicted } = await this.#read(key, Math.max(0, afterSeq))
+    return { epoch, last, events, evicted }
+  }
+
+  onReset (listener: () => void): () => void {
+    return this.dataset.onChange(() => listener())
   }
 
   async end (key: string): Promise<void> {

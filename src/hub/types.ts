@@ -67,6 +67,13 @@ export interface EventLog {
   /** Forgets the key (session deleted or evicted). */
   delete (key: string): Promise<void>
   close (): Promise<void>
+  /**
+   * Calls `listener` when the store lost (or may have lost) data — Redis restarted, restored from a
+   * snapshot, failed over or flushed (src/hub/dataset.ts): every key's history is gone and its next
+   * append starts a new epoch. Returns the function that removes the listener. The in-memory log
+   * never loses data behind the process's back and does not implement it.
+   */
+  onReset?: (listener: () => void) => () => void
 }
 
 /** Cross-replica pub/sub. In-memory: an EventEmitter. Redis: pub/sub on a dedicated connection. */
