@@ -41,8 +41,8 @@ const redisPlugin: FastifyPluginAsync = async (app) => {
     if (err.message !== lastError) app.log.warn({ err: err.message }, 'redis error')
     lastError = err.message
   }
-  const client = createRedis(url, onError)
-  const sub = createRedis(url, onError)
+  const client = createRedis(url, onError, app.config.redisCommandTimeoutMs)
+  const sub = createRedis(url, onError, app.config.redisCommandTimeoutMs)
   const dataset = new RedisDataset(client)
   dataset.onChange((next, previous) => {
     if (previous === undefined) app.log.info({ dataset: next.id }, 'redis dataset marker written (Redis was empty, or restarted or failed over since the marker was written)')

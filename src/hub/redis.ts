@@ -1,27 +1,64 @@
 import { Redis, type RedisOptions } from 'ioredis'
-import { newEpoch, type Bus, type EventLog, type HubEvent, type LogHead, type LogRead, type StoredEvent } from './types.js'
+import { newEpoch, type Bus, type EventLog, type HubEvent, type KeyRead, type LogHead, type LogRead, type StoredEvent } from './types.js'
 import type { BroadcastTargets } from './hub.js'
 import { redisKeys } from '../mcp/keys.js'
 import { DATASET_LUA, RedisDataset, newDatasetId } from './dataset.js'
 import { ignore } from '../ignore.js'
 
-/** Connection options for every Redis client: reconnect for ever with capped backoff, fail fast while down. */
-export function redisOptions (): RedisOptions {
+/** Default REDIS_COMMAND_TIMEOUT_MS: the longest any one Redis call may take before it fails. */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
+
+/**
+ * Connection options for every Redis client. The bounds, chosen so that every Redis call on a request
+ * path succeeds or fails within `commandTimeoutMs` (REDIS_COMMAND_TIMEOUT_MS, default 2 s) and the
+ * client gets a 503 + Retry-After or a JSON-RPC error instead of a wait:
+ * - `commandTimeout`: a command without a reply after that long rejects ("Command timed out"), whether
+ *   it was sent or still queued offline;
+ * - offline queue on, so a command issued during a short reconnect (a killed connection, a failover
+ *   Sentinel resolves) waits for it instead of failing at once — within the timeout above;
+ * - `maxRetriesPerRequest: 2`: when Redis stays unreachable, queued commands fail after the third
+ *   failed reconnect attempt (≈ 0.6 s with the backoff below), usually before the timeout;
+ * - reconnect for ever, backoff 200 ms × attempt, at most 2 s; a connect attempt gives up after 5 s.
+ */
+export function redisOptions (commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): RedisOptions {
   return {
     lazyConnect: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: 2,
+    commandTimeout: commandTimeoutMs,
     connectTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 200, 2000)
   }
 }
 
 /** A client whose errors are logged, never thrown as unhandled 'error' events. */
-export function createRedis (url: string, onError: (err: Error) => void): Redis {
-  const client = new Redis(url, redisOptions())
+export function createRedis (url: string, onError: (err: Error) => void, commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Redis {
+  const client = new Redis(url, redisOptions(commandTimeoutMs))
   client.on('error', onError)
   return client
 }
+
+/** Replies by which Redis says "not now" (loading, a replica during failover, a busy script, Cluster moving). */
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|NOMASTERLINK)\b/
+/** ioredis's own messages when a command could not get a reply (see redisOptions). */
+const UNAVAILABLE_CLIENT = /^(Command timed out|Connection is closed|Stream isn't writeable|Reached the max retries per request limit|All sentinels are unreachable|Failed to refresh slots cache)/
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+
+/**
+ * True for an error that means "Redis is unreachable or not serving right now" (as opposed to a bug):
+ * the request is answered 503 + Retry-After (src/plugin.ts errorHandler) or with a JSON-RPC error.
+ */
+export function isRedisUnavailable (err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  if (err.name === 'MaxRetriesPerRequestError') return true
+  if (UNAVAILABLE_CLIENT.test(err.message) || UNAVAILABLE_REPLY.test(err.message)) return true
+  const code = (err as Error & { code?: unknown }).code
+  return typeof code === 'string' && UNAVAILABLE_CODES.has(code)
+}
+
+/** What a client is told when Redis is unavailable (503 + Retry-After: REDIS_RETRY_AFTER_S). */
+export const REDIS_UNAVAILABLE = 'The shared store (Redis) is unavailable; retry later'
+export const REDIS_RETRY_AFTER_S = 2
 
 // Append atomically. KEYS[1] the stream, KEYS[2] a hash { e: epoch, s: last seq, b: bytes kept,
 // d: the dataset it belongs to }, KEYS[3] the dataset marker (src/hub/dataset.ts). A missing hash (new
@@ -98,6 +135,21 @@ function toStored (entry: StreamEntry): StoredEvent {
   return event === undefined ? { seq, data } : { seq, event, data }
 }
 
+// The hub's catch-up (one per heartbeat and after every resubscribe): KEYS[1] the dataset marker,
+// then per key its hash, stream and end flag; ARGV[1] a candidate dataset id, then per key the seq
+// after which to read. Returns { dataset id, generation, changed, read(...) per key }.
+const READ_MANY = `${DATASET_LUA}${READ_LUA}
+local ds = dataset(KEYS[1], ARGV[1])
+local out = {ds[1], ds[2], ds[3]}
+for i = 2, #ARGV do
+  local k = 2 + (i - 2) * 3
+  out[#out + 1] = read(KEYS[k], KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[i]), ds[1])
+end
+return out`
+
+/** Keys per READ_MANY call: one script call stays short (Redis runs it alone); the calls share one pipeline. */
+const READ_MANY_BATCH = 200
+
 type ReadReply = [epoch: string | null, last: number | string, oldest: number | string, ended: number | string, events: StreamEntry[]]
 
 function toRead (reply: ReadReply, afterSeq: number): LogRead & { ended: boolean } {
@@ -163,6 +215,31 @@ export class RedisEventLog implements EventLog {
     return { epoch, last, events, evicted }
   }
 
+  async readMany (reads: ReadonlyArray<{ key: string, afterSeq: number }>): Promise<KeyRead[]> {
+    const pipeline = this.#redis.pipeline()
+    let i = 0
+    do {
+      const batch = reads.slice(i, i + READ_MANY_BATCH)
+      const keys = batch.flatMap(({ key }) => [redisKeys.seq(key), redisKeys.log(key), redisKeys.end(key)])
+      pipeline.eval(READ_MANY, keys.length + 1, redisKeys.dataset, ...keys, newDatasetId(), ...batch.map((r) => Math.max(0, r.afterSeq)))
+      i += READ_MANY_BATCH
+    } while (i < reads.length)
+    const results = await pipeline.exec()
+    if (results === null) throw new Error('Redis pipeline aborted')
+    const out: KeyRead[] = []
+    for (const [err, value] of results) {
+      if (err) throw err
+      const [id, generation, changed, ...perKey] = value as [string, number, number, ...ReadReply[]]
+      this.dataset.observe([id, generation, changed])
+      for (const read of perKey) {
+        const request = reads[out.length]
+        if (request === undefined) break
+        out.push({ key: request.key, ...toRead(read, request.afterSeq) })
+      }
+    }
+    return out
+  }
+
   onReset (listener: () => void): () => void {
     return this.dataset.onChange(() => listener())
   }
@@ -196,6 +273,7 @@ export class RedisBus implements Bus {
   readonly #sub: Redis
   readonly #handlers = new Map<string, Set<(payload: string) => void>>()
   readonly #subscribing = new Map<string, Promise<void>>()
+  readonly #resubscribed = new Set<() => void>()
 
   constructor (pub: Redis, sub: Redis) {
     this.#pub = pub
@@ -203,6 +281,18 @@ export class RedisBus implements Bus {
     this.#sub.on('message', (channel: string, payload: string) => {
       for (const handler of this.#handlers.get(channel) ?? []) handler(payload)
     })
+    // ioredis resubscribes when the connection comes back (autoResubscribe), writing SUBSCRIBE before
+    // it emits 'ready'; a PING sent now is answered after those: the subscriptions are active.
+    this.#sub.on('ready', () => {
+      this.#sub.ping().then(() => {
+        for (const listener of [...this.#resubscribed]) listener()
+      }, ignore('the connection dropped again: the next ready tries again'))
+    })
+  }
+
+  onResubscribe (listener: () => void): () => void {
+    this.#resubscribed.add(listener)
+    return () => { this.#resubscribed.delete(listener) }
   }
 
   async publish (channel: string, payload: string): Promise<void> {

@@ -47,6 +47,12 @@ export interface LogRead extends LogHead {
   evicted: boolean
 }
 
+/** One key's log as the hub's catch-up reads it: events after a seq, and whether the key ended. */
+export interface KeyRead extends LogRead {
+  key: string
+  ended: boolean
+}
+
 /**
  * Bounded per-key replay log: at most REPLAY_BUFFER_SIZE events and REPLAY_BUFFER_BYTES bytes per
  * key (oldest go first; one event larger than that is kept alone). In memory or on Redis Streams.
@@ -74,6 +80,12 @@ export interface EventLog {
    * never loses data behind the process's back and does not implement it.
    */
   onReset?: (listener: () => void) => () => void
+  /**
+   * Reads many keys at once (one round trip, also a dataset check): the hub's catch-up, once per
+   * heartbeat and after every resubscribe, for the keys with open streams here. A log shared between
+   * processes implements it; without it the hub trusts its bus.
+   */
+  readMany?: (reads: ReadonlyArray<{ key: string, afterSeq: number }>) => Promise<KeyRead[]>
 }
 
 /** Cross-replica pub/sub. In-memory: an EventEmitter. Redis: pub/sub on a dedicated connection. */
@@ -82,6 +94,11 @@ export interface Bus {
   /** Returns the function that unsubscribes. */
   subscribe (channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>
   close (): Promise<void>
+  /**
+   * Calls `listener` each time the bus's subscriptions are active again after its connection came
+   * back (messages published meanwhile are lost: the hub then reads the log). Returns the remover.
+   */
+  onResubscribe?: (listener: () => void) => () => void
 }
 
 /**
@@ -110,6 +127,8 @@ export interface HubStats {
   evictedNotices: number
   /** Gaps between live events that were filled by re-reading the log. */
   gapReads: number
+  /** Events written by the catch-up (in the log, but their wake-up never came: bus down, publisher died). */
+  caughtUp: number
 }
 
 /**
@@ -218,6 +237,12 @@ export interface Hub {
   addBroadcastTarget (key: string): Promise<void>
   removeBroadcastTarget (key: string): Promise<void>
   stats (): HubStats
+  /**
+   * Wires the owner check: of the keys with open streams here, which ones' owner is gone (an MCP
+   * session deleted, or lost with Redis). Asked once per heartbeat and after the store lost data;
+   * those keys' streams are closed (the client reconnects and learns the session is gone: 404).
+   */
+  setLiveness (deadKeys: (keys: readonly string[]) => Promise<ReadonlySet<string>>): void
   /** Tells every connection (a `shutdown` event) and closes them; closes log and bus. */
   close (): Promise<void>
 }
