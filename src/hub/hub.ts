@@ -315,24 +315,15 @@ export class HubImpl implements Hub {
   }
 
   /**
-   * The store lost (or may have lost) data: every open stream is told with `evicted`, and goes on
-   * with the new epoch its key's next event starts (the old epoch's late events are stale).
+   * The store lost (or may have lost) data: every open stream that holds an id re-reads its key's log
+   * from there. The key's log now belongs to the new dataset (another epoch, or none yet), so the
+   * stream gets `evicted` and goes on with the new epoch; a stream that already follows the new epoch
+   * (it re-read the log just before) reads nothing new and gets no second notice.
    */
   #storeReset (): void {
     for (const conn of [...this.#all]) {
       // A stream that has no id yet holds nothing the store could have lost.
-      if (conn.closed || !conn.headSent || conn.epoch === undefined) continue
-      this.evictedNotices++
-      conn.write(frame(undefined, 'evicted', JSON.stringify({
-        message: 'The event store lost data (Redis restarted, failed over or was flushed); events after lastEventId may be missing.',
-        lastEventId: conn.lastSeq === 0 ? null : formatEventId(conn.streamPart, conn.epoch, conn.lastSeq),
-        firstAvailable: null
-      })))
-      conn.leaveEpoch()
-      conn.epoch = undefined
-      conn.lastSeq = 0
-      conn.ahead = conn.ahead.filter((ev) => !conn.pastEpochs.has(ev.epoch))
-      conn.aheadBytes = conn.ahead.reduce((n, ev) => n + ev.data.length, 0)
+      if (!conn.closed && conn.headSent && conn.epoch !== undefined) this.#resync(conn)
     }
     // Sessions may have gone with the data: their streams would stay open and silent.
     this.#closeOrphans()

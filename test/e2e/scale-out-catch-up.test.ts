@@ -1,5 +1,8 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { listen, testConfig, MCP_POST_HEADERS } from '../helper.js'
 import { missing, startRedis, type RedisServer } from './services.js'
@@ -44,7 +47,7 @@ async function nextOf (s: Stream, name: string, timeoutMs: number, seen: Seen = 
     const ev = await s.next(Math.max(1, deadline - Date.now()))
     if (ev === undefined) throw new Error('stream ended')
     seen.push(ev)
-    if (ev.event === name) return ev
+    if ((ev.event ?? 'message') === name) return ev
   }
 }
 
@@ -120,4 +123,32 @@ test('after Redis restarts empty, a session\'s GET stream and an HTTP+SSE stream
   // And the session is indeed gone: its requests get 404.
   const res = await fetch(`${a.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, ...headers }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) })
   assert.equal(res.status, 404)
+})
+
+test('an HTTP+SSE reply accepted (202) while Redis goes down is not dropped: delivered once Redis is back', { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-rdb-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const redis = await startRedis(t, { dir })
+  const a = await listen(t, { redisUrl: redis.url, rateLimitMax: 0, heartbeatIntervalMs: HEARTBEAT, fixtures: 'conformance' })
+  const legacy = await openSse(`${a.url}/sse`)
+  t.after(() => legacy.close())
+  const endpoint = (await nextOf(legacy, 'endpoint', 5000)).data
+  const post = async (body: unknown): Promise<number> => {
+    const res = await fetch(`${a.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    await res.arrayBuffer()
+    return res.status
+  }
+  assert.equal(await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '1' } } }), 202)
+  await nextOf(legacy, 'message', 5000)
+  assert.equal(await post({ jsonrpc: '2.0', method: 'notifications/initialized' }), 202)
+  // The session is in the snapshot Redis comes back with.
+  await admin(t, redis).save()
+  assert.equal(await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 300 } } }), 202)
+  await redis.stop()
+  // The reply is ready after 300 ms; Redis stays down for 2 s.
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  await redis.start()
+  const reply = await nextOf(legacy, 'message', 15_000)
+  assert.deepEqual((JSON.parse(reply.data) as { id: number }).id, 1)
+  assert.match(reply.data, /slept 300 ms/)
 })

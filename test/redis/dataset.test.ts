@@ -12,6 +12,7 @@ import { parseEventId } from '../../src/hub/types.js'
 import { missing, startRedis, type RedisServer } from '../e2e/services.js'
 import { until } from '../e2e/sdk.js'
 import { openSse } from '../sse-client.js'
+import { listen } from '../helper.js'
 
 // Issue 19, finding 2: Redis that comes back with older data (restored from dump.rdb, a failover to
 // a lagging replica, FLUSHALL) must never make the server hand out an event id twice.
@@ -150,4 +151,61 @@ test('hub on Redis restored from an older snapshot: open streams get evicted and
   const next: string[] = []
   for (let i = 0; i < 5; i++) next.push((await resumed.next(10_000))?.data ?? '')
   assert.deepEqual(next, ['#10', '#11', '#12', '#13', '#14'])
+})
+
+test('two replicas, Redis restored from an older snapshot between broadcasts: every stream gets all 15, ids never reused, the reset announced; a resume from #7 gets evicted then #10…', { skip, timeout: 90_000 }, async (t) => {
+  const redis = await snapshotRedis(t)
+  const config = { redisUrl: redis.url, rateLimitMax: 0, heartbeatIntervalMs: 500 }
+  const a = await listen(t, config)
+  const b = await listen(t, config)
+  const streams = await Promise.all([openSse(`${a.url}/mcp`), openSse(`${b.url}/mcp`), openSse(`${b.url}/mcp`)])
+  t.after(() => { for (const s of streams) s.close() })
+  const seen = streams.map(() => [] as Array<{ id: string, event: string, data: string }>)
+  const pumps = streams.map(async (s, i) => {
+    for (;;) {
+      const ev = await s.next(60_000).catch(() => undefined)
+      if (ev === undefined) return
+      seen[i]?.push({ id: ev.id ?? '', event: ev.event ?? 'message', data: ev.data })
+    }
+  })
+  t.after(async () => { await Promise.allSettled(pumps) })
+  const ticks = (i: number): Array<{ id: string, data: string }> => (seen[i] ?? []).filter((e) => e.event === 'tick')
+  const broadcast = async (n: number): Promise<void> => {
+    for (let i = 0; ; i++) {
+      const res = await fetch(`${n % 2 ? b.url : a.url}/broadcast`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'tick', data: n }) })
+      await res.arrayBuffer()
+      if (res.status === 202) return
+      if (i > 50) throw new Error(`broadcast #${n}: ${res.status}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  const admin = client(t, redis.url)
+  for (let n = 0; n < 5; n++) await broadcast(n)
+  await admin.save()
+  for (let n = 5; n < 10; n++) await broadcast(n)
+  await until(() => streams.every((_, i) => ticks(i).length === 10), 10_000, 'the first 10 on every stream')
+  const id7 = ticks(1).find((e) => e.data === '7')?.id ?? ''
+  await restoreSnapshot(redis, [admin, ...[a, b].flatMap(({ app }) => app.redis === null ? [] : [app.redis.client])])
+  for (let n = 10; n < 15; n++) await broadcast(n)
+  await until(() => streams.every((_, i) => ticks(i).length >= 15), 10_000, 'all 15 on every stream')
+
+  streams.forEach((_, i) => {
+    const got = ticks(i)
+    assert.deepEqual(got.map((e) => e.data), Array.from({ length: 15 }, (_, n) => String(n)), `stream ${i}: every broadcast once, in order`)
+    assert.equal(new Set(got.map((e) => e.id)).size, 15, `stream ${i}: no id twice (${got.map((e) => e.id).join(' ')})`)
+    const all = seen[i] ?? []
+    const at9 = all.findIndex((e) => e.data === '9')
+    const at10 = all.findIndex((e) => e.data === '10')
+    assert.ok(all.slice(at9, at10).some((e) => e.event === 'evicted'), `stream ${i}: the reset is announced`)
+  })
+  const resumed = await openSse(`${a.url}/mcp`, { headers: { 'last-event-id': id7 } })
+  t.after(() => resumed.close())
+  const events: string[] = []
+  while (events.filter((e) => e.startsWith('tick')).length < 5) {
+    const ev = await resumed.next(10_000)
+    if (ev === undefined) break
+    if (ev.event !== 'welcome') events.push(`${ev.event ?? 'message'}:${ev.data.slice(0, 20)}`)
+  }
+  assert.match(events[0] ?? '', /^evicted/)
+  assert.deepEqual(events.slice(1), ['tick:10', 'tick:11', 'tick:12', 'tick:13', 'tick:14'])
 })
