@@ -275,8 +275,8 @@ export class HubImpl implements Hub {
         for (const conn of [...(this.#byKey.get(read.key) ?? [])]) {
           if (!caughtUpable(conn)) continue
           if (read.epoch !== undefined) {
-            if (conn.epoch !== undefined && conn.epoch !== read.epoch) {
-              // The key's log restarted (expired, deleted): the log says what happened.
+            if ((conn.epoch !== undefined && conn.epoch !== read.epoch) || (conn.epoch === read.epoch && read.last < conn.lastSeq)) {
+              // The key's log restarted (expired, deleted) or went back: the log says what happened.
               this.#resync(conn)
               continue
             }
@@ -422,6 +422,12 @@ export class HubImpl implements Hub {
     let evicted = read.evicted
     let base = afterSeq
     const reset = wantEpoch !== undefined ? read.epoch !== wantEpoch : afterSeq > 0
+    if (!reset && read.epoch !== undefined && afterSeq > read.last && this.#log.retire !== undefined) {
+      // The log went back within its epoch (an older copy of the key was restored): ids after its
+      // head were handed out already. Retire the epoch so the next append starts a new one.
+      await this.#log.retire(conn.key, read.epoch)
+      read = await this.#log.readAfter(conn.key, 0)
+    }
     if (reset || (afterSeq > read.last && afterSeq > 0)) {
       base = 0
       if (read.epoch !== undefined && afterSeq > 0) read = await this.#log.readAfter(conn.key, 0)

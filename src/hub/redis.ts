@@ -147,6 +147,11 @@ for i = 2, #ARGV do
 end
 return out`
 
+// KEYS[1] the stream, KEYS[2] its hash; ARGV[1] the epoch to retire (only if still current).
+const RETIRE = `
+if redis.call('HGET', KEYS[2], 'e') == ARGV[1] then redis.call('DEL', KEYS[1], KEYS[2]) end
+return 0`
+
 /** Keys per READ_MANY call: one script call stays short (Redis runs it alone); the calls share one pipeline. */
 const READ_MANY_BATCH = 200
 
@@ -238,6 +243,10 @@ export class RedisEventLog implements EventLog {
       }
     }
     return out
+  }
+
+  async retire (key: string, epoch: string): Promise<void> {
+    await this.#redis.eval(RETIRE, 2, redisKeys.log(key), redisKeys.seq(key), epoch)
   }
 
   onReset (listener: () => void): () => void {

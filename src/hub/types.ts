@@ -85,6 +85,12 @@ export interface EventLog {
    * heartbeat and after every resubscribe, for the keys with open streams here. A log shared between
    * processes implements it; without it the hub trusts its bus.
    */
+  /**
+   * Ends `epoch` of `key` if it is still the current one: the next append starts a new epoch. For a
+   * log found behind what was delivered from it (an older copy restored): its ids after the head
+   * were handed out already.
+   */
+  retire?: (key: string, epoch: string) => Promise<void>
   readMany?: (reads: ReadonlyArray<{ key: string, afterSeq: number }>) => Promise<KeyRead[]>
 }
 

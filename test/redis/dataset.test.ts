@@ -209,3 +209,42 @@ test('two replicas, Redis restored from an older snapshot between broadcasts: ev
   assert.match(events[0] ?? '', /^evicted/)
   assert.deepEqual(events.slice(1), ['tick:10', 'tick:11', 'tick:12', 'tick:13', 'tick:14'])
 })
+
+test('a key\'s log restored to an older copy in the same Redis process (head behind what was delivered): the epoch is retired, streams get evicted, no id twice', { skip, timeout: 60_000 }, async (t) => {
+  const redis = await startRedis(t)
+  const c = client(t, redis.url)
+  const sub = client(t, redis.url)
+  const admin = client(t, redis.url)
+  const hub = createHub({ log: new RedisEventLog(c, 100, 60_000), bus: new RedisBus(c, sub), maxConnections: 10, heartbeatIntervalMs: 300 })
+  const server = createServer((req, res) => {
+    const last = parseEventId(req.headers['last-event-id'] as string | undefined)
+    hub.attach(res, { key: 'public', kind: 'public', streamPart: 'p', afterSeq: last?.seq, afterEpoch: last?.epoch }).catch(() => res.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => {
+    await hub.close()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const addr = server.address()
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}/`
+  const live = await openSse(url)
+  t.after(() => live.close())
+  await live.nextComment()
+  const ids: string[] = []
+  for (let i = 0; i < 10; i++) ids.push(await hub.publish('public', { data: `#${i}` }))
+  for (let i = 0; i < 10; i++) assert.equal((await live.next(5000))?.data, `#${i}`)
+  // The key as an older copy had it: head 5, entries 6–10 gone.
+  await admin.hset('mcp:seq:public', 's', 5)
+  await admin.xtrim('mcp:log:public', 'MAXLEN', 5)
+  await admin.xdel('mcp:log:public', '6-0', '7-0', '8-0', '9-0', '10-0')
+  // The live stream finds out at its next catch-up, a resume from #7 at once.
+  assert.equal((await live.next(5000))?.event, 'evicted')
+  const resumed = await openSse(url, { headers: { 'last-event-id': ids[7] ?? '' } })
+  t.after(() => resumed.close())
+  assert.equal((await resumed.next(5000))?.event, 'evicted')
+  const next = await hub.publish('public', { data: '#10' })
+  assert.ok(!ids.includes(next), `${next} was handed out before`)
+  assert.equal((await live.next(5000))?.id, next)
+  assert.equal((await resumed.next(5000))?.id, next)
+})
