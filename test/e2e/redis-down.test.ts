@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { missing, startRedis } from './services.js'
 import { startServer } from './process.js'
 import { openSse } from '../sse-client.js'
+import { until } from './sdk.js'
 
 // Issue 19, acceptance 2: with Redis down, every route answers (success, 503 + Retry-After, or a
 // JSON-RPC error) within a bound, and no process exits. The built server (what `npm start` runs),
@@ -110,4 +111,28 @@ test('with Redis down every route answers (success, 503 + Retry-After or a JSON-
   assert.equal(after.status, 202)
   assert.equal(server.child.exitCode, null)
   assert.doesNotMatch(server.output(), /unhandled|fatal error/i, 'no unhandled rejection, no fatal error in the log')
+})
+
+test('Redis killed during 60 concurrent broadcasts: each answers 202 or 503 + Retry-After, and the process stays up', { skip, timeout: 60_000 }, async (t) => {
+  const redis = await startRedis(t)
+  const server = await startServer(t, { REDIS_URL: redis.url, LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0' })
+  const statuses: Array<{ status: number, retryAfter: string | null }> = []
+  const work = Array.from({ length: 60 }, async (_, i) => {
+    const res = await fetch(`${server.url}/broadcast`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event: 'tick', data: { i } }), signal: AbortSignal.timeout(15_000)
+    })
+    await res.arrayBuffer()
+    statuses.push({ status: res.status, retryAfter: res.headers.get('retry-after') })
+  })
+  // Kill Redis once the first broadcasts have been answered, with the rest in flight.
+  await until(() => statuses.length >= 5, 10_000, 'the first broadcasts')
+  await redis.stop()
+  await Promise.all(work)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  const summary = statuses.reduce<Record<number, number>>((m, s) => ({ ...m, [s.status]: (m[s.status] ?? 0) + 1 }), {})
+  t.diagnostic(JSON.stringify(summary))
+  assert.deepEqual(statuses.filter((s) => !(s.status === 202 || (s.status === 503 && s.retryAfter !== null))), [])
+  assert.equal(server.child.exitCode, null)
+  assert.doesNotMatch(server.output(), /unhandled|fatal error/i)
+  assert.equal((await fetch(`${server.url}/health`, { signal: AbortSignal.timeout(5000) })).status, 200)
 })

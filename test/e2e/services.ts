@@ -60,7 +60,8 @@ export async function startRedis (t: TestContext, options: { dir?: string } = {}
   }
   const stop = async (): Promise<void> => {
     const c = child
-    if (c === undefined || c.exitCode !== null) return
+    // Already gone (a SIGKILLed child has signalCode set and exitCode null): nothing to wait for.
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return
     await new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.kill('SIGKILL') })
   }
   await start()
