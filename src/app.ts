@@ -5,6 +5,7 @@ import { resolveConfig, type Config } from './config.js'
 import { cap } from './budget.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController } from '../plugins/request-log.js'
+import { trustProxyFunction } from './trust-proxy.js'
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
@@ -43,10 +44,8 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
   const app = Fastify({
     logger: logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
-    // A hop count trusts that many proxies in front of us (nginx = 1).
-    trustProxy: typeof config.trustProxy === 'number'
-      ? (_addr: string, hop: number) => hop < (config.trustProxy as number)
-      : config.trustProxy,
+    // X-Forwarded-* only from the proxies TRUST_PROXY names by address (src/trust-proxy.ts).
+    trustProxy: config.trustProxy === false ? false : trustProxyFunction(config.trustProxy),
     // Long-lived SSE sockets must not hold up app.close().
     forceCloseConnections: true,
     // One log line per request, with MCP session id and JSON-RPC method (plugins/request-log.ts).

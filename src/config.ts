@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { OAuthConfig } from './oauth.js'
+import { parseTrustProxy, type TrustProxy } from './trust-proxy.js'
 
 /**
  * The environment contract (README "Configuration"). Every variable is a string in the
@@ -108,7 +109,8 @@ export interface Config {
   cacheTtlMs: number
   redisUrl: string | undefined
   tls: { certFile: string, keyFile: string } | undefined
-  trustProxy: boolean | number | string
+  /** Proxies whose X-Forwarded-* headers are believed (by address, never "any peer"); false = none. */
+  trustProxy: false | TrustProxy
   fixtures: 'conformance' | undefined
   /** When true, /metrics needs no token even with auth on (a scraper inside the network). */
   metricsPublic: boolean
@@ -178,14 +180,6 @@ function isLoopback (host: string): boolean {
   return LOOPBACK_HOSTS.includes(host) || host.startsWith('127.')
 }
 
-function parseTrustProxy (raw: string): boolean | number | string {
-  const v = raw.trim().toLowerCase()
-  if (v === 'true') return true
-  if (v === 'false' || v === '') return false
-  if (/^\d+$/.test(v)) return Number(v)
-  return raw.trim() // addresses / CIDRs, as Fastify accepts them
-}
-
 const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
 
 function fail (variable: string, value: unknown, why: string): never {
@@ -219,6 +213,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   for (const origin of allowedOrigins) {
     if (origin !== '*' && !URL.canParse(origin)) fail('ALLOWED_ORIGINS', origin, 'is not an origin such as https://app.example.com')
   }
+  let trustProxy: Config['trustProxy']
+  try {
+    trustProxy = parseTrustProxy(e.TRUST_PROXY)
+  } catch (err) {
+    fail('TRUST_PROXY', e.TRUST_PROXY, err instanceof Error ? err.message : String(err))
+  }
   const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
   return {
     host: e.HOST,
@@ -244,7 +244,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
-    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    trustProxy,
     fixtures: e.MCP_FIXTURES || undefined,
     metricsPublic: e.METRICS_PUBLIC,
     docsPublic: e.DOCS_PUBLIC,
