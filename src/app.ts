@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
 import { cap } from './budget.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
-import { RequestLogController } from '../plugins/request-log.js'
+import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
 import { trustProxyFunction } from './trust-proxy.js'
 
 export interface BuildOptions {
@@ -48,8 +48,9 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     trustProxy: config.trustProxy === false ? false : trustProxyFunction(config.trustProxy),
     // Long-lived SSE sockets must not hold up app.close().
     forceCloseConnections: true,
-    // One log line per request, with MCP session id and JSON-RPC method (plugins/request-log.ts).
-    logController: new RequestLogController(),
+    // One log line per request, with the session's fingerprint (never its id) and JSON-RPC method
+    // (plugins/request-log.ts).
+    logController: new RequestLogController(sessionFingerprinter(config.stateSecret)),
     return503OnClosing: true,
     requestTimeout: 30_000,
     keepAliveTimeout: 65_000,

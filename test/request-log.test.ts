@@ -5,6 +5,8 @@ import { buildApp, LOG_REDACT } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { testConfig } from './helper.js'
 import { POLICY } from '../plugins/policy.js'
+import { sessionFingerprinter } from '../plugins/request-log.js'
+import { openSse } from './sse-client.js'
 
 interface LogLine { level: number, msg: string, [key: string]: unknown }
 
@@ -17,13 +19,18 @@ async function buildLogged (t: TestContext, overrides: Partial<Config> = {}, set
       cb()
     }
   })
-  const app = await buildApp(testConfig(overrides), { logger: { level: 'info', stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
+  const app = await buildApp(testConfig({ stateSecret: SECRET, ...overrides }), { logger: { level: 'info', stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
   t.after(() => app.close())
   setup?.(app)
   await app.ready()
   const requestLines = () => lines.filter((l) => l.msg === 'request completed' || l.msg === 'incoming request')
   return { app, lines, requestLines }
 }
+
+/** The fingerprint the app's log shows for a session id (apps under test get a STATE_SECRET, so it is known). */
+const SECRET = 'log-fingerprint-test-secret-0123456789abcdef'
+const fingerprint = sessionFingerprinter(SECRET)
+function fingerprintOf (_app: unknown, id: string): string { return fingerprint(id) }
 
 test('each request is logged once, with method, url, status and response time', async (t) => {
   const { app, requestLines } = await buildLogged(t)
@@ -61,7 +68,7 @@ test('a JSON-RPC request is logged with its session id, method and tool name', a
   const [call, batch] = requestLines()
   assert.equal(call?.rpc, 'tools/call')
   assert.equal(call?.tool, 'current_time')
-  assert.equal(call?.session, 'from-response', 'the session a response assigns wins (initialize)')
+  assert.equal(call?.session, fingerprintOf(app, 'from-response'), 'the session a response assigns wins (initialize)')
   assert.equal(batch?.rpc, 'ping,notifications/initialized')
 })
 
@@ -76,7 +83,7 @@ test('POST /mcp lines name the JSON-RPC method and the session the server assign
   assert.equal(res.statusCode, 200, res.body)
   const [line] = requestLines()
   assert.equal(line?.rpc, 'initialize')
-  assert.equal(line?.session, res.headers['mcp-session-id'])
+  assert.equal(line?.session, fingerprintOf(app, String(res.headers['mcp-session-id'])))
 })
 
 test('tokens never reach the logs, from headers or the query string', async (t) => {
@@ -103,4 +110,57 @@ test('client errors are logged at info or warn and never with a stack trace', as
     assert.ok(line.level < 50, `no error-level line: ${JSON.stringify(line)}`)
     assert.ok(!JSON.stringify(line).includes('"stack"'), `no stack: ${JSON.stringify(line)}`)
   }
+})
+
+test('session ids never reach the log: every line of a session carries the same short fingerprint instead', async (t) => {
+  const { app, lines } = await buildLogged(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  assert.ok(address !== null && typeof address === 'object')
+  const base = `http://127.0.0.1:${address.port}`
+  const headers = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' }
+
+  // Legacy HTTP+SSE: the sessionId travels in the query string of every POST /messages.
+  const sse = await openSse(`${base}/sse`)
+  const endpoint = await sse.next()
+  assert.equal(endpoint?.event, 'endpoint')
+  const legacy = new URL(endpoint?.data ?? '', base).searchParams.get('sessionId') ?? ''
+  assert.ok(legacy.length >= 16)
+  for (const [id, method] of [[1, 'initialize'], [2, 'tools/list']] as const) {
+    const res = await fetch(`${base}/messages?sessionId=${legacy}`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, params: method === 'initialize' ? { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'log', version: '1' } } : {} })
+    })
+    assert.equal(res.status, 202)
+  }
+
+  // Streamable HTTP: the session id travels in Mcp-Session-Id.
+  const init = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'log', version: '1' } } }) })
+  assert.equal(init.status, 200)
+  await init.body?.cancel()
+  const modern = init.headers.get('mcp-session-id') ?? ''
+  assert.ok(modern.length >= 16)
+  const session = { ...headers, 'mcp-session-id': modern, 'mcp-protocol-version': '2025-11-25' }
+  const call = await fetch(`${base}/mcp`, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'current_time', arguments: {} } }) })
+  assert.equal(call.status, 200)
+  await call.text()
+  const gone = await fetch(`${base}/mcp`, { method: 'DELETE', headers: session })
+  assert.equal(gone.status, 204)
+  await sse.close()
+
+  const text = JSON.stringify(lines)
+  assert.ok(!text.includes(legacy), 'the legacy sessionId is nowhere in the log')
+  assert.ok(!text.includes(modern), 'the MCP session id is nowhere in the log')
+  const completed = lines.filter((l) => l.msg === 'request completed')
+  const legacyLines = completed.filter((l) => String(l.url).startsWith('/messages'))
+  const modernLines = completed.filter((l) => l.url === '/mcp')
+  assert.equal(legacyLines.length, 2, JSON.stringify(completed))
+  assert.equal(modernLines.length, 3, JSON.stringify(completed))
+  for (const l of legacyLines) assert.equal(l.session, fingerprint(legacy), JSON.stringify(l))
+  for (const l of modernLines) assert.equal(l.session, fingerprint(modern), JSON.stringify(l))
+  assert.match(String(legacyLines[0]?.url), /sessionId=\[redacted\]/)
+  assert.match(fingerprint(modern), /^[A-Za-z0-9_-]{12}$/)
+  assert.notEqual(sessionFingerprinter(undefined)(modern), sessionFingerprinter(undefined)(modern), 'without STATE_SECRET the key is random per process')
+  assert.equal(sessionFingerprinter(SECRET)(modern), fingerprint(modern), 'replicas sharing STATE_SECRET agree')
 })
