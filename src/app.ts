@@ -6,6 +6,14 @@ import { cap } from './budget.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
 import { trustProxyFunction } from './trust-proxy.js'
+import { limitConnections, type ConnectionStats } from './connections.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service's sockets (src/connections.ts); only on the service's app (buildApp), not the plugin. */
+    connections?: ConnectionStats
+  }
+}
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
@@ -38,8 +46,16 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
   const { logger, server, builtins = true, ...input } = { ...options, ...more }
   const config = resolveConfig(input)
+  // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
+  // the timeouts hold within a quarter of the headers timeout). requestTimeout covers receiving the
+  // request only: a stream's GET has fully arrived once its headers have, so streams are not cut.
+  const arrival = {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4)))
+  }
   const https = config.tls
-    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), handshakeTimeout: config.headersTimeoutMs, ...arrival }
     : null
   const app = Fastify({
     logger: logger ?? loggerOptions(config),
@@ -52,12 +68,20 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     // (plugins/request-log.ts).
     logController: new RequestLogController(sessionFingerprinter(config.stateSecret)),
     return503OnClosing: true,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 65_000,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: arrival,
     routerOptions: { ignoreTrailingSlash: true },
     ...(https ? { https } : {}),
     ...server
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // Every socket has a bound: MAX_CONNECTIONS_PER_CLIENT per peer address (src/connections.ts).
+  const trusted = config.trustProxy === false ? undefined : trustProxyFunction(config.trustProxy)
+  app.decorate('connections', limitConnections(app.server, {
+    perClient: config.maxConnectionsPerClient,
+    ...(https === null ? { firstByteMs: config.headersTimeoutMs } : {}),
+    ...(trusted !== undefined ? { exempt: (address: string) => trusted(address, 0) } : {})
+  }))
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).

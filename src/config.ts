@@ -69,7 +69,18 @@ export const EnvSchema = Type.Object({
   JSON_MAX_KEYS: Int(1, 10_000_000, 10_000),
   JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576),
   // Tool modules loaded at start (comma-separated files or directories, resolved against the cwd).
-  MCP_TOOLS: Type.String({ default: '' })
+  MCP_TOOLS: Type.String({ default: '' }),
+  // Every socket has a bound (README "Security model"): open sockets per peer address, and how long
+  // a request may take to arrive (headers; headers + body). Streams are not cut: a GET's request
+  // has fully arrived once its headers have.
+  MAX_CONNECTIONS_PER_CLIENT: Int(1, 1_000_000, 64),
+  HEADERS_TIMEOUT_MS: Int(100, 600_000, 10_000),
+  REQUEST_TIMEOUT_MS: Int(100, 3_600_000, 30_000),
+  KEEP_ALIVE_TIMEOUT_MS: Int(100, 3_600_000, 65_000),
+  // Bytes of every in-memory replay ring one client's streams may hold together (of REPLAY_TOTAL_BYTES).
+  REPLAY_CLIENT_BYTES: Int(1024, 64 * 1024 * 1024 * 1024, 16_777_216),
+  // HTTP/2 over TLS (with HTTP/1.1 on the same port for older clients); needs TLS_CERT_FILE.
+  HTTP2: Type.Boolean({ default: false })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -130,6 +141,15 @@ export interface Config {
   json: JsonLimits
   /** MCP_TOOLS: tool modules (files or directories, resolved against the cwd) the service loads at start. */
   tools: string[]
+  /** Open sockets per peer address (proxies named by TRUST_PROXY exempt). */
+  maxConnectionsPerClient: number
+  /** A request's headers must have arrived within this; its headers and body within requestTimeoutMs. */
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  /** An idle keep-alive socket is closed after this (above the proxy's upstream keepalive_timeout). */
+  keepAliveTimeoutMs: number
+  /** HTTP/2 over TLS, HTTP/1.1 still served on the same port (needs `tls`). */
+  http2: boolean
 }
 
 export interface Budgets {
@@ -151,6 +171,8 @@ export interface Budgets {
   replayBufferBytes: number
   /** Bytes kept across every replay ring of this process (in-memory log). */
   replayTotalBytes: number
+  /** Of replayTotalBytes, what the rings of one client's streams may hold together. */
+  replayClientBytes: number
   /** Largest /broadcast `data` (JSON text bytes). */
   broadcastBytes: number
   /** Largest MRTR requestState accepted or issued. */
@@ -205,6 +227,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
     fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
   }
+  if (e.HTTP2 && !e.TLS_CERT_FILE) fail('HTTP2', e.HTTP2, 'needs TLS_CERT_FILE and TLS_KEY_FILE (browsers speak HTTP/2 only over TLS)')
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) fail('HEADERS_TIMEOUT_MS', e.HEADERS_TIMEOUT_MS, `must not exceed REQUEST_TIMEOUT_MS (${e.REQUEST_TIMEOUT_MS})`)
   if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
   for (const server of list(e.OAUTH_AUTHORIZATION_SERVERS)) {
     if (!URL.canParse(server)) fail('OAUTH_AUTHORIZATION_SERVERS', server, 'is not a URL')
@@ -261,11 +285,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       listenFilterBytes: e.MAX_LISTEN_FILTER_BYTES,
       replayBufferBytes: e.REPLAY_BUFFER_BYTES,
       replayTotalBytes: e.REPLAY_TOTAL_BYTES,
+      replayClientBytes: e.REPLAY_CLIENT_BYTES,
       broadcastBytes: e.MAX_BROADCAST_BYTES,
       stateBytes: e.MAX_STATE_BYTES
     },
     json: { maxDepth: e.JSON_MAX_DEPTH, maxKeys: e.JSON_MAX_KEYS, maxStringBytes: e.JSON_MAX_STRING_BYTES },
     tools: list(e.MCP_TOOLS),
+    maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    http2: e.HTTP2,
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
