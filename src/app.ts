@@ -85,11 +85,16 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).
-  app.setNotFoundHandler(async (request, reply) => await reply.code(404).send({
-    statusCode: 404,
-    error: 'Not Found',
-    message: `Route ${request.method}:${cap(request.url, 100)} not found`
-  }))
+  // It counts against the caller's (IP's) rate limit like any request, so probing is bounded too.
+  app.setNotFoundHandler(async (request, reply) => {
+    const limited = app.limitRequest === null ? undefined : await app.limitRequest(request, reply)
+    if (limited !== undefined) return limited
+    return await reply.code(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      message: `Route ${request.method}:${cap(request.url, 100)} not found`
+    })
+  })
   const { logLevel: _level, ...pluginConfig } = config
   await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
   return app

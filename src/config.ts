@@ -343,12 +343,19 @@ export function originAllowed (origin: string, allowed: readonly string[]): bool
   })
 }
 
+/**
+ * A Host header's name, lower-cased: a bracketed IPv6 literal or a name without `:`, then an
+ * optional `:port` and nothing else (`[::1]anything`, `a:1:2`, `a b` → undefined).
+ */
+export function hostName (hostHeader: string): string | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[^[\]:@/\\\s]+)(?::\d{1,5})?$/i.exec(hostHeader)
+  return match?.[1]?.toLowerCase()
+}
+
 /** True when the Host header's name (port stripped) is on the allow-list; an empty list allows all. */
 export function hostAllowed (hostHeader: string | undefined, allowed: readonly string[]): boolean {
   if (allowed.length === 0 || allowed.includes('*')) return true
   if (!hostHeader) return false
-  const name = hostHeader.startsWith('[')
-    ? hostHeader.slice(0, hostHeader.indexOf(']') + 1)
-    : hostHeader.replace(/:\d+$/, '')
-  return allowed.includes(name.toLowerCase())
+  const name = hostName(hostHeader)
+  return name !== undefined && allowed.includes(name)
 }
