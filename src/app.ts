@@ -1,4 +1,5 @@
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyServerOptions } from 'fastify'
+import type { Server as HttpServer } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
@@ -6,7 +7,7 @@ import { cap } from './budget.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
 import { trustProxyFunction } from './trust-proxy.js'
-import { limitConnections, type ConnectionStats } from './connections.js'
+import { boundHttp1OverHttp2, limitConnections, type ConnectionStats } from './connections.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -57,7 +58,7 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
   const https = config.tls
     ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), handshakeTimeout: config.headersTimeoutMs, ...arrival }
     : null
-  const app = Fastify({
+  const serverOptions: FastifyHttpOptions<HttpServer> = {
     logger: logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
     // X-Forwarded-* only from the proxies TRUST_PROXY names by address (src/trust-proxy.ts).
@@ -74,7 +75,20 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     routerOptions: { ignoreTrailingSlash: true },
     ...(https ? { https } : {}),
     ...server
-  }).withTypeProvider<TypeBoxTypeProvider>()
+  }
+  if (config.http2 && https !== null) {
+    // HTTP/2 over TLS (ALPN), HTTP/1.1 on the same port for clients that do not speak it. Every
+    // transport works over both (test/tls.test.ts); the hub leaves out the Connection header h2
+    // forbids. The server stays typed as the HTTP/1 one: the service only listens on it, reads
+    // address() and counts 'connection's; routes use the compat request/response API.
+    Object.assign(serverOptions, {
+      http2: true,
+      https: { ...https, allowHTTP1: true, settings: { maxConcurrentStreams: 128 } },
+      http2SessionTimeout: config.keepAliveTimeoutMs,
+      ...server
+    })
+  }
+  const app = Fastify(serverOptions).withTypeProvider<TypeBoxTypeProvider>()
   // Every socket has a bound: MAX_CONNECTIONS_PER_CLIENT per peer address (src/connections.ts).
   const trusted = config.trustProxy === false ? undefined : trustProxyFunction(config.trustProxy)
   app.decorate('connections', limitConnections(app.server, {
@@ -82,6 +96,7 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     ...(https === null ? { firstByteMs: config.headersTimeoutMs } : {}),
     ...(trusted !== undefined ? { exempt: (address: string) => trusted(address, 0) } : {})
   }))
+  if (config.http2 && https !== null) boundHttp1OverHttp2(app.server, { headersMs: config.headersTimeoutMs, requestMs: config.requestTimeoutMs })
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).

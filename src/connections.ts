@@ -1,4 +1,7 @@
-import type { Server } from 'node:net'
+import type { Server, Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import { Quota } from './budget.js'
 
 export interface ConnectionLimits {
@@ -55,4 +58,44 @@ export function limitConnections (server: Server, limits: ConnectionLimits): Con
     get open () { return open },
     get refused () { return quota.refused }
   }
+}
+
+/**
+ * Node's HTTP/2 server serves HTTP/1.1 clients (allowHTTP1) without applying headersTimeout or
+ * requestTimeout to them (checked on Node 20): this puts the same bounds back. An HTTP/1.1 socket
+ * must have sent a whole request head within `headersMs` of connecting (or of its previous answer
+ * ending, on keep-alive), and the request's body within `requestMs`; otherwise it is destroyed.
+ * An HTTP/2 request's body must arrive within `requestMs` too (the stream is reset). Streams are
+ * not cut: a GET is complete once its head has arrived.
+ */
+export function boundHttp1OverHttp2 (server: Server, limits: { headersMs: number, requestMs: number }): void {
+  const waiting = new WeakMap<Socket, NodeJS.Timeout>()
+  const awaitHead = (socket: Socket): void => {
+    const timer = setTimeout(() => { socket.destroy() }, limits.headersMs)
+    timer.unref()
+    waiting.set(socket, timer)
+  }
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') return
+    awaitHead(socket)
+    socket.once('close', () => { clearTimeout(waiting.get(socket)) })
+  })
+  server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+    // HTTP/2 too: a stream whose body has not arrived within requestMs is reset (its connection,
+    // which carries other streams, stays).
+    const h2 = 'stream' in req ? req.stream : undefined
+    const socket = req.socket
+    if (h2 === undefined) clearTimeout(waiting.get(socket))
+    const body = setTimeout(() => {
+      if (req.complete) return
+      if (h2 !== undefined) h2.close(constants.NGHTTP2_CANCEL)
+      else socket.destroy()
+    }, limits.requestMs)
+    body.unref()
+    res.once('close', () => { clearTimeout(body) })
+    res.once('finish', () => {
+      clearTimeout(body)
+      if (h2 === undefined && !socket.destroyed) awaitHead(socket)
+    })
+  })
 }
