@@ -56,7 +56,13 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4)))
   }
   const https = config.tls
-    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), handshakeTimeout: config.headersTimeoutMs, ...arrival }
+    ? {
+        cert: readFileSync(config.tls.certFile),
+        key: readFileSync(config.tls.keyFile),
+        // A socket that never completes the TLS handshake is bounded like one that sends no header.
+        handshakeTimeout: config.headersTimeoutMs,
+        ...arrival
+      }
     : null
   const serverOptions: FastifyHttpOptions<HttpServer> = {
     logger: logger ?? loggerOptions(config),
@@ -96,7 +102,9 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     ...(https === null ? { firstByteMs: config.headersTimeoutMs } : {}),
     ...(trusted !== undefined ? { exempt: (address: string) => trusted(address, 0) } : {})
   }))
-  if (config.http2 && https !== null) boundHttp1OverHttp2(app.server, { headersMs: config.headersTimeoutMs, requestMs: config.requestTimeoutMs })
+  if (config.http2 && https !== null) {
+    boundHttp1OverHttp2(app.server, { headersMs: config.headersTimeoutMs, requestMs: config.requestTimeoutMs })
+  }
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).

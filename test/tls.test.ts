@@ -89,7 +89,7 @@ type Send = (method: string, path: string, headers?: Record<string, string>, bod
 /** HTTP/1.1 over TLS (node:https), one socket per request. */
 function https1 (port: number, ca: Buffer): Send {
   return async (method, path, headers = {}, body) => await new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', servername: 'localhost', port, path, method, ca, agent: false, headers: { host: `localhost:${port}`, ...headers }, ALPNProtocols: ['http/1.1'] }, (res) => {
+    const req = httpsRequest({ host: '127.0.0.1', servername: 'localhost', port, path, method, ca, agent: false, headers: { host: `localhost:${port}`, ...headers } }, (res) => {
       resolve(exchange(res.statusCode ?? 0, res.headers, res.httpVersion, res, () => { req.destroy() }))
     })
     req.on('error', reject)
