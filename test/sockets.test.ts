@@ -67,11 +67,18 @@ test('slowloris: one client holding N slow-header sockets never has more than it
 
 test('a socket that sends nothing at all is closed by the headers timeout too', { timeout: 30_000 }, async (t) => {
   const headersTimeoutMs = 500
-  const { url } = await listen(t, { headersTimeoutMs, requestTimeoutMs: 1000 })
+  const { app, url } = await listen(t, { headersTimeoutMs, requestTimeoutMs: 1000 })
   const socket = connect({ host: '127.0.0.1', port: Number(new URL(url).port), localAddress: ATTACKER })
-  socket.on('error', () => {})
+  let error = ''
+  socket.on('error', (err) => { error = err.message })
+  const connected = new Promise<void>((resolve) => socket.once('connect', () => resolve()))
   const opened = Date.now()
-  await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  const closed = await Promise.race([
+    new Promise<boolean>((resolve) => socket.once('close', () => resolve(true))),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), headersTimeoutMs + 5000))
+  ])
+  await Promise.race([connected, Promise.resolve()])
+  assert.ok(closed, `still open after ${Date.now() - opened} ms: connecting=${String(socket.connecting)} error=${error} server open=${app.connections?.open}`)
   const held = Date.now() - opened
   t.diagnostic(`idle socket closed after ${held} ms (HEADERS_TIMEOUT_MS=${headersTimeoutMs})`)
   assert.ok(held < headersTimeoutMs + 2000, `held ${held} ms`)
@@ -122,4 +129,19 @@ test('a slow body is cut by REQUEST_TIMEOUT_MS (408), however steadily it drips'
   t.diagnostic(`slow body closed after ${held} ms (REQUEST_TIMEOUT_MS=${requestTimeoutMs}): ${answer.split('\r\n')[0]}`)
   assert.match(answer, /^HTTP\/1\.1 408 /)
   assert.ok(held < requestTimeoutMs + 2000, `held ${held} ms`)
+})
+
+test('a proxy named in TRUST_PROXY is exempt from the per-client cap (every client arrives through it); anyone else is capped', { timeout: 30_000 }, async (t) => {
+  const { app, url } = await listen(t, { maxConnectionsPerClient: 2, trustProxy: { addresses: [ATTACKER] } })
+  const port = Number(new URL(url).port)
+  const viaProxy = await Promise.all(Array.from({ length: 6 }, async () => await slowHeaders(port, ATTACKER, 100)))
+  const direct = await Promise.all(Array.from({ length: 6 }, async () => await slowHeaders(port, BYSTANDER, 100)))
+  // The refused sockets close at once (seen by the client); the proxy's stay open.
+  const within = async (p: Probe, ms: number): Promise<boolean> =>
+    await Promise.race([p.closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))])
+  const closed = await Promise.all(direct.map(async (p) => await within(p, 300)))
+  assert.equal(closed.filter(Boolean).length, 4, 'the direct client gets 2 of its 6')
+  assert.equal(app.connections?.refused, 4)
+  assert.equal(viaProxy.filter((p) => p.socket.destroyed).length, 0, 'the proxy keeps all 6')
+  for (const p of [...viaProxy, ...direct]) p.socket.destroy()
 })

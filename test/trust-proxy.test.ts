@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { MCP_POST_HEADERS } from './helper.js'
 
@@ -129,4 +130,13 @@ test('deploy/nginx.conf overwrites X-Forwarded-For, -Host and -Proto (a client c
   assert.deepEqual(set('X-Forwarded-Host'), ['$host'])
   assert.deepEqual(set('X-Forwarded-Proto'), ['$scheme'])
   assert.deepEqual(set('Host'), ['$host'])
+})
+
+test('the server refuses to start with TRUST_PROXY=1: exit 1, one line that says what to set', () => {
+  const entry = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+  const r = spawnSync(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, PORT: '0', TRUST_PROXY: '1' }, encoding: 'utf8', timeout: 20_000 })
+  assert.equal(r.status, 1, r.stdout)
+  const lines = r.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, r.stderr)
+  assert.match(lines[0] ?? '', /^Invalid configuration: TRUST_PROXY="1" trusts X-Forwarded-\* from any peer; name the proxies by address: TRUST_PROXY=loopback/)
 })
