@@ -11,7 +11,7 @@ import { openSse } from './sse-client.js'
 interface LogLine { level: number, msg: string, [key: string]: unknown }
 
 /** An app whose pino JSON lines are captured (same redaction as production). */
-async function buildLogged (t: TestContext, overrides: Partial<Config> = {}, setup?: (app: Awaited<ReturnType<typeof buildApp>>) => void) {
+async function buildLogged (t: TestContext, overrides: Partial<Config> = {}, setup?: (app: Awaited<ReturnType<typeof buildApp>>) => void, level = 'info') {
   const lines: LogLine[] = []
   const stream = new Writable({
     write (chunk: Buffer, _enc, cb) {
@@ -19,7 +19,7 @@ async function buildLogged (t: TestContext, overrides: Partial<Config> = {}, set
       cb()
     }
   })
-  const app = await buildApp(testConfig({ stateSecret: SECRET, ...overrides }), { logger: { level: 'info', stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
+  const app = await buildApp(testConfig({ stateSecret: SECRET, ...overrides }), { logger: { level, stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
   t.after(() => app.close())
   setup?.(app)
   await app.ready()
@@ -49,7 +49,7 @@ test('each request is logged once, with method, url, status and response time', 
   assert.equal(lines[1]?.level, 30, 'a 404 is info')
 })
 
-test('a JSON-RPC request is logged with its session id, method and tool name', async (t) => {
+test('a JSON-RPC request is logged with its session fingerprint, method and tool name', async (t) => {
   const { app, requestLines } = await buildLogged(t, {}, (app) => {
     // Any POST with a JSON-RPC body is described the same way as POST /mcp.
     app.post('/rpc-echo', { config: { policy: POLICY.client } }, async (_request, reply) => reply.header('mcp-session-id', 'from-response').send({ ok: true }))
@@ -72,7 +72,7 @@ test('a JSON-RPC request is logged with its session id, method and tool name', a
   assert.equal(batch?.rpc, 'ping,notifications/initialized')
 })
 
-test('POST /mcp lines name the JSON-RPC method and the session the server assigned', async (t) => {
+test('POST /mcp lines name the JSON-RPC method and the fingerprint of the session the server assigned', async (t) => {
   const { app, requestLines } = await buildLogged(t)
   const res = await app.inject({
     method: 'POST',
@@ -113,7 +113,8 @@ test('client errors are logged at info or warn and never with a stack trace', as
 })
 
 test('session ids never reach the log: every line of a session carries the same short fingerprint instead', async (t) => {
-  const { app, lines } = await buildLogged(t)
+  // At debug level, so the `incoming request` lines are checked too.
+  const { app, lines } = await buildLogged(t, {}, undefined, 'debug')
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   assert.ok(address !== null && typeof address === 'object')
@@ -152,6 +153,7 @@ test('session ids never reach the log: every line of a session carries the same 
   const text = JSON.stringify(lines)
   assert.ok(!text.includes(legacy), 'the legacy sessionId is nowhere in the log')
   assert.ok(!text.includes(modern), 'the MCP session id is nowhere in the log')
+  assert.ok(lines.some((l) => l.msg === 'incoming request' && String(l.url).startsWith('/messages?sessionId=[redacted]')))
   const completed = lines.filter((l) => l.msg === 'request completed')
   const legacyLines = completed.filter((l) => String(l.url).startsWith('/messages'))
   const modernLines = completed.filter((l) => l.url === '/mcp')
