@@ -60,6 +60,8 @@ test('slowloris: one client holding N slow-header sockets never has more than it
   assert.ok(timedOut.length <= cap * 2, `only sockets within the cap were ever accepted: ${timedOut.length}`)
   assert.ok(timedOut.length >= 1)
   for (const p of timedOut) assert.ok((p.closedAt ?? Infinity) - p.opened < headersTimeoutMs + 2000, `a slow-header socket held ${(p.closedAt ?? Infinity) - p.opened} ms`)
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  assert.match(metrics, new RegExp(`^http_connections_refused_total ${N - timedOut.length}$`, 'm'))
   // Closing released every slot: the attacker may connect again.
   assert.equal(await health(port, ATTACKER), 200)
   assert.equal(app.connections?.open, 0)
