@@ -2,8 +2,10 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { McpServer, type McpObserver, type ScaleOutTracker } from '../src/mcp/server.js'
 import { MemorySessionStore, SessionLedger, type SessionRecord, type SessionStore } from '../src/mcp/session.js'
-import { Quota } from '../src/budget.js'
-import { RedisSessionStore } from '../src/mcp/redis-sessions.js'
+import { Quota, bounded, clientBudget, type ClientBudget } from '../src/budget.js'
+import { RedisSessionStore, RedisSessionUnits } from '../src/mcp/redis-sessions.js'
+import { RUN_DONE, RunLeases, watchRun } from '../src/mcp/leases.js'
+import { ConfigError, STATE_SECRET_NEEDS_REDIS } from '../src/config.js'
 import type { JsonRpcNotification, JsonRpcResponse, RequestId } from '../src/mcp/jsonrpc.js'
 import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../src/mcp/registry.js'
 import { registerBuiltins } from '../src/tools/builtin.js'
@@ -16,6 +18,7 @@ import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { channels, httpSseStream, redisKeys, sessionOwnedStreams, sessionStream } from '../src/mcp/keys.js'
 import { ignore, logFailure } from '../src/ignore.js'
+import { ErrorCode, errorResponse } from '../src/mcp/jsonrpc.js'
 
 export type { McpObserver }
 
@@ -48,7 +51,9 @@ export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport
 type Directed =
   | { t: 'response', sid: string, msg: JsonRpcResponse }
   | { t: 'cancel', sid: string, id: RequestId, reason?: string }
-interface Broadcast { t: 'change', from: string, change: Change }
+type Broadcast =
+  | { t: 'change', from: string, change: Change }
+  | { t: 'end', from: string, sid: string, reason: string }
 const CONTROL_CHANNEL = channels.control
 const replicaChannel = channels.replica
 const awaitKey = redisKeys.awaiting
@@ -65,8 +70,10 @@ const MAX_TRACKED_ID = 200
 interface SessionBudgets {
   /** MAX_SESSIONS_PER_CLIENT units and each session's request stream keys. */
   ledger: SessionLedger
-  /** MAX_INFLIGHT_PER_CLIENT: stateless requests running per client. */
-  statelessInflight: Quota
+  /** MAX_INFLIGHT_PER_CLIENT: stateless requests running per client (shared by the replicas with Redis). */
+  statelessInflight: ClientBudget
+  /** Run leases of session requests (Redis only): see RequestRuns. */
+  runs: RequestRuns | undefined
   /** MRTR requestState (its `refused` counts MAX_STATE_BYTES refusals). */
   stateCodec: RequestStateCodec
   endSession: (id: string, reason: string) => Promise<void>
@@ -181,6 +188,7 @@ class SharedSecretRing implements SecretRing {
  * through Redis (first one wins, re-offered on every reconnect); else random for this process.
  */
 async function stateSecret (app: FastifyInstance): Promise<SecretRing> {
+  if (app.config.stateSecret !== undefined && app.redis === null) throw new ConfigError(`Invalid configuration: STATE_SECRET ${STATE_SECRET_NEEDS_REDIS}`)
   if (app.config.stateSecret !== undefined) return fixedRing(Buffer.from(app.config.stateSecret, 'utf8'))
   if (app.redis === null) return fixedRing(randomBytes(32))
   const client = app.redis.client
@@ -192,37 +200,107 @@ async function stateSecret (app: FastifyInstance): Promise<SecretRing> {
   return ring
 }
 
-/** Single use of requestState: a nonce redeemed with SET NX in Redis (shared by the replicas), else in memory. */
-function nonceStore (app: FastifyInstance): NonceStore {
+// Redeems a nonce (SET NX) only while Redis is the one the state was sealed under: its run id
+// changes on every restart and failover, so a Redis that lost nonces (restarted empty, restored
+// from an older snapshot, a lagging replica promoted) refuses every state sealed before.
+// Returns { 1 | 0 | -1 (other dataset), current run id }.
+const CONSUME = `
+local id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if id ~= ARGV[2] then return { -1, id } end
+if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return { 1, id } end
+return { 0, id }`
+
+/** Bound on the Redis calls of requestState redemption, run leases and the clock. */
+const REDIS_CALL_MS = 2000
+
+/**
+ * Single use of requestState: a nonce redeemed with SET NX in Redis (shared by the replicas) and
+ * bound to Redis's run id (see CONSUME), else in memory (one process: STATE_SECRET needs Redis).
+ */
+async function nonceStore (app: FastifyInstance): Promise<NonceStore> {
   const redis = app.redis?.client
   if (redis === undefined) return new MemoryNonceStore()
+  let dataset: string | undefined
+  const refresh = async (): Promise<void> => {
+    const info = await bounded(redis.info('server'), REDIS_CALL_MS, 'Redis run id')
+    dataset = /run_id:(\w+)/.exec(info)?.[1]
+  }
+  await refresh().catch(logFailure(app.log, 'reading the Redis run id failed; requestStates are refused until it is known'))
+  const onReady = (): void => { refresh().catch(logFailure(app.log, 'reading the Redis run id failed')) }
+  redis.on('ready', onReady)
+  app.addHook('onClose', async () => { redis.off('ready', onReady) })
   return {
-    async consume (nonce, ttlMs) {
-      return await redis.set(redisKeys.nonce(nonce), '1', 'PX', ttlMs, 'NX') === 'OK'
+    dataset: () => dataset,
+    async consume (nonce, ttlMs, who) {
+      const [ok, id] = await bounded(redis.eval(CONSUME, 1, redisKeys.nonce(nonce), ttlMs, who?.dataset ?? '') as Promise<[number, string]>, REDIS_CALL_MS, 'requestState redemption')
+      dataset = id
+      return ok === 1
     }
   }
 }
+
+/**
+ * Redis's clock as seen from this process (local clock + measured offset, re-measured on every
+ * reconnect and each minute), so requestState expiry set on one replica and checked on another
+ * never compares two replicas' clocks.
+ */
+async function sharedClock (app: FastifyInstance): Promise<() => number> {
+  const redis = app.redis?.client
+  if (redis === undefined) return Date.now
+  let offset = 0
+  const sync = async (): Promise<void> => {
+    const before = Date.now()
+    const [sec, usec] = await bounded(redis.time(), REDIS_CALL_MS, 'Redis TIME')
+    const after = Date.now()
+    offset = Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - Math.round((before + after) / 2)
+  }
+  await sync().catch(logFailure(app.log, 'reading the Redis clock failed; using the local clock until it answers'))
+  const onReady = (): void => { sync().catch(logFailure(app.log, 'reading the Redis clock failed')) }
+  redis.on('ready', onReady)
+  const timer = setInterval(onReady, 60_000)
+  timer.unref()
+  app.addHook('onClose', async () => { redis.off('ready', onReady); clearInterval(timer) })
+  return () => Date.now() + offset
+}
+
+/**
+ * Session requests whose response became a stream, across replicas (Redis only). The runner holds
+ * a lease on the stream (src/mcp/leases.ts: RUN_LEASE_MS, renewed every RUN_RENEW_MS) and marks
+ * it done after the response; a replica serving a resumed stream of it watches the lease, and when
+ * the runner died appends a JSON-RPC error for the request and ends the stream.
+ */
+export interface RequestRuns {
+  /** Takes the lease for request `id` of session `sid` answering on stream `streamKey`; returns the release to call after the response. */
+  hold (sid: string, id: RequestId, streamKey: string): Promise<() => Promise<void>>
+  /** Watches the runner of a resumed request stream; returns the stop function. */
+  watch (streamKey: string): () => void
+}
+
+/** What a resumed stream says when its runner died. */
+export const RUNNER_DIED = 'The server running this request stopped before it answered; retry the request'
 
 /**
  * Scale-out bookkeeping in Redis: which replica awaits a server→client request's answer and
  * which runs a session request (only once it has run TRACK_RUNNING_AFTER_MS: quick ones are not
  * worth a round trip, and a cancel that arrives after the answer has nothing to do anyway).
  */
-function redisTracker (redis: Redis, replica: string, runTtlMs: number): ScaleOutTracker {
+function redisTracker (redis: Redis, replica: string, leases: RunLeases, cancel: (sid: string, id: RequestId) => void): ScaleOutTracker {
   return {
     async awaiting (sid, id, ttlMs) { await redis.set(awaitKey(sid, id), replica, 'PX', ttlMs) },
     settled (sid, id) { redis.del(awaitKey(sid, id)).catch(ignore('the await key expires with its TTL')) },
     running (sid, id) {
       if (String(id).length > MAX_TRACKED_ID) return () => {}
-      let recorded = false
+      // A lease (RUN_LEASE_MS, renewed): a dead runner is named for seconds, not a minute.
+      let release: Promise<(() => Promise<void>) | undefined> | undefined
       const timer = setTimeout(() => {
-        recorded = true
-        redis.set(runKey(sid, id), replica, 'PX', runTtlMs).catch(ignore('untracked: a cancel from another replica misses this run'))
+        // Guarded by the session's record: a session ended anywhere stops this run within one
+        // renewal, even if the end-of-session message between replicas was lost.
+        release = leases.hold(runKey(sid, id), () => { cancel(sid, id) }, [], 0, redisKeys.session(sid)).catch((): undefined => undefined)
       }, TRACK_RUNNING_AFTER_MS)
       timer.unref()
       return () => {
         clearTimeout(timer)
-        if (recorded) redis.del(runKey(sid, id)).catch(ignore('the run key expires with its TTL'))
+        release?.then(async (r) => { await r?.() }).catch(ignore('the run key lapses with its lease'))
       }
     }
   }
@@ -234,6 +312,26 @@ local r = redis.call('GET', KEYS[1])
 if r then redis.call('DEL', KEYS[1]) end
 return r`
 
+/** RequestRuns on Redis: leases through RunLeases, watches through watchRun, errors through the hub (the log). */
+function requestRuns (app: FastifyInstance, redis: Redis, leases: RunLeases, server: McpServer): RequestRuns {
+  const keepMs = app.config.sessionIdleTimeoutMs
+  return {
+    async hold (sid, id, streamKey) {
+      const release = await leases.hold(redisKeys.streamRunner(streamKey), () => { server.cancel(sid, id, 'another replica declared this run dead') },
+        [[redisKeys.streamRequest(streamKey), JSON.stringify(id)]], keepMs)
+      return async () => { await release(RUN_DONE, keepMs) }
+    },
+    watch (streamKey) {
+      return watchRun(redis, redisKeys.streamRunner(streamKey), redisKeys.streamRequest(streamKey), (id) => {
+        const error = errorResponse(id, ErrorCode.InternalError, RUNNER_DIED)
+        app.hub.publish(streamKey, { event: 'message', data: JSON.stringify(error) })
+          .then(async () => { await app.hub.end(streamKey) })
+          .catch(logFailure(app.log, 'ending the stream of a request whose runner died failed'))
+      })
+    }
+  }
+}
+
 export interface McpPluginOptions {
   /** Registers the demo tools, resource and prompt (src/tools/builtin.ts); default true. */
   builtins?: boolean
@@ -244,6 +342,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   const sessions = sessionStore(app)
   const replica = randomBytes(9).toString('base64url')
   const redis = app.redis?.client
+  const leases = redis === undefined ? undefined : new RunLeases(redis, replica)
   const server = new McpServer({
     name: SERVER_NAME,
     version: SERVER_VERSION,
@@ -255,14 +354,15 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     warn: (fields, message) => { app.log.warn(fields, message) },
     maxSubscriptionsPerSession: app.config.budgets.subscriptionsPerSession,
     maxUriBytes: app.config.budgets.uriBytes,
-    tracker: redis === undefined ? undefined : redisTracker(redis, replica, app.config.toolTimeoutMs + 10_000),
+    tracker: redis === undefined || leases === undefined ? undefined : redisTracker(redis, replica, leases, (sid, id) => { server.cancel(sid, id, 'the session ended, or another replica declared this run dead') }),
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }
   })
   const ledger = new SessionLedger(
     new Quota('MAX_SESSIONS_PER_CLIENT', app.config.budgets.sessionsPerClient),
-    async (id) => await sessions.get(id) !== undefined
+    async (id) => await sessions.get(id) !== undefined,
+    redis === undefined ? undefined : new RedisSessionUnits(redis)
   )
   /**
    * Ends a session on every path (DELETE, idle eviction, HTTP+SSE stream close): its calls running
@@ -273,9 +373,16 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     server.cancelSession(id, reason)
     const keys = [...sessionOwnedStreams(id), ...ledger.end(id)]
     await Promise.all([
+      // Its calls running on other replicas stop too (each replica forgets the request streams it knows).
+      bounded(publish(CONTROL_CHANNEL, { t: 'end', from: replica, sid: id, reason: cap(reason, 200) }), REDIS_CALL_MS, 'session end relay').catch(logFailure(app.log, 'telling the other replicas a session ended failed')),
       sessions.delete(id).catch(logFailure(app.log, 'deleting a session record failed')),
       ...keys.map(async (key) => { await app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed')) })
     ])
+  }
+  /** A session ended on another replica: its calls running here stop, and the request streams this replica knows go. */
+  const endedElsewhere = (id: string, reason: string): void => {
+    server.cancelSession(id, reason)
+    for (const key of ledger.end(id)) app.hub.forget(key).catch(logFailure(app.log, 'forgetting a session stream failed'))
   }
   sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
   if (opts.builtins !== false) registerBuiltins(server, app.lifecycle.startedAt)
@@ -310,7 +417,9 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     const offChanges = await bus.subscribe(CONTROL_CHANNEL, (payload) => {
       try {
         const c = JSON.parse(payload) as Broadcast
-        if (c.t === 'change' && c.from !== replica) listeners.deliver(c.change).catch(logFailure(app.log, 'change delivery from another replica failed'))
+        if (c.from === replica) return
+        if (c.t === 'change') listeners.deliver(c.change).catch(logFailure(app.log, 'change delivery from another replica failed'))
+        else if (c.t === 'end') endedElsewhere(c.sid, c.reason)
       } catch {}
     })
     const offDirected = await bus.subscribe(replicaChannel(replica), (payload) => {
@@ -327,7 +436,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     })
   }
   const stateCodec = new RequestStateCodec(await stateSecret(app), {
-    ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: nonceStore(app)
+    ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: await nonceStore(app), now: await sharedClock(app)
   })
   const modern = new ModernEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
@@ -336,8 +445,9 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     readTtlMs: 0,
     privateReads: app.config.authTokens.length > 0 || app.config.oauth !== undefined
   })
-  const statelessInflight = new Quota('MAX_INFLIGHT_PER_CLIENT', app.config.budgets.inflightPerClient)
-  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay, { ledger, statelessInflight, stateCodec, endSession }))
+  const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', app.config.budgets.inflightPerClient, redis)
+  const runs = redis === undefined || leases === undefined ? undefined : requestRuns(app, redis, leases, server)
+  app.decorate('mcp', createMcp(server, modern, listeners, changed, relay, { ledger, statelessInflight, stateCodec, endSession, runs }))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
   app.lifecycle.onDrain(async () => { await listeners.endAll() })
   app.lifecycle.onDrain(async (deadline) => {
@@ -346,6 +456,8 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   app.addHook('preClose', async () => { server.close() })
   app.addHook('onClose', async () => {
     ledger.clear()
+    statelessInflight.close()
+    leases?.close()
     await sessions.close()
   })
 }

@@ -3,6 +3,8 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { httpError } from '../src/http-error.js'
 import { clientOf } from './auth.js'
+import { StoreUnavailableError, bounded } from '../src/budget.js'
+import { redisKeys } from '../src/mcp/keys.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,7 +19,9 @@ declare module 'fastify' {
 
 /**
  * Rate limiting per caller: the auth identity when there is one, else the client IP (behind nginx,
- * with TRUST_PROXY, the real client's). @fastify/rate-limit's store is an LRU of bounded size; it
+ * with TRUST_PROXY, the real client's). @fastify/rate-limit's store is an LRU of bounded size, or
+ * with REDIS_URL its Redis store (shared by the replicas; 503 + Retry-After when Redis does not
+ * answer within 2 s); it
  * runs for no route by itself (global: false): the policy hook applies it by the route's policy.
  * A long-lived stream counts once, when it opens.
  */
@@ -27,10 +31,24 @@ const rateLimitPlugin: FastifyPluginAsync = async (app) => {
     app.decorate('limitRequest', null)
     return
   }
-  await app.register(rateLimit, { global: false, max: rateLimitMax, timeWindow: rateLimitWindowMs })
+  // With REDIS_URL the counters live in Redis (one window per client across every replica).
+  const redis = app.redis?.client
+  await app.register(rateLimit, {
+    global: false,
+    max: rateLimitMax,
+    timeWindow: rateLimitWindowMs,
+    ...(redis === undefined ? {} : { redis, nameSpace: redisKeys.rateLimit })
+  })
   const check = app.createRateLimit({ keyGenerator: clientOf })
   app.decorate('limitRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const result = await check(request)
+    let result
+    try {
+      // Bounded: a Redis that does not answer makes a 503, never a request that waits.
+      result = await bounded(check(request), 2000, 'rate limit')
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      return await reply.code(503).header('Retry-After', String(err.retryAfterSeconds)).send(httpError(503, err.message))
+    }
     if (result.isAllowed || !result.isExceeded) return undefined
     return await reply.code(429).header('Retry-After', String(Math.max(1, result.ttlInSeconds))).send(httpError(429, `Rate limit exceeded: ${result.max} requests per ${Math.round(result.timeWindow / 1000)} s; retry later`))
   })

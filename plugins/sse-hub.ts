@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { createHub, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
-import { Quota } from '../src/budget.js'
+import { StoreUnavailableError, clientBudget, type ClientBudget, type Release } from '../src/budget.js'
 import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub } from '../src/hub/types.js'
 import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
 import { clientOf } from './auth.js'
@@ -17,7 +17,12 @@ export interface HubReplies {
    * Retry-After, over the client's budget 429 + Retry-After, and returns undefined; when the
    * client's socket is already gone it releases at once (onClose runs) and returns undefined.
    */
-  open (reply: FastifyReply, opts: AttachOptions): Promise<Connection | undefined>
+  open (reply: FastifyReply, opts: AttachOptions, held?: Release): Promise<Connection | undefined>
+  /**
+   * MAX_STREAMS_PER_CLIENT (shared by the replicas with REDIS_URL). A route that must know before
+   * it starts work whether a stream can open takes a unit here and passes it to `open` as `held`.
+   */
+  streamBudget: ClientBudget
   /** The replay log the hub appends to (metrics read the in-memory log's bytes). */
   replayLog: EventLog
 }
@@ -54,28 +59,38 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   const { maxConnections, heartbeatIntervalMs, budgets } = app.config
   const chosen = backends(app)
   const core = createHub({ ...chosen, maxConnections, heartbeatIntervalMs })
-  const perClient = new Quota('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient)
-  const open: HubReplies['open'] = async (reply, opts) => {
+  const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client)
+  const open: HubReplies['open'] = async (reply, opts, held) => {
     const request = reply.request
     const socket = request.raw.socket
     if (reply.raw.destroyed || socket === null || socket.destroyed) {
       // The client is already gone: nothing to hijack, nothing to count.
       reply.hijack()
+      held?.()
       opts.onClose?.('client')
       return undefined
     }
     if (app.lifecycle.draining) {
+      held?.()
       // Shutting down is not a capacity problem: a distinct message, and not counted as one.
       await reply.code(503).header('retry-after', '5').send(httpError(503, SHUTTING_DOWN))
       return undefined
     }
     if (!core.hasCapacity()) {
+      held?.()
       core.rejectedOverCapacity++
       const err = new OverCapacityError()
       await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
       return undefined
     }
-    const release = perClient.tryAcquire(clientOf(request))
+    let release: Release | undefined
+    try {
+      release = held ?? await perClient.take(clientOf(request))
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
+      return undefined
+    }
     if (release === undefined) {
       core.refusedOverClientBudget++
       await reply.code(429).header('retry-after', '5')
@@ -99,7 +114,8 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       return undefined
     }
   }
-  app.decorate('hub', Object.assign(core, { open, replayLog: chosen.log }))
+  app.decorate('hub', Object.assign(core, { open, replayLog: chosen.log, streamBudget: perClient }))
+  app.addHook('onClose', async () => { perClient.close() })
   // Streams are told before the server stops accepting and cuts sockets.
   app.addHook('preClose', async () => { await core.close() })
 }

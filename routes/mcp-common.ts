@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, RpcError, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
 import type { AttachOptions } from '../src/hub/types.js'
 import { insufficientScope as scopeRefusal } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
@@ -7,6 +7,8 @@ import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
 import { readMessage as readBody } from '../src/mcp/http.js'
 import { SHUTTING_DOWN } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
+import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
+import { clientOf } from '../plugins/auth.js'
 
 /** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
 export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
@@ -75,6 +77,12 @@ export async function overBudget (reply: FastifyReply, id: RequestId | null, mes
   return await rpcFail(reply, 429, errorResponse(id, ErrorCode.ServerBusy, message))
 }
 
+/** 503 + Retry-After with a JSON-RPC error: the shared state store (Redis) did not answer in time. */
+export async function storeUnavailable (reply: FastifyReply, id: RequestId | null, err: StoreUnavailableError): Promise<FastifyReply> {
+  reply.header('retry-after', String(err.retryAfterSeconds))
+  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, err.message))
+}
+
 /**
  * Keeps a session alive while one of its streams is open on this process: idle eviction counts
  * from the last touch, so the stream touches it every third of the idle timeout. Returns the stop
@@ -87,33 +95,78 @@ export function keepSessionAlive (app: FastifyInstance, sessionId: string): () =
   return () => { clearInterval(timer) }
 }
 
+/** What a request's stream needs when it opens: the hub options, a priming event, and the run lease (Redis). */
+export interface LazyStreamOpen {
+  opts: AttachOptions
+  priming?: boolean
+  /** Takes the run lease before the stream is visible; resolves with what to call once the response is in the log. */
+  hold?: () => Promise<() => Promise<void>>
+}
+
 /**
  * The reply to one request, which becomes an SSE stream of its own (on the hub, under the key
  * `open` names) the first time the handler sends something: progress, a log, a server→client
  * request. Until then it can still be answered as plain JSON.
+ *
+ * The stream's unit of MAX_STREAMS_PER_CLIENT is taken before the stream opens. When the client is
+ * over that budget the reply stays JSON (the handler is already running: a 429 now would make a
+ * retrying client run it twice): notifications are dropped, a server→client request fails in the
+ * handler, and the response is sent as JSON.
  */
-export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, open: () => { opts: AttachOptions, priming?: boolean }) {
+export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, open: () => LazyStreamOpen) {
   let key: string | undefined
+  /** Set when the stream could not open (over the client's stream budget): the reply stays JSON. */
+  let refused: string | undefined
+  let finished: (() => Promise<void>) | undefined
   let chain: Promise<void> = Promise.resolve()
-  const upgrade = async (): Promise<string> => {
-    if (key !== undefined) return key
-    const { opts, priming } = open()
+  const upgrade = async (): Promise<string | undefined> => {
+    if (key !== undefined || refused !== undefined) return key
+    const budget = app.hub.streamBudget
+    let unit: Release | undefined
+    try {
+      unit = await budget.take(clientOf(reply.request))
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      refused = err.message
+      return undefined
+    }
+    if (unit === undefined) {
+      refused = `this client holds MAX_STREAMS_PER_CLIENT (${budget.limit}) streams, so this response cannot become a stream`
+      return undefined
+    }
+    const { opts, priming, hold } = open()
     key = opts.key
-    await app.hub.open(reply, opts)
+    if (hold !== undefined) {
+      // Without the lease the stream still works; only a resume elsewhere cannot tell if this replica died.
+      finished = await hold().catch((err: unknown) => { reply.request.log.warn({ err }, 'taking the run lease failed'); return undefined })
+    }
+    await app.hub.open(reply, opts, unit)
     // Priming event (2025-11-25): an id and empty data, so the client can resume from the start.
     if (priming === true) await app.hub.publish(key, { data: '' })
     return key
   }
-  const enqueue = (work: (key: string) => Promise<void> | void): Promise<void> => {
-    chain = chain.then(async () => { await work(await upgrade()) })
-    return chain
+  const enqueue = (work: (key: string | undefined) => Promise<void> | void): Promise<void> => {
+    const run = chain.then(async () => { await work(await upgrade()) })
+    // One failed message does not stop the ones after it (nor the response).
+    chain = run.catch(logFailure(app.log, 'sending on a request stream failed'))
+    return run
   }
   return {
     /** True once the reply became an SSE stream. */
     get streaming (): boolean { return key !== undefined },
-    send: async (msg: JsonRpcMessage): Promise<void> => { await enqueue(async (k) => { await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) }) }) },
+    send: async (msg: JsonRpcMessage): Promise<void> => {
+      await enqueue(async (k) => {
+        if (k !== undefined) {
+          await app.hub.publish(k, { event: 'message', data: JSON.stringify(msg) })
+          return
+        }
+        // No stream: a server→client request cannot reach the client (the handler gets the error);
+        // notifications (progress, logs) are dropped.
+        if ('method' in msg && 'id' in msg) throw new RpcError(ErrorCode.ServerBusy, `Cannot send ${cap(msg.method, 60)} to the client: ${refused ?? 'no stream'}`)
+      })
+    },
     /** SEP-1699: closes the stream now (the client resumes with Last-Event-ID). */
-    closeStream: (): void => { enqueue((k) => { app.hub.closeConnections(k) }).catch(logFailure(app.log, 'closing a request stream failed')) },
+    closeStream: (): void => { enqueue((k) => { if (k !== undefined) app.hub.closeConnections(k) }).catch(logFailure(app.log, 'closing a request stream failed')) },
     /**
      * After the handler: waits for what it queued; if the reply became a stream, writes the
      * response (none when cancelled) and ends the stream. Returns the stream's key, or undefined
@@ -124,6 +177,7 @@ export function lazyRequestStream (app: FastifyInstance, reply: FastifyReply, op
       if (key === undefined) return undefined
       if (response !== null) await app.hub.publish(key, { event: 'message', data: JSON.stringify(response) })
       await app.hub.end(key)
+      await finished?.().catch(logFailure(app.log, 'marking a run done failed'))
       return key
     }
   }

@@ -5,8 +5,8 @@ import {
   MODERN_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
 } from '../src/mcp/modern.js'
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
-import { insufficientScope, lazyRequestStream, overBudget, rpcFail } from './mcp-common.js'
-import { cap } from '../src/budget.js'
+import { insufficientScope, lazyRequestStream, overBudget, rpcFail, storeUnavailable } from './mcp-common.js'
+import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
 
@@ -46,7 +46,13 @@ export async function serveStateless (
   if (message.method === 'subscriptions/listen') return await listen(app, message, reply)
   // MAX_INFLIGHT_PER_CLIENT: the stateless counterpart of MAX_INFLIGHT_PER_SESSION, per identity (else IP).
   const quota = app.mcp.statelessInflight
-  const release = quota.tryAcquire(clientOf(request))
+  let release: Release | undefined
+  try {
+    release = await quota.take(clientOf(request))
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) return await storeUnavailable(reply, message.id, err)
+    throw err
+  }
   if (release === undefined) {
     return await overBudget(reply, message.id, `Too many concurrent requests from this client (MAX_INFLIGHT_PER_CLIENT ${quota.limit}); retry when one finishes`)
   }
@@ -74,8 +80,9 @@ async function answer (
   })
   let response: JsonRpcResponse | null
   try {
-    response = await app.mcp.modern.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, send: stream.send }, sid)
+    response = await app.mcp.modern.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, send: stream.send }, sid, clientOf(request))
   } catch (err) {
+    if (err instanceof StoreUnavailableError && !stream.streaming) return await storeUnavailable(reply, message.id, err)
     if (!(err instanceof RpcError)) throw err
     response = errorResponse(message.id, err.code, err.message, err.data)
   }

@@ -5,7 +5,8 @@ import type { SessionRecord } from '../src/mcp/session.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
-import { draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail, storeUnavailable } from './mcp-common.js'
+import { StoreUnavailableError } from '../src/budget.js'
 import {
   REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
   sessionVersionError
@@ -64,7 +65,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (eraOf(classified.message, request.headers) === 'stateless') return await serveStateless(app, classified.message, request, reply)
 
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
-      const ticket = await app.mcp.ledger.admit(clientOf(request))
+      let ticket
+      try {
+        ticket = await app.mcp.ledger.admit(clientOf(request))
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) return await storeUnavailable(reply, classified.message.id, err)
+        throw err
+      }
       if (ticket === undefined) {
         return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
       }
@@ -113,7 +120,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // The session owns its request streams: they go when it goes (and the oldest past the bound now).
       const drop = app.mcp.ledger.addStream(session.id, key)
       if (drop !== undefined) app.hub.forget(drop).catch(logFailure(request.log, 'forgetting a request stream failed'))
-      return { opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS }, priming: true }
+      const runs = app.mcp.runs
+      return {
+        opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS },
+        priming: true,
+        // Scale-out: the run lease, so a resume on another replica ends with an error if this one dies.
+        hold: runs === undefined ? undefined : async () => await runs.hold(session.id, message.id, key)
+      }
     })
     const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
     // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
@@ -156,9 +169,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const stop = keepSessionAlive(app, session.id)
     // Last-Event-ID names the stream to resume (http.ts sessionGetTarget).
     const { part, kind, retryMs, afterSeq, afterEpoch } = sessionGetTarget(last)
+    const key = requestStream(session.id, part)
+    // A resumed request stream whose runner dies ends with a JSON-RPC error (scale-out: the run lease).
+    const unwatch = kind === 'request' && app.mcp.runs !== undefined ? app.mcp.runs.watch(key) : () => {}
+    const stopAll = (): void => { stop(); unwatch() }
     // Released on every path: the stream's close, no capacity, or a failed attach.
     const conn = await app.hub.open(reply, {
-      key: requestStream(session.id, part),
+      key,
       kind,
       streamPart: part,
       headers: { [SESSION_HEADER]: session.id },
@@ -166,9 +183,9 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       afterEpoch,
       retryMs,
       // While a stream is open here the session does not idle out.
-      onClose: stop
-    }).catch((err: unknown) => { stop(); throw err })
-    if (conn === undefined) stop()
+      onClose: stopAll
+    }).catch((err: unknown) => { stopAll(); throw err })
+    if (conn === undefined) stopAll()
     return reply
   })
 

@@ -10,6 +10,7 @@ import { accepts, header, httpSseEndpoint, newHttpSseSession } from '../src/mcp/
 import { httpError } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
+import { StoreUnavailableError } from '../src/budget.js'
 
 /**
  * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -25,7 +26,13 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
       return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
     }
-    const ticket = await app.mcp.ledger.admit(clientOf(request))
+    const ticket = await app.mcp.ledger.admit(clientOf(request)).catch((err: unknown) => {
+      if (err instanceof StoreUnavailableError) return err
+      throw err
+    })
+    if (ticket instanceof StoreUnavailableError) {
+      return await reply.code(503).header('retry-after', String(ticket.retryAfterSeconds)).send(httpError(503, ticket.message))
+    }
     if (ticket === undefined) {
       return await reply.code(429).header('retry-after', '5').send(httpError(429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry`))
     }

@@ -208,6 +208,35 @@ function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
 }
 
+/** Misspellings of variables that turn a guard on; set instead of the real one, the guard stays off. */
+const MISSPELT: Record<string, string> = {
+  AUTH_TOKEN: 'AUTH_TOKENS',
+  OPERATOR_TOKEN: 'OPERATOR_TOKENS',
+  ALLOWED_HOST: 'ALLOWED_HOSTS',
+  ALLOWED_ORIGIN: 'ALLOWED_ORIGINS'
+}
+
+/**
+ * Start-up refusals for a server that would be open to any web page: a misspelt guard variable, or a
+ * non-loopback bind (HOST=0.0.0.0, ::, an interface address) with neither a Host allow-list nor auth,
+ * where a DNS-rebinding page could read /mcp, /sse, /docs and /metrics (browsers send no Origin on
+ * same-origin GETs, so only the Host check stands in the way).
+ */
+function refuseUnguardedExposure (env: NodeJS.ProcessEnv, e: Env, explicitHosts: string[]): void {
+  for (const [typo, real] of Object.entries(MISSPELT)) {
+    if (env[typo] && !env[real]) {
+      throw new ConfigError(`Invalid configuration: ${typo} is not a variable (the guard stays off); did you mean ${real}? Rename it`)
+    }
+  }
+  const auth = list(e.AUTH_TOKENS).length > 0 || list(e.OPERATOR_TOKENS).length > 0 || Boolean(e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE)
+  if (!isLoopback(e.HOST) && explicitHosts.length === 0 && !auth) {
+    fail('HOST', e.HOST, 'listens beyond loopback with no ALLOWED_HOSTS and no auth, so any web page could read it (DNS rebinding): set ALLOWED_HOSTS to the host names clients use (ALLOWED_HOSTS=* allows any), or AUTH_TOKENS')
+  }
+}
+
+/** Why STATE_SECRET without REDIS_URL is refused (src/config.ts and plugins/mcp.ts say the same). */
+export const STATE_SECRET_NEEDS_REDIS = 'needs REDIS_URL: without Redis each process keeps its own record of used requestStates, so processes sharing the secret (or one restarted) would accept a used state again; unset STATE_SECRET (each process then uses a random key) or set REDIS_URL'
+
 /** Reads the environment; throws ConfigError with one line naming the first bad variable. */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -229,6 +258,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (e.HTTP2 && !e.TLS_CERT_FILE) fail('HTTP2', e.HTTP2, 'needs TLS_CERT_FILE and TLS_KEY_FILE (browsers speak HTTP/2 only over TLS)')
   if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) fail('HEADERS_TIMEOUT_MS', e.HEADERS_TIMEOUT_MS, `must not exceed REQUEST_TIMEOUT_MS (${e.REQUEST_TIMEOUT_MS})`)
+  // A requestState is single-use only where every process sharing its secret sees the used nonces.
+  if (e.STATE_SECRET && !e.REDIS_URL) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
   if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
   for (const server of list(e.OAUTH_AUTHORIZATION_SERVERS)) {
     if (!URL.canParse(server)) fail('OAUTH_AUTHORIZATION_SERVERS', server, 'is not a URL')
@@ -244,6 +275,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     fail('TRUST_PROXY', e.TRUST_PROXY, err instanceof Error ? err.message : String(err))
   }
   const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
+  refuseUnguardedExposure(env, e, explicitHosts)
   return {
     host: e.HOST,
     port: e.PORT,

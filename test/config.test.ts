@@ -32,8 +32,33 @@ test('values are converted and lists are split', () => {
 })
 
 test('binding to all interfaces drops the default Host allow-list', () => {
-  assert.deepEqual(loadConfig({ HOST: '0.0.0.0' }).allowedHosts, [])
+  assert.deepEqual(loadConfig({ HOST: '0.0.0.0', AUTH_TOKENS: 'secret-token' }).allowedHosts, [])
 })
+
+for (const host of ['0.0.0.0', '::', '192.0.2.10', 'example.internal']) {
+  test(`HOST=${host} with neither ALLOWED_HOSTS nor auth is refused with one line that says what to set`, () => {
+    assert.throws(() => loadConfig({ HOST: host }), (err: unknown) =>
+      err instanceof ConfigError && !err.message.includes('\n') &&
+      err.message.startsWith(`Invalid configuration: HOST="${host}"`) && /set ALLOWED_HOSTS=?/.test(err.message) && err.message.includes('AUTH_TOKENS'))
+  })
+}
+
+test('a non-loopback bind starts with a Host allow-list or with any kind of auth; loopback needs neither', () => {
+  assert.deepEqual(loadConfig({ HOST: '0.0.0.0', ALLOWED_HOSTS: 'mcp.example.com,app1' }).allowedHosts, ['mcp.example.com', 'app1'])
+  assert.deepEqual(loadConfig({ HOST: '0.0.0.0', ALLOWED_HOSTS: '*' }).allowedHosts, ['*'])
+  assert.ok(loadConfig({ HOST: '::', OPERATOR_TOKENS: 'op-token' }))
+  assert.ok(loadConfig({ HOST: '0.0.0.0', OAUTH_JWKS_URL: 'https://issuer.example/jwks' }).oauth)
+  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1']) assert.ok(loadConfig({ HOST: host }).allowedHosts.length > 0, host)
+})
+
+for (const [typo, real] of [['AUTH_TOKEN', 'AUTH_TOKENS'], ['OPERATOR_TOKEN', 'OPERATOR_TOKENS'], ['ALLOWED_HOST', 'ALLOWED_HOSTS'], ['ALLOWED_ORIGIN', 'ALLOWED_ORIGINS']] as const) {
+  test(`${typo} (a misspelt ${real}) is refused with a one-line hint, not ignored`, () => {
+    assert.throws(() => loadConfig({ HOST: '0.0.0.0', [typo]: 'http://localhost' }), (err: unknown) =>
+      err instanceof ConfigError && !err.message.includes('\n') && err.message.includes(typo) && err.message.includes(`did you mean ${real}?`) && !err.message.includes('http://localhost'))
+    assert.throws(() => loadConfig({ [typo]: 'http://localhost' }), ConfigError, 'on loopback too')
+    assert.ok(loadConfig({ [typo]: 'http://localhost', [real]: 'http://localhost' }), `ignored when ${real} is set too`)
+  })
+}
 
 for (const [env, variable] of [
   [{ PORT: 'abc' }, 'PORT'],

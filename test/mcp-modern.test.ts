@@ -231,8 +231,10 @@ test('logs reach a stateless request only when its _meta sets a logLevel', async
 test('closing a stateless request stream cancels the request', async (t) => {
   const { url, app } = await listen(t, { fixtures: 'conformance' })
   const params = { name: 'test_sleep', arguments: { ms: 20_000 }, _meta: meta({ progressToken: 'p' }) }
-  const res = fetch(`${url}/mcp`, { method: 'POST', headers: headersFor('tools/call', params), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params }), signal: AbortSignal.timeout(300) })
-  await assert.rejects(res)
+  const res = await fetch(`${url}/mcp`, { method: 'POST', headers: headersFor('tools/call', params), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params }), signal: AbortSignal.timeout(300) })
+  // test_sleep reports progress, so the answer is a stream; the client closes it mid-call.
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/)
+  await assert.rejects(res.text())
   const deadline = Date.now() + 3000
   while (app.mcp.server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   assert.equal(app.mcp.server.inflight, 0, 'the handler was aborted when the client went away')

@@ -46,12 +46,12 @@ test('requestState larger than MAX_STATE_BYTES is never issued and never accepte
 })
 
 test('the in-memory nonce store forgets expired nonces and refuses when full rather than forgetting live ones', async () => {
-  const store = new MemoryNonceStore(2)
-  assert.equal(await store.consume('a', 1000, 0), true)
-  assert.equal(await store.consume('a', 1000, 10), false)
-  assert.equal(await store.consume('b', 1000, 20), true)
-  await assert.rejects(store.consume('c', 1000, 30), /too many/)
-  assert.equal(await store.consume('c', 1000, 2000), true, 'expired ones make room')
+  const store = new MemoryNonceStore(2, 2)
+  assert.equal(await store.consume('a', 1000, undefined, 0), true)
+  assert.equal(await store.consume('a', 1000, undefined, 10), false)
+  assert.equal(await store.consume('b', 1000, undefined, 20), true)
+  await assert.rejects(store.consume('c', 1000, undefined, 30), /too many/)
+  assert.equal(await store.consume('c', 1000, undefined, 2000), true, 'expired ones make room')
   assert.equal(store.size, 1)
 })
 

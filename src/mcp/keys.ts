@@ -77,7 +77,17 @@ export const redisKeys = {
   /** The shared secret of the request-state codec. */
   stateSecret: 'mcp:state-secret',
   /** A redeemed request-state nonce. */
-  nonce: (nonce: string): string => `mcp:nonce:${nonce}`
+  nonce: (nonce: string): string => `mcp:nonce:${nonce}`,
+  /** A client's MAX_SESSIONS_PER_CLIENT units (a sorted set: pending units and session ids). */
+  sessionUnits: (client: string): string => `mcp:units:sessions:${client}`,
+  /** Prefix of a client's units of a leased per-client budget (a sorted set; the client follows). */
+  budgetUnits: (budget: string): string => `mcp:units:${budget}:`,
+  /** The lease of the replica running the request whose response stream is `streamKey` (short TTL, renewed). */
+  streamRunner: (streamKey: string): string => `mcp:runner:${streamKey}`,
+  /** The JSON-RPC id of the request whose response stream is `streamKey` (for the error when its runner dies). */
+  streamRequest: (streamKey: string): string => `mcp:request-of:${streamKey}`,
+  /** Prefix of the shared rate limit's counters (@fastify/rate-limit's Redis store). */
+  rateLimit: 'mcp:rate:'
 } as const
 
 /** Pub/sub channels. */

@@ -182,7 +182,7 @@ export class ModernEngine {
    * One stateless request (already checked: headers, `_meta`, version). Returns the response, or
    * null when the client went away (cancelled). subscriptions/listen is the route's business.
    */
-  async handle (req: JsonRpcRequest, meta: RequestMeta, identity: string | null, ctx: Omit<TransportContext, 'stateless'>, sid = newCallId()): Promise<JsonRpcResponse | null> {
+  async handle (req: JsonRpcRequest, meta: RequestMeta, identity: string | null, ctx: Omit<TransportContext, 'stateless'>, sid = newCallId(), client?: string): Promise<JsonRpcResponse | null> {
     if (!MODERN_METHODS.has(req.method) || req.method === 'subscriptions/listen') {
       return errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${cap(req.method)}`)
     }
@@ -194,7 +194,7 @@ export class ModernEngine {
     const bind = (): string => (binding ??= requestBinding(req.method, params))
     const codec = this.#opts.codec
     // Only answers the (verified, single-use) state asked for are used; others are ignored (src/mcp/mrtr.ts).
-    const state = params?.requestState === undefined ? undefined : await codec.redeem(params.requestState, bind(), identity)
+    const state = params?.requestState === undefined ? undefined : await codec.redeem(params.requestState, bind(), identity, client)
     const input = new InputCollector(state?.r ?? {}, askedAnswers(params?.inputResponses, state))
     const { response } = await this.#server.request(req, undefined, {
       ...ctx,
@@ -204,7 +204,7 @@ export class ModernEngine {
         logLevel: meta.logLevel,
         input,
         resumed: params?.requestState !== undefined,
-        seal: (used) => codec.seal({ b: bind(), p: identity, e: Date.now() + codec.ttlMs, r: used, k: [...input.asks.keys()] })
+        seal: (used) => codec.seal({ b: bind(), p: identity, e: codec.now() + codec.ttlMs, r: used, k: [...input.asks.keys()] })
       }
     })
     if (response === null) return null

@@ -36,32 +36,71 @@ export interface RequestState {
   k: string[]
   /** Nonce: the state is redeemed at most once within its TTL. */
   n: string
+  /** The shared nonce store's identity when sealed (NonceStore.dataset); absent in memory. */
+  d?: string
+}
+
+/** Who redeems a state: the client (per-client share of a bounded store) and the dataset the state was sealed under. */
+export interface Redemption {
+  /** The client key (auth identity, else ip:<ip>). */
+  client?: string
+  /** The state's `d`: the shared store's identity when it was sealed. */
+  dataset?: string
 }
 
 /** Records redeemed nonces: true the first time a nonce is seen within `ttlMs`, false after. */
 export interface NonceStore {
-  consume (nonce: string, ttlMs: number): Promise<boolean>
+  consume (nonce: string, ttlMs: number, who?: Redemption): Promise<boolean>
+  /**
+   * The identity of the shared store right now (Redis: its run id), sealed into every state:
+   * a state sealed under another identity is refused, so a store that lost its nonces (an empty
+   * restart, an older snapshot, a failover) cannot redeem a state twice. Undefined in memory.
+   */
+  dataset?: () => string | undefined
 }
 
-/** Redeemed nonces of one process, bounded in count (a full store refuses rather than forgets). */
+/**
+ * Redeemed nonces of one process, bounded in count (a full store refuses rather than forgets),
+ * with a per-client share (a hundredth of the whole by default) so one client cannot fill it for
+ * everyone.
+ */
 export class MemoryNonceStore implements NonceStore {
-  readonly #seen = new Map<string, number>()
+  readonly #seen = new Map<string, { expires: number, client: string }>()
+  readonly #perClient = new Map<string, number>()
   readonly #max: number
-  constructor (max = 100_000) { this.#max = max }
+  readonly perClientMax: number
+  constructor (max = 100_000, perClientMax = Math.max(1, Math.floor(max / 100))) {
+    this.#max = max
+    this.perClientMax = perClientMax
+  }
 
-  async consume (nonce: string, ttlMs: number, now = Date.now()): Promise<boolean> {
+  async consume (nonce: string, ttlMs: number, who: Redemption = {}, now = Date.now()): Promise<boolean> {
     // Insertion order is expiry order (one TTL for all): expired entries are at the front.
-    for (const [n, expires] of this.#seen) {
-      if (expires > now) break
-      this.#seen.delete(n)
+    for (const [n, e] of this.#seen) {
+      if (e.expires > now) break
+      this.#forget(n, e.client)
     }
     if (this.#seen.has(nonce)) return false
+    const client = who.client ?? ''
+    if ((this.#perClient.get(client) ?? 0) >= this.perClientMax) {
+      throw new RpcError(ErrorCode.InvalidParams, `Invalid requestState: this client has too many retries in flight (${this.perClientMax}); start the request again later`)
+    }
     if (this.#seen.size >= this.#max) throw new RpcError(ErrorCode.InvalidParams, 'Invalid requestState: too many retries in flight; start the request again later')
-    this.#seen.set(nonce, now + ttlMs)
+    this.#seen.set(nonce, { expires: now + ttlMs, client })
+    this.#perClient.set(client, (this.#perClient.get(client) ?? 0) + 1)
     return true
   }
 
+  #forget (nonce: string, client: string): void {
+    this.#seen.delete(nonce)
+    const left = (this.#perClient.get(client) ?? 1) - 1
+    if (left <= 0) this.#perClient.delete(client)
+    else this.#perClient.set(client, left)
+  }
+
   get size (): number { return this.#seen.size }
+  /** Nonces held for `client`. */
+  heldBy (client: string): number { return this.#perClient.get(client) ?? 0 }
 }
 
 /** Deepest value canonical() walks; bodies are depth-limited by the JSON reader long before this. */
@@ -110,6 +149,8 @@ export interface CodecOptions {
   /** Largest requestState issued or accepted (MAX_STATE_BYTES). */
   maxBytes: number
   nonces: NonceStore
+  /** The clock expiry is set and checked with (with Redis: Redis's clock, so replicas agree). Default Date.now. */
+  now?: () => number
 }
 
 /**
@@ -122,6 +163,8 @@ export class RequestStateCodec {
   readonly #nonces: NonceStore
   readonly ttlMs: number
   readonly maxBytes: number
+  /** The clock of `e` (CodecOptions.now). */
+  readonly now: () => number
   /** States refused or not issued for MAX_STATE_BYTES (a metric). */
   refused = 0
   constructor (ring: SecretRing | Buffer, opts: CodecOptions) {
@@ -129,10 +172,12 @@ export class RequestStateCodec {
     this.ttlMs = opts.ttlMs
     this.maxBytes = opts.maxBytes
     this.#nonces = opts.nonces
+    this.now = opts.now ?? Date.now
   }
 
-  seal (state: Omit<RequestState, 'n'>): string {
-    const body = Buffer.from(JSON.stringify({ ...state, n: randomBytes(12).toString('base64url') })).toString('base64url')
+  seal (state: Omit<RequestState, 'n' | 'd'>): string {
+    const d = this.#nonces.dataset?.()
+    const body = Buffer.from(JSON.stringify({ ...state, n: randomBytes(12).toString('base64url'), ...(d === undefined ? {} : { d }) })).toString('base64url')
     const token = `${body}.${this.#mac(body, this.#ring.current)}`
     if (token.length > this.maxBytes) {
       this.refused++
@@ -141,15 +186,15 @@ export class RequestStateCodec {
     return token
   }
 
-  /** Verifies a retry's state, then redeems its nonce (a state works once). */
-  async redeem (token: unknown, binding: string, identity: string | null, now = Date.now()): Promise<RequestState> {
+  /** Verifies a retry's state, then redeems its nonce (a state works once). `client` has a share of a bounded store. */
+  async redeem (token: unknown, binding: string, identity: string | null, client?: string, now = this.now()): Promise<RequestState> {
     const state = this.open(token, binding, identity, now)
-    if (!await this.#nonces.consume(state.n, Math.max(1, state.e - now))) throw invalid('it was already used; start the request again without it')
+    if (!await this.#nonces.consume(state.n, Math.max(1, state.e - now), { client, dataset: state.d })) throw invalid('it was already used, or the server lost its record of used states; start the request again without it')
     return state
   }
 
   /** Checks integrity, expiry, binding and caller (does not redeem: see redeem()). */
-  open (token: unknown, binding: string, identity: string | null, now = Date.now()): RequestState {
+  open (token: unknown, binding: string, identity: string | null, now = this.now()): RequestState {
     if (typeof token !== 'string') throw invalid('must be the string the server sent')
     if (token.length > this.maxBytes) { this.refused++; throw invalid(`larger than MAX_STATE_BYTES (${this.maxBytes})`) }
     const dot = token.lastIndexOf('.')

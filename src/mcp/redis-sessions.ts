@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis'
 import { redisKeys } from './keys.js'
-import type { LoggingLevel, SessionRecord, SessionStore, Transport } from './session.js'
+import { randomBytes } from 'node:crypto'
+import type { LoggingLevel, SessionRecord, SessionStore, SharedSessionUnits, Transport } from './session.js'
 import { ignore } from '../ignore.js'
+import { bounded } from '../budget.js'
 
 const recordKey = redisKeys.session
 const subsKey = redisKeys.sessionSubscriptions
@@ -51,6 +53,58 @@ local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return n`
 
+// Redis's own clock in ms, inside a script: no replica's clock is ever compared with another's.
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+
+// Scores the session in the listing index by Redis time. ARGV[1] id, ARGV[2] 'XX' to update only.
+const INDEX_NOW = `${NOW}
+if ARGV[2] == 'XX' then redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1]) else redis.call('ZADD', KEYS[1], now, ARGV[1]) end
+return 1`
+
+// Live sessions in the index (scored within the idle timeout, Redis time). ARGV[1] idle ms, ARGV[2] 'count' or 'ids'.
+const LIVE = `${NOW}
+if ARGV[2] == 'count' then return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf') end
+return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')`
+
+// Idle eviction: index entries not touched within the idle timeout (Redis time) whose record has
+// expired (its TTL, refreshed on every touch, is the truth). Returns the ids removed here.
+// ARGV[1] idle ms, ARGV[2] record key prefix, ARGV[3] subscriptions key prefix, ARGV[4] URI index prefix.
+const SWEEP = `${NOW}
+local gone = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, 500)) do
+  if redis.call('EXISTS', ARGV[2] .. id) == 0 then
+    local subs = ARGV[3] .. id
+    for _, uri in ipairs(redis.call('SMEMBERS', subs)) do redis.call('SREM', ARGV[4] .. uri, id) end
+    redis.call('DEL', subs)
+    redis.call('ZREM', KEYS[1], id)
+    gone[#gone + 1] = id
+  end
+end
+return gone`
+
+// MAX_SESSIONS_PER_CLIENT across replicas. KEYS[1] the client's set: members scored > 0 are
+// pending units (score: their expiry, Redis time), scored 0 session ids (counting while the
+// record exists). ARGV: limit, pending member, pending ms, record key prefix.
+const TAKE_SESSION = `${NOW}
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local m, score = members[i], tonumber(members[i + 1])
+  if (score > 0 and score <= now) or (score == 0 and redis.call('EXISTS', ARGV[4] .. m) == 0) then redis.call('ZREM', KEYS[1], m) end
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return 1`
+
+// The pending unit ARGV[1] becomes session ARGV[2].
+const BIND_SESSION = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], 0, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return 1`
+
 /**
  * Sessions in Redis, so any replica can serve any request. One hash per session with a TTL of
  * SESSION_IDLE_TIMEOUT_MS (refreshed on use): `r` the fixed part (JSON), `l` the log level, `i`
@@ -85,7 +139,7 @@ export class RedisSessionStore implements SessionStore {
       .del(recordKey(record.id), subsKey(record.id))
       .hset(recordKey(record.id), 'r', JSON.stringify(fixed), 'l', logLevel ?? '', 'i', initialized ? '1' : '0')
       .pexpire(recordKey(record.id), this.#idleMs)
-      .zadd(INDEX, record.lastSeenAt, record.id)
+      .eval(INDEX_NOW, 1, INDEX, record.id, 'NEW')
     if (subscriptions !== undefined && subscriptions.length > 0) {
       m.sadd(subsKey(record.id), ...subscriptions).pexpire(subsKey(record.id), this.#idleMs)
       for (const uri of subscriptions) m.sadd(uriPrefix + uri, record.id)
@@ -149,7 +203,7 @@ export class RedisSessionStore implements SessionStore {
     await this.#redis.multi()
       .pexpire(recordKey(id), this.#idleMs)
       .pexpire(subsKey(id), this.#idleMs)
-      .zadd(INDEX, 'XX', Date.now(), id)
+      .eval(INDEX_NOW, 1, INDEX, id, 'XX')
       .exec()
   }
 
@@ -160,26 +214,24 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async ids (): Promise<string[]> {
-    return await this.#redis.zrangebyscore(INDEX, Date.now() - this.#idleMs, '+inf')
+    return await this.#redis.eval(LIVE, 1, INDEX, this.#idleMs, 'ids') as string[]
   }
 
   async count (): Promise<number> {
-    this.#size = await this.#redis.zcount(INDEX, Date.now() - this.#idleMs, '+inf')
+    this.#size = Number(await this.#redis.eval(LIVE, 1, INDEX, this.#idleMs, 'count'))
     return this.#size
   }
 
   onEvict (listener: (id: string) => void): void { this.#listeners.push(listener) }
 
-  /** Drops idle ids from the index; the replica whose ZREM wins cleans up and tells its listeners. */
+  /**
+   * Evicts sessions whose record expired (Redis TTL, refreshed on every touch); the replica whose
+   * script removes an id from the index cleans up and tells its listeners. Only Redis's clock
+   * counts, so a replica whose clock runs ahead evicts nothing early.
+   */
   async #sweep (): Promise<void> {
-    const cutoff = Date.now() - this.#idleMs
-    const stale = await this.#redis.zrangebyscore(INDEX, '-inf', cutoff, 'LIMIT', 0, 500)
-    for (const id of stale) {
-      if (await this.#redis.zrem(INDEX, id) === 1) {
-        await this.#redis.eval(DELETE, 3, recordKey(id), subsKey(id), INDEX, id, uriPrefix)
-        for (const l of this.#listeners) l(id)
-      }
-    }
+    const gone = await this.#redis.eval(SWEEP, 1, INDEX, this.#idleMs, recordKey(''), subsKey(''), uriPrefix) as string[]
+    for (const id of gone) for (const l of this.#listeners) l(id)
     await this.count()
   }
 
@@ -187,3 +239,32 @@ export class RedisSessionStore implements SessionStore {
     clearInterval(this.#timer)
   }
 }
+
+/** MAX_SESSIONS_PER_CLIENT shared by every replica (SharedSessionUnits): a sorted set per client. */
+export class RedisSessionUnits implements SharedSessionUnits {
+  readonly #redis: Redis
+  readonly #timeoutMs: number
+  constructor (redis: Redis, timeoutMs = 2000) {
+    this.#redis = redis
+    this.#timeoutMs = timeoutMs
+  }
+
+  async take (client: string, limit: number): Promise<string | undefined> {
+    const pending = randomBytes(9).toString('base64url')
+    const ok = await bounded(this.#redis.eval(TAKE_SESSION, 1, redisKeys.sessionUnits(client), limit, pending, PENDING_MS, recordKey('')), this.#timeoutMs, 'session budget')
+    return Number(ok) === 1 ? pending : undefined
+  }
+
+  bind (client: string, pending: string, id: string): void {
+    bounded(this.#redis.eval(BIND_SESSION, 1, redisKeys.sessionUnits(client), pending, id), this.#timeoutMs, 'session budget')
+      .catch(ignore('the pending unit lapses after PENDING_MS; the session then counts no more'))
+  }
+
+  release (client: string, pending: string): void {
+    bounded(this.#redis.zrem(redisKeys.sessionUnits(client), pending), this.#timeoutMs, 'session budget')
+      .catch(ignore('the pending unit lapses after PENDING_MS'))
+  }
+}
+
+/** How long a session unit may stay pending (initialize running) before it lapses. */
+const PENDING_MS = 30_000

@@ -184,6 +184,20 @@ export class MemorySessionStore implements SessionStore {
 /** Request streams (`s:<id>:r…`) remembered per session for cleanup; past this the oldest is dropped at once. */
 export const MAX_REQUEST_STREAMS_PER_SESSION = 256
 
+/**
+ * MAX_SESSIONS_PER_CLIENT counted where every replica sees it (src/mcp/redis-sessions.ts): a unit
+ * is taken as a pending reservation, bound to the session id once initialize made it, and counts
+ * until the session's record is gone (deleted or expired), whichever replica ends it.
+ */
+export interface SharedSessionUnits {
+  /** A pending unit's handle, or undefined at the limit. Rejects when the store is unavailable. */
+  take (client: string, limit: number): Promise<string | undefined>
+  /** The pending unit now stands for session `id` (best effort: it lapses like a pending unit otherwise). */
+  bind (client: string, pending: string, id: string): void
+  /** No session was made: the pending unit goes back. */
+  release (client: string, pending: string): void
+}
+
 interface Owned {
   client: string
   release: () => void
@@ -195,9 +209,9 @@ interface Owned {
  * What each session on this process holds besides its record: a unit of its client's
  * MAX_SESSIONS_PER_CLIENT quota and the hub keys of its request streams. Framework-free; the MCP
  * plugin ends a session through `end(id)` on every path (DELETE, idle eviction, HTTP+SSE stream
- * close, shutdown) and drops the keys it returns. Counting is per process: with Redis a session
- * ended on another replica is found gone (by `exists`) the next time its client is at its limit,
- * and a restart starts from zero, so a count can never stay stuck.
+ * close, shutdown) and drops the keys it returns. Without Redis counting is per process; with
+ * Redis (SharedSessionUnits) the count is shared by every replica and a unit counts until its
+ * session's record is gone, whichever replica ended it, so a count can never stay stuck.
  */
 export class SessionLedger {
   readonly #owned = new Map<string, Owned>()
@@ -205,9 +219,13 @@ export class SessionLedger {
   /** MAX_SESSIONS_PER_CLIENT. */
   readonly quota: Quota
 
-  constructor (quota: Quota, exists: (id: string) => Promise<boolean>) {
+  readonly #shared: SharedSessionUnits | undefined
+
+  /** `shared`: with REDIS_URL, the client's session units live there (counted across replicas). */
+  constructor (quota: Quota, exists: (id: string) => Promise<boolean>, shared?: SharedSessionUnits) {
     this.quota = quota
     this.#exists = exists
+    this.#shared = shared
   }
 
   /**
@@ -216,6 +234,7 @@ export class SessionLedger {
    * returned release when no session was created.
    */
   async admit (client: string): Promise<{ bind: (id: string) => void, release: () => void } | undefined> {
+    if (this.#shared !== undefined) return await this.#admitShared(client)
     if (this.quota.used(client) >= this.quota.limit) await this.#prune(client)
     const release = this.quota.tryAcquire(client)
     if (release === undefined) return undefined
@@ -223,6 +242,24 @@ export class SessionLedger {
     return {
       bind: (id) => { this.#owned.set(id, { client, release: unit, streams: new Set() }) },
       release: unit
+    }
+  }
+
+  /** With a shared store (Redis): the unit is counted there, across replicas (SharedSessionUnits). */
+  async #admitShared (client: string): Promise<{ bind: (id: string) => void, release: () => void } | undefined> {
+    const shared = this.#shared
+    if (shared === undefined) return undefined
+    const pending = await shared.take(client, this.quota.limit)
+    if (pending === undefined) {
+      this.quota.refused++
+      return undefined
+    }
+    return {
+      bind: (id) => {
+        this.#owned.set(id, { client, release: () => {}, streams: new Set() })
+        shared.bind(client, pending, id)
+      },
+      release: () => { shared.release(client, pending) }
     }
   }
 

@@ -213,10 +213,13 @@ export function registerConformanceFixtures (mcp: McpServer): void {
   // Not a conformance fixture: a tool that takes a while, for drain and cancellation tests.
   mcp.tool({
     name: 'test_sleep',
-    description: 'Waits `ms` milliseconds (max 30 s), then answers',
+    description: 'Waits `ms` milliseconds (max 30 s), then answers; with a progressToken, reports progress every 200 ms',
     inputSchema: Type.Object({ ms: Type.Integer({ minimum: 0, maximum: 30_000 }) }),
     handler: async ({ ms }, ctx) => {
-      await sleep(ms, ctx.signal)
+      for (let waited = 0; waited < ms; waited += 200) {
+        await ctx.progress(waited, ms)
+        await sleep(Math.min(200, ms - waited), ctx.signal)
+      }
       return { content: [{ type: 'text', text: `slept ${ms} ms` }] }
     }
   })

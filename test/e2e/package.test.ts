@@ -22,7 +22,7 @@ const CONSUMER_DEPENDENCIES = ['fastify', '@sinclair/typebox', 'zod', 'typescrip
  * install): the package's own dependencies and the consumer's.
  */
 async function consumerProject (dir: string): Promise<string> {
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 })
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 })
   const [packed] = JSON.parse(stdout) as Array<{ filename: string }>
   assert.ok(packed !== undefined)
   const project = join(dir, 'consumer')

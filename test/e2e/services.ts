@@ -25,7 +25,7 @@ export function missing (...bins: string[]): string | false {
   return `${absent.join(', ')} not installed; apt-get install -y ${absent.join(' ')}`
 }
 
-async function waitForPort (port: number, timeoutMs = 10_000): Promise<void> {
+export async function waitForPort (port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -72,11 +72,19 @@ function siteConfig (port: number, upstreams: [string, string]): string {
 
 /** nginx with the repo's deploy/nginx.conf, templated to loopback ports, in a temp prefix. */
 export async function startNginx (t: TestContext, upstreams: [string, string]): Promise<{ url: string, port: number }> {
+  return await startNginxSite(t, (port) => siteConfig(port, upstreams))
+}
+
+/** nginx in a temp prefix with the http{}-level site config `render(port)` gives for a free loopback port. */
+export async function startNginxSite (
+  t: { after: (fn: () => Promise<void>) => void },
+  render: (port: number) => string
+): Promise<{ url: string, port: number }> {
   const bin = have('nginx') ?? 'nginx'
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
   for (const d of ['logs', 'tmp']) mkdirSync(join(dir, d))
-  writeFileSync(join(dir, 'site.conf'), siteConfig(port, upstreams))
+  writeFileSync(join(dir, 'site.conf'), render(port))
   writeFileSync(join(dir, 'nginx.conf'), `
 worker_processes 1;
 error_log ${dir}/logs/error.log warn;
