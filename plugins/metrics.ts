@@ -28,6 +28,8 @@ interface MetricsSources {
   auth?: () => { lockouts: number, untracked: number }
   /** Bytes held by the replay log (in-memory log only). */
   replayBytes?: () => number | undefined
+  /** The service's sockets (src/connections.ts); absent for the plugin inside someone else's app. */
+  connections?: () => { open: number, refused: number } | undefined
 }
 
 /** A bounded set of label values: the first MAX_LABEL_VALUES distinct values are kept, the rest become `other`. */
@@ -127,7 +129,7 @@ export function createMetrics (sources: MetricsSources) {
       this.inc(Math.max(0, total()))
     }
   })
-  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity' | 'droppedDeadSockets' | 'evictedNotices' | 'gapReads'): Total =>
+  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity' | 'droppedDeadSockets' | 'evictedNotices' | 'gapReads' | 'caughtUp'): Total =>
     () => sources.hubStats()[field] ?? 0
   mirrored('sse_events_sent_total', 'SSE events written to clients.', hub('eventsSent'))
   mirrored('sse_events_replayed_total', 'SSE events replayed to reconnecting clients (Last-Event-ID).', hub('eventsReplayed'))
@@ -136,6 +138,7 @@ export function createMetrics (sources: MetricsSources) {
   mirrored('sse_dead_sockets_dropped_total', 'SSE connections ended because a write failed or stalled (no drain in time).', hub('droppedDeadSockets'))
   mirrored('sse_evicted_notices_total', 'evicted notices written (replay history gone, or the log restarted under a new epoch).', hub('evictedNotices'))
   mirrored('sse_gap_reads_total', 'Gaps between live events filled by re-reading the replay log.', hub('gapReads'))
+  mirrored('sse_catch_up_events_total', 'Events written by the per-heartbeat catch-up: in the log, but their wake-up never came.', hub('caughtUp'))
   mirrored('http_auth_lockouts_total', 'Requests refused with 429 because their address had AUTH_FAILURE_MAX failed authentications in the window.', () => sources.auth?.().lockouts ?? 0)
   mirrored('http_auth_failures_untracked_total', 'Failed authentications not tracked because the per-address table was full (an attack from many addresses).', () => sources.auth?.().untracked ?? 0)
 
@@ -148,6 +151,16 @@ export function createMetrics (sources: MetricsSources) {
       const totals = sources.budgetRefusals?.() ?? {}
       this.reset()
       for (const budget of BUDGETS) this.inc({ budget }, Math.max(0, totals[budget] ?? 0))
+    }
+  })
+  mirrored('http_connections_refused_total', 'Sockets closed on arrival because their address held MAX_CONNECTIONS_PER_CLIENT.', () => sources.connections?.()?.refused ?? 0)
+  new Gauge({ // eslint-disable-line no-new
+    name: 'http_connections_open',
+    help: 'Open sockets on the service\'s server.',
+    registers,
+    collect () {
+      const open = sources.connections?.()?.open
+      if (open !== undefined) this.set(open)
     }
   })
   new Gauge({ // eslint-disable-line no-new
@@ -284,7 +297,8 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
     startedAt: app.lifecycle.startedAt,
     budgetRefusals: () => app.budgetRefusals.totals(),
     auth: () => ({ lockouts: app.auth.failures.lockouts, untracked: app.auth.failures.untracked }),
-    replayBytes: () => replayLogBytes(app)
+    replayBytes: () => replayLogBytes(app),
+    connections: () => app.connections
   })
   app.decorate('metrics', metrics)
 

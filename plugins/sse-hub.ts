@@ -7,6 +7,7 @@ import { StoreUnavailableError, clientBudget, type ClientBudget, type Release } 
 import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub } from '../src/hub/types.js'
 import { SHUTTING_DOWN, refuse, refuseRaw } from '../src/http-error.js'
 import { clientOf } from './auth.js'
+import { sessionOfStream } from '../src/mcp/keys.js'
 
 /** What the Fastify adapter adds to the hub core (src/hub/types.ts `Hub`): attaching a route's reply. */
 export interface HubReplies {
@@ -42,12 +43,15 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
       log: new MemoryEventLog({
         capacity: replayBufferSize,
         ringBytes: budgets.replayBufferBytes,
-        totalBytes: budgets.replayTotalBytes
+        totalBytes: budgets.replayTotalBytes,
+        clientBytes: budgets.replayClientBytes
       })
     }
   }
   return {
-    log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes),
+    log: new RedisEventLog(
+      app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes, app.redis.dataset
+    ),
     bus: app.redis.bus,
     targets: new RedisTargets(app.redis.client)
   }
@@ -57,7 +61,29 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
 const hubPlugin: FastifyPluginAsync = async (app) => {
   const { maxConnections, heartbeatIntervalMs, budgets } = app.config
   const chosen = backends(app)
-  const core = createHub({ ...chosen, maxConnections, heartbeatIntervalMs })
+  const core = createHub({
+    ...chosen,
+    maxConnections,
+    heartbeatIntervalMs,
+    onError: (err, what) => { app.log.warn({ err }, what) }
+  })
+  // Streams whose MCP session is gone (deleted on another replica with the wake-up lost, or lost
+  // with Redis) are closed: the owner check asks the session store, once the MCP plugin is there.
+  app.addHook('onReady', async () => {
+    if (!app.hasDecorator('mcp')) return
+    core.setLiveness(async (keys) => {
+      const bySession = new Map<string, string[]>()
+      for (const key of keys) {
+        const sid = sessionOfStream(key)
+        if (sid !== undefined) bySession.set(sid, [...(bySession.get(sid) ?? []), key])
+      }
+      const dead = new Set<string>()
+      await Promise.all([...bySession].map(async ([sid, owned]) => {
+        if (await app.mcp.sessions.get(sid) === undefined) for (const key of owned) dead.add(key)
+      }))
+      return dead
+    })
+  })
   const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client, app.budgetRefusals.counter('streams_per_client'))
   const open: HubReplies['open'] = async (reply, opts, held) => {
     const request = reply.request
@@ -95,6 +121,8 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       return undefined
     }
     reply.hijack()
+    // A stream's ring counts against its client's share of REPLAY_TOTAL_BYTES (the public stream's is everyone's).
+    if (opts.kind !== 'public' && chosen.log instanceof MemoryEventLog) chosen.log.own(opts.key, clientOf(request))
     const onClose = (reason: CloseReason): void => {
       release()
       opts.onClose?.(reason)

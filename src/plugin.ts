@@ -22,6 +22,7 @@ import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import metricsRoutes from '../routes/metrics.js'
 import docsRoutes from '../routes/docs.js'
 import { loadToolModules } from './tools/loader.js'
+import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE } from './hub/redis.js'
 import { refuse } from './http-error.js'
 
 /**
@@ -49,6 +50,11 @@ export type SseMcpOptions = Omit<ConfigInput, 'logLevel'> & {
  * server faults are 5xx, and they never leak internals.
  */
 export async function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  if (isRedisUnavailable(err)) {
+    // Not a bug: Redis is down or failing over. Bounded by REDIS_COMMAND_TIMEOUT_MS; the client retries.
+    request.log.warn({ err: err.message }, 'request refused: Redis unavailable')
+    return await refuse(reply, 503, REDIS_UNAVAILABLE, { retryAfter: REDIS_RETRY_AFTER_S })
+  }
   const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
   if (status >= 500) request.log.error({ err }, 'request failed')
   else request.log.info({ code: err.code, message: err.message }, 'client error')

@@ -42,6 +42,14 @@ export const newListenStream = (): string => `n:${randomBytes(8).toString('hex')
 /** The keys a session may own besides its request streams (the ledger knows those). */
 export const sessionOwnedStreams = (sid: string): string[] => [sessionStream(sid), httpSseStream(sid)]
 
+/** The session that owns a stream key (`s:<sid>:…`, `l:<sid>`), undefined for the public and stateless keys. */
+export function sessionOfStream (key: string): string | undefined {
+  if (key.startsWith('l:')) return key.slice(2)
+  if (!key.startsWith('s:')) return undefined
+  const end = key.lastIndexOf(':')
+  return end > 2 ? key.slice(2, end) : undefined
+}
+
 /**
  * The id prefix of the events the hub publishes on a key: `public` → `p`, `l:<sid>` → `l`,
  * otherwise the last `:` segment (`s:<sid>:g` → `g`, `s:<sid>:r<hex>` → `r<hex>`).
@@ -60,6 +68,8 @@ export const redisKeys = {
   seq: (key: string): string => `mcp:seq:${key}`,
   /** Set once a stream key has ended. */
   end: (key: string): string => `mcp:end:${key}`,
+  /** The dataset marker { id, run, n }: which life of the Redis data this is (src/hub/dataset.ts). */
+  dataset: 'mcp:dataset',
   /** The set of broadcast targets (stream keys that get operator broadcasts). */
   targets: 'mcp:targets',
   /** A session's record (a hash). */
