@@ -11,7 +11,7 @@ import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateD
 import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
-import { ListenStreams, ModernEngine, type Change } from '../src/mcp/modern.js'
+import { ListenStreams, StatelessEngine, type Change } from '../src/mcp/stateless.js'
 import { MemoryNonceStore, RequestStateCodec, fixedRing, type NonceStore, type SecretRing } from '../src/mcp/mrtr.js'
 import { cap } from '../src/budget.js'
 import { randomBytes } from 'node:crypto'
@@ -81,7 +81,7 @@ interface SessionBudgets {
 
 function createMcp (
   server: McpServer,
-  modern: ModernEngine,
+  modern: StatelessEngine,
   listeners: ListenStreams,
   changed: (c: Change) => Promise<void>,
   relay: Relay,
@@ -438,7 +438,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   const stateCodec = new RequestStateCodec(await stateSecret(app), {
     ttlMs: app.config.stateTtlMs, maxBytes: app.config.budgets.stateBytes, nonces: await nonceStore(app), now: await sharedClock(app)
   })
-  const modern = new ModernEngine(server, {
+  const modern = new StatelessEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
     codec: stateCodec,
     listTtlMs: app.config.cacheTtlMs,

@@ -29,7 +29,7 @@ const first = (v: unknown): string | undefined => {
 
 /**
  * Query-string secrets never reach the logs, even if a client puts them there: tokens, and the
- * legacy transport's `sessionId` (whoever holds it can post into the session).
+ * HTTP+SSE transport's `sessionId` (whoever holds it can post into the session).
  */
 export function redactUrl (url: string): string {
   return url.replace(/([?&](?:access_token|token|sessionId)=)[^&#]*/gi, '$1[redacted]')
@@ -42,8 +42,8 @@ export function redactUrl (url: string): string {
  */
 export function requestLogFields (request: FastifyRequest, reply: FastifyReply) {
   const query = request.query
-  const legacySession = typeof query === 'object' && query !== null && 'sessionId' in query ? first(query.sessionId) : undefined
-  const session = first(reply.getHeader('mcp-session-id')) ?? first(request.headers['mcp-session-id']) ?? legacySession
+  const httpSseSession = typeof query === 'object' && query !== null && 'sessionId' in query ? first(query.sessionId) : undefined
+  const session = first(reply.getHeader('mcp-session-id')) ?? first(request.headers['mcp-session-id']) ?? httpSseSession
   return {
     method: request.method,
     url: redactUrl(request.url),

@@ -11,7 +11,7 @@ import {
   REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
   sessionVersionError
 } from '../src/mcp/http.js'
-import { serveStateless } from './mcp-modern.js'
+import { serveStateless } from './mcp-stateless.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 import { httpError } from '../src/http-error.js'
@@ -23,7 +23,7 @@ const header = (request: FastifyRequest, name: string): string | undefined => re
 /**
  * Streamable HTTP at /mcp, both eras. Session era (2025-03-26 … 2025-11-25): initialize opens a
  * session, POST carries one JSON-RPC message, GET opens a session's stream (or the public stream
- * without a session), DELETE ends the session. Stateless era (2026-07-28): routes/mcp-modern.ts.
+ * without a session), DELETE ends the session. Stateless era (2026-07-28): routes/mcp-stateless.ts.
  */
 const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)

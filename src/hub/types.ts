@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 
 /**
  * The SSE hub contract. Every stream the server holds goes through one hub; the MCP transports
- * (routes/mcp.ts, routes/mcp-modern.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
+ * (routes/mcp.ts, routes/mcp-stateless.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
  * No Fastify in src/hub: the plugin (plugins/sse-hub.ts) adapts it.
  *
  * Vocabulary

@@ -1,4 +1,4 @@
-import { LATEST_PROTOCOL_VERSION, isLegacyVersion } from '../meta.js'
+import { LATEST_PROTOCOL_VERSION, isSessionVersion } from '../meta.js'
 import type { CallContext } from './context.js'
 import {
   ErrorCode, RpcError, errorResponse, resultResponse,
@@ -224,7 +224,7 @@ export class McpServer {
 
   /** Version negotiation: echo a supported requested version, else our latest. */
   negotiate (requested: unknown): string {
-    return typeof requested === 'string' && isLegacyVersion(requested) ? requested : LATEST_PROTOCOL_VERSION
+    return typeof requested === 'string' && isSessionVersion(requested) ? requested : LATEST_PROTOCOL_VERSION
   }
 
   /** initialize: creates the session record and answers with the negotiated version. */

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { McpServer } from '../mcp/server.js'
-import { registerModernFixtures } from './conformance-modern.js'
+import { registerStatelessFixtures } from './conformance-stateless.js'
 
 // Fixtures the official conformance suite (@modelcontextprotocol/conformance) calls by name.
 // Registered with MCP_FIXTURES=conformance.
@@ -290,5 +290,5 @@ export function registerConformanceFixtures (mcp: McpServer): void {
       ]
     })
   })
-  registerModernFixtures(mcp)
+  registerStatelessFixtures(mcp)
 }

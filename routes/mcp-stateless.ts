@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { newListenStream, newStatelessStream } from '../src/mcp/keys.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../src/mcp/jsonrpc.js'
 import {
-  MODERN_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
-} from '../src/mcp/modern.js'
+  STATELESS_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
+} from '../src/mcp/stateless.js'
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
 import { insufficientScope, lazyRequestStream, overBudget, rpcFail, storeUnavailable } from './mcp-common.js'
 import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
@@ -12,7 +12,7 @@ import { clientOf } from '../plugins/auth.js'
 
 /**
  * The stateless era (MCP 2026-07-28) on POST /mcp: a request without Mcp-Session-Id whose `_meta`
- * or MCP-Protocol-Version header is modern. Validates `_meta` (-32602), the protocol version
+ * or MCP-Protocol-Version header is a stateless version. Validates `_meta` (-32602), the protocol version
  * header against the body (-32020) and the version (-32022), the Mcp-Method / Mcp-Name /
  * Mcp-Param-* headers (-32020), then answers with JSON or a request-scoped SSE stream, or opens a
  * subscriptions/listen stream on the hub. Closing a response stream cancels the request.
@@ -39,7 +39,7 @@ export async function serveStateless (
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err
   }
-  if (!MODERN_METHODS.has(message.method)) {
+  if (!STATELESS_METHODS.has(message.method)) {
     return await rpcFail(reply, 404, errorResponse(message.id, ErrorCode.MethodNotFound, `Method not found: ${cap(message.method)}`))
   }
   if (await insufficientScope(app, request, reply, message)) return reply
