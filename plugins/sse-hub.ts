@@ -3,8 +3,10 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { createHub, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
-import { StoreUnavailableError, clientBudget, type ClientBudget, type Release } from '../src/budget.js'
-import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub } from '../src/hub/types.js'
+import { StoreUnavailableError, clientBudget } from '../src/budget.js'
+import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub, type Release, type StreamBudget } from '../src/hub/types.js'
+import { streamPartOf } from '../src/mcp/keys.js'
+import { broadcastNotification } from '../src/mcp/broadcast.js'
 import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
 import { clientOf } from './auth.js'
 
@@ -22,7 +24,7 @@ export interface HubReplies {
    * MAX_STREAMS_PER_CLIENT (shared by the replicas with REDIS_URL). A route that must know before
    * it starts work whether a stream can open takes a unit here and passes it to `open` as `held`.
    */
-  streamBudget: ClientBudget
+  streamBudget: StreamBudget
   /** The replay log the hub appends to (metrics read the in-memory log's bytes). */
   replayLog: EventLog
 }
@@ -57,7 +59,14 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
 const hubPlugin: FastifyPluginAsync = async (app) => {
   const { maxConnections, heartbeatIntervalMs, budgets } = app.config
   const chosen = backends(app)
-  const core = createHub({ ...chosen, maxConnections, heartbeatIntervalMs })
+  const core = createHub({
+    ...chosen,
+    maxConnections,
+    heartbeatIntervalMs,
+    // The MCP side names the keys and says what a broadcast is on a session's stream.
+    partOf: streamPartOf,
+    targetEvent: (event, data) => ({ event: 'message', data: JSON.stringify(broadcastNotification(event, data)) })
+  })
   const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client)
   const open: HubReplies['open'] = async (reply, opts, held) => {
     const request = reply.request

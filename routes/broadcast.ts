@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { utf8Bytes } from '../src/budget.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 const BroadcastBody = Type.Object({
   event: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\r\\n:]+$', description: 'SSE event name for the public stream' }),
@@ -37,7 +38,7 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
-    await Promise.all([app.hub.broadcast(event, data), app.mcp.changed({ kind: 'broadcast', event, data })])
+    await Promise.all([app.hub.broadcast(event, data), app[kEngine].changed({ kind: 'broadcast', event, data })])
     const fanoutMs = Math.round((performance.now() - started) * 100) / 100
     return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams, fanoutMs })
   })

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 const HealthResponse = Type.Object({
   status: Type.Literal('ok'),
@@ -29,7 +30,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     protocolVersions: [...PROTOCOL_VERSIONS],
     uptime: Math.round((Date.now() - app.lifecycle.startedAt) / 1000),
     streams: app.hub.stats().streams,
-    sessions: app.mcp.stats().sessions
+    sessions: app[kEngine].stats().sessions
   }))
 
   app.get('/ready', { config: { policy: POLICY.probe }, schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {

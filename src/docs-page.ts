@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import type { Catalog, CatalogEntry, CatalogTool } from '../plugins/mcp.js'
+import type { Catalog, CatalogEntry, CatalogTool } from './mcp/registry.js'
 import { LATEST_STATELESS_VERSION, LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isStatelessVersion } from './meta.js'
 import { isObject, str } from './values.js'
 

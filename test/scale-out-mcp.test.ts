@@ -8,6 +8,7 @@ import type { Config } from '../src/config.js'
 import { missing, startRedis, type RedisServer } from './e2e/services.js'
 import { openSse } from './sse-client.js'
 import { ignore } from '../src/ignore.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /**
  * MCP across replicas (issue 16 findings 2, 4, 5, 7, 8, 9): two apps in this process on their
@@ -189,19 +190,19 @@ test('20 concurrent resources/subscribe of different URIs split between A and B:
   const uris = Array.from({ length: 20 }, (_, i) => `test://doc/${i}`)
   const answers = await Promise.all(uris.map(async (uri, i) => await (await post(i % 2 === 0 ? a.url : b.url, sid, { jsonrpc: '2.0', id: i + 1, method: 'resources/subscribe', params: { uri } })).json() as Message))
   for (const r of answers) assert.deepEqual(r.result, {})
-  assert.deepEqual((await a.app.mcp.sessions.subscriptionsOf(sid)).sort(), [...uris].sort())
+  assert.deepEqual((await a.app[kEngine].sessions.subscriptionsOf(sid)).sort(), [...uris].sort())
   // Unsubscribes are atomic too, and logLevel/initialized are separate fields (no lost writes).
   await Promise.all(uris.slice(0, 10).map(async (uri, i) => await post(i % 2 === 0 ? b.url : a.url, sid, { jsonrpc: '2.0', id: 100 + i, method: 'resources/unsubscribe', params: { uri } })))
   await post(b.url, sid, { jsonrpc: '2.0', id: 200, method: 'logging/setLevel', params: { level: 'error' } })
-  const after = await b.app.mcp.sessions.get(sid)
-  assert.deepEqual((await b.app.mcp.sessions.subscriptionsOf(sid)).sort(), uris.slice(10).sort())
+  const after = await b.app[kEngine].sessions.get(sid)
+  assert.deepEqual((await b.app[kEngine].sessions.subscriptionsOf(sid)).sort(), uris.slice(10).sort())
   assert.equal(after?.logLevel, 'error')
   assert.equal(after?.initialized, true)
-  assert.deepEqual(await b.app.mcp.sessions.subscribers('test://doc/15'), [sid])
-  assert.deepEqual(await b.app.mcp.sessions.subscribers('test://doc/5'), [])
+  assert.deepEqual(await b.app[kEngine].sessions.subscribers('test://doc/15'), [sid])
+  assert.deepEqual(await b.app[kEngine].sessions.subscribers('test://doc/5'), [])
   // DELETE drops the session's subscriptions from the URI index.
   assert.equal((await fetch(`${b.url}/mcp`, { method: 'DELETE', headers: sessionHeaders(sid) })).status, 204)
-  assert.deepEqual(await a.app.mcp.sessions.subscribers('test://doc/15'), [])
+  assert.deepEqual(await a.app[kEngine].sessions.subscribers('test://doc/15'), [])
 })
 
 test('200 unawaited 1 MB responses and cancels of requests running nowhere: nothing is relayed between replicas', { skip, timeout: 120_000 }, async (t) => {
@@ -265,7 +266,7 @@ test('a cancel posted on B stops the request running on A (relayed to A alone)',
   }
   const started = Date.now()
   assert.equal((await post(b.url, sid, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'long', reason: 'user' } })).status, 202)
-  while (a.app.mcp.server.inflight > 0) {
+  while (a.app[kEngine].server.inflight > 0) {
     assert.ok(Date.now() - started < 5000, 'cancelled within 5 s')
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

@@ -7,6 +7,7 @@ import type { Config } from '../src/config.js'
 import { missing, startRedis, type RedisServer } from './e2e/services.js'
 import { openSse } from './sse-client.js'
 import { RedisQuota } from '../src/budget.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /**
  * Work and budgets across replicas (issue 19 findings 5, 6, 9, 10b; issue 20 findings 3 and 5):
@@ -88,10 +89,10 @@ test('DELETE /mcp on B stops the session\'s call running on A: its signal fires,
     assert.ok(ev !== undefined)
     if (ev.data !== '' && (JSON.parse(ev.data) as Message).method === 'notifications/progress') progress++
   }
-  assert.equal(a.app.mcp.server.inflight, 1)
+  assert.equal(a.app[kEngine].server.inflight, 1)
   const deleted = Date.now()
   assert.equal((await fetch(`${b.url}/mcp`, { method: 'DELETE', headers: sessionHeaders(sid) })).status, 204)
-  while (a.app.mcp.server.inflight > 0) {
+  while (a.app[kEngine].server.inflight > 0) {
     assert.ok(Date.now() - deleted < 3000, 'the call on A stopped within 3 s of the DELETE on B')
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -172,7 +173,7 @@ test('with REDIS_URL one client\'s budgets count across replicas: sessions, stre
     headers: modernHeaders('tools/call', 'test_sleep'),
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 1500 }, _meta: META } })
   })
-  while (a.app.mcp.server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while (a.app[kEngine].server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   const second = await fetch(`${b.url}/mcp`, {
     method: 'POST',
     headers: modernHeaders('tools/call', 'echo'),
@@ -323,13 +324,13 @@ test('a session gone from Redis without the end-of-session message (lost pub/sub
     headers: sessionHeaders(sid),
     body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 20_000 } } })
   })
-  while (a.app.mcp.server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while (a.app[kEngine].server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   const raw = new Redis(redis.url)
   t.after(() => { raw.disconnect() })
   // What a DELETE on another replica does to Redis, without telling A.
   await raw.del(`mcp:session:${sid}`)
   const gone = Date.now()
-  while (a.app.mcp.server.inflight > 0) {
+  while (a.app[kEngine].server.inflight > 0) {
     assert.ok(Date.now() - gone < 4000, 'the call stopped within 4 s')
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

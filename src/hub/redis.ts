@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { newEpoch, type Bus, type EventLog, type HubEvent, type LogHead, type LogRead, type StoredEvent } from './types.js'
 import type { BroadcastTargets } from './hub.js'
-import { redisKeys } from '../mcp/keys.js'
+import { hubKeys } from './keys.js'
 import { ignore } from '../ignore.js'
 
 /** Connection options for every Redis client: reconnect for ever with capped backoff, fail fast while down. */
@@ -89,13 +89,13 @@ export class RedisEventLog implements EventLog {
   }
 
   async append (key: string, event: HubEvent): Promise<{ epoch: string, seq: number }> {
-    const [epoch, seq] = await this.#redis.eval(APPEND, 2, redisKeys.log(key), redisKeys.seq(key),
+    const [epoch, seq] = await this.#redis.eval(APPEND, 2, hubKeys.log(key), hubKeys.seq(key),
       this.#capacity, event.event ?? '', event.data, this.#ttlMs, newEpoch(), this.#ringBytes) as [string, number]
     return { epoch, seq: Number(seq) }
   }
 
   async head (key: string): Promise<LogHead> {
-    const [epoch, last] = await this.#redis.hmget(redisKeys.seq(key), 'e', 's')
+    const [epoch, last] = await this.#redis.hmget(hubKeys.seq(key), 'e', 's')
     return { epoch: epoch ?? undefined, last: Number(last ?? 0) }
   }
 
@@ -105,9 +105,9 @@ export class RedisEventLog implements EventLog {
 
   async readAfter (key: string, afterSeq: number): Promise<LogRead> {
     const results = await this.#redis.multi()
-      .xrange(redisKeys.log(key), `(${afterSeq}-0`, '+')
-      .xrange(redisKeys.log(key), '-', '+', 'COUNT', 1)
-      .hmget(redisKeys.seq(key), 'e', 's')
+      .xrange(hubKeys.log(key), `(${afterSeq}-0`, '+')
+      .xrange(hubKeys.log(key), '-', '+', 'COUNT', 1)
+      .hmget(hubKeys.seq(key), 'e', 's')
       .exec()
     if (results === null) throw new Error('Redis transaction aborted')
     for (const [err] of results) if (err) throw err
@@ -123,18 +123,18 @@ export class RedisEventLog implements EventLog {
 
   async end (key: string): Promise<void> {
     await this.#redis.multi()
-      .set(redisKeys.end(key), '1', 'PX', this.#endedRetentionMs)
-      .pexpire(redisKeys.log(key), this.#endedRetentionMs)
-      .pexpire(redisKeys.seq(key), this.#endedRetentionMs)
+      .set(hubKeys.end(key), '1', 'PX', this.#endedRetentionMs)
+      .pexpire(hubKeys.log(key), this.#endedRetentionMs)
+      .pexpire(hubKeys.seq(key), this.#endedRetentionMs)
       .exec()
   }
 
   async isEnded (key: string): Promise<boolean> {
-    return await this.#redis.exists(redisKeys.end(key)) === 1
+    return await this.#redis.exists(hubKeys.end(key)) === 1
   }
 
   async delete (key: string): Promise<void> {
-    await this.#redis.del(redisKeys.log(key), redisKeys.seq(key), redisKeys.end(key))
+    await this.#redis.del(hubKeys.log(key), hubKeys.seq(key), hubKeys.end(key))
   }
 
   async close (): Promise<void> {}
@@ -204,7 +204,7 @@ export class RedisBus implements Bus {
 export class RedisTargets implements BroadcastTargets {
   readonly #redis: Redis
   constructor (redis: Redis) { this.#redis = redis }
-  async add (key: string): Promise<void> { await this.#redis.sadd(redisKeys.targets, key) }
-  async remove (key: string): Promise<void> { await this.#redis.srem(redisKeys.targets, key) }
-  async list (): Promise<Iterable<string>> { return await this.#redis.smembers(redisKeys.targets) }
+  async add (key: string): Promise<void> { await this.#redis.sadd(hubKeys.targets, key) }
+  async remove (key: string): Promise<void> { await this.#redis.srem(hubKeys.targets, key) }
+  async list (): Promise<Iterable<string>> { return await this.#redis.smembers(hubKeys.targets) }
 }

@@ -4,7 +4,7 @@ import {
 import { readJson } from '../json.js'
 import type { JsonLimits } from '../config.js'
 import { META, checkVersion, looksStateless, type RequestMeta } from './stateless.js'
-import { newSessionId, type SessionRecord } from './session.js'
+import { newSessionId, type SessionRecord } from './sessions/store.js'
 import { isRequestPart } from './keys.js'
 import type { StreamKind } from '../hub/types.js'
 import { SESSION_PROTOCOL_VERSIONS, STATELESS_PROTOCOL_VERSIONS, isSessionVersion } from '../meta.js'

@@ -2,7 +2,7 @@ import { PROTOCOL_VERSIONS, isStatelessVersion, isSessionVersion } from '../meta
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
 import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
-import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
+import { LOGGING_LEVELS, type LoggingLevel } from './sessions/store.js'
 import { cap, utf8Bytes } from '../budget.js'
 import { ignore } from '../ignore.js'
 import { obj } from '../values.js'

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { listen } from '../helper.js'
 import { sseClient, until } from './sdk.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 test('the SDK legacy SSE client (2024-11-05 transport) initializes, lists and calls tools', async (t) => {
   const { app, url } = await listen(t)
@@ -32,7 +33,7 @@ test('closing the legacy stream ends its session: /messages then answers 404', a
   assert.ok(endpoint, 'the endpoint event named the POST URL')
   assert.match(endpoint.pathname + endpoint.search, /^\/messages\?sessionId=[A-Za-z0-9_-]+$/)
   await client.close()
-  await until(() => app.mcp.stats().sessions === 0, 5000, 'the session to end')
+  await until(() => app[kEngine].stats().sessions === 0, 5000, 'the session to end')
   const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) })
   assert.equal(res.status, 404)
 })

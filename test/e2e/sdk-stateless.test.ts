@@ -5,6 +5,7 @@ import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { listen } from '../helper.js'
 import { until } from './sdk.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 // The official SDK v2 client (@modelcontextprotocol/client) in modern mode, on a real port:
 // it probes with server/discover, stays stateless (2026-07-28), fulfils MRTR input requests
@@ -34,7 +35,7 @@ test('SDK v2 client (versionNegotiation auto) selects the 2026-07-28 era: discov
   assert.deepEqual(tools.map((x) => x.name).sort(), ['current_time', 'echo'])
   const echo = await client.callTool({ name: 'echo', arguments: { message: 'modern 👋' } })
   assert.deepEqual(echo.content, [{ type: 'text', text: 'modern 👋' }])
-  assert.equal(app.mcp.sessions.size, 0, 'stateless: no session was created')
+  assert.equal(app[kEngine].sessions.size, 0, 'stateless: no session was created')
 })
 
 test('SDK v2 client fulfils MRTR input requests (one round and two rounds) with its own elicitation handler', async (t) => {
@@ -84,7 +85,7 @@ test('the same endpoint still serves a 2025 client: SDK 1.x initializes a sessio
   t.after(async () => { await legacy.close() })
   assert.equal(legacy.getServerVersion()?.name, 'sse-mcp-server')
   assert.ok(transport.sessionId)
-  assert.equal(app.mcp.sessions.size, 1)
+  assert.equal(app[kEngine].sessions.size, 1)
   const [a, b] = await Promise.all([
     modern.callTool({ name: 'echo', arguments: { message: 'v2' } }),
     legacy.callTool({ name: 'echo', arguments: { message: 'v1' } })

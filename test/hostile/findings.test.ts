@@ -14,6 +14,7 @@ import { missing, startRedis } from '../e2e/services.js'
 import { HEADERS, deep, hostile, raw, until, type World } from './world.js'
 import { ignore } from '../../src/ignore.js'
 import { injectSession } from '../helper.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 /**
  * Every finding of issue 13 (1–12) and the request-level findings of issue 16 (2, 4, 8), as an
@@ -85,7 +86,7 @@ test('13.1 aliased paths with a foreign Origin/Host are refused with 403 on ever
     assert.equal(res.status, 403, `${method} ${target} ${JSON.stringify(headers)}: ${res.body.slice(0, 200)}`)
     assert.match(res.body, /not allowed/)
   }
-  assert.equal(w.app.mcp.sessions.size, 0, 'no session was created')
+  assert.equal(w.app[kEngine].sessions.size, 0, 'no session was created')
   assert.equal(w.app.hub.stats().streams, 0, 'no stream was opened')
   // The same aliases from the same origin are served (the guard is by route, not by refusing odd spellings).
   const ok = await raw(w.port, 'POST', '/%6Dcp', { Host: local, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' }, init)
@@ -100,7 +101,7 @@ test('13.2 initialize with 1 MB capabilities: 200 + -32602 naming MAX_CLIENT_INF
   const res = await w.app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: initBody({ experimental: { blob: 'x'.repeat(1_000_000) } }) })
   rpcError(res, 200, -32602, /MAX_CLIENT_INFO_BYTES/)
   assert.equal(res.headers['mcp-session-id'], undefined)
-  assert.equal(w.app.mcp.sessions.size, 0)
+  assert.equal(w.app[kEngine].sessions.size, 0)
   w.assertClean()
 })
 
@@ -255,7 +256,7 @@ async function depthBombs (w: World): Promise<void> {
       assert.match(res.body, /deep|depth|nest/i, b.name)
     }
   }
-  assert.equal(w.app.mcp.sessions.size, 0)
+  assert.equal(w.app[kEngine].sessions.size, 0)
 }
 
 test('13.7 depth bombs (arguments 20,000, broadcast 5,000, inputResponses 6,000, capabilities 30,000 deep) are 400s', async (t) => {
@@ -320,7 +321,7 @@ test('13.10 a session with an open GET /mcp stream outlives SESSION_IDLE_TIMEOUT
   t.after(() => stream.close())
   assert.equal(stream.res.status, 200)
   // The event: the silent session is evicted. Then one more timeout passes for the kept one.
-  await until(() => w.app.mcp.sessions.size === 1, 10_000)
+  await until(() => w.app[kEngine].sessions.size === 1, 10_000)
   rpcError(await rpc(w.app, idle, { id: 1, method: 'ping' }), 404, -32001)
   const evictedAt = Date.now()
   await until(() => Date.now() - evictedAt > 1200, 3000)

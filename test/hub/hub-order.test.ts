@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import { createHub, type HubImpl } from '../../src/hub/hub.js'
+import { streamPartOf } from '../../src/mcp/keys.js'
 import { MemoryBus, MemoryEventLog } from '../../src/hub/memory.js'
 import type { Bus } from '../../src/hub/types.js'
 import { openSse } from '../sse-client.js'
@@ -146,7 +147,7 @@ test('a live stream that sees the log restart gets evicted, follows the new epoc
 test('a write that stalls (no drain within the stall timeout) ends the stream and releases it', { timeout: 30_000 }, async (t) => {
   const log = new MemoryEventLog(10)
   const closed: string[] = []
-  const hub = createHub({ log, maxConnections: 10, heartbeatIntervalMs: 100, stallTimeoutMs: 300, maxQueueBytes: 64 * 1024 * 1024 })
+  const hub = createHub({ partOf: streamPartOf, log, maxConnections: 10, heartbeatIntervalMs: 100, stallTimeoutMs: 300, maxQueueBytes: 64 * 1024 * 1024 })
   const server = createServer((_req, res) => {
     hub.attach(res, { key: 'k', kind: 'session', streamPart: 'g', onClose: (reason) => closed.push(reason) }).catch(() => res.destroy())
   })

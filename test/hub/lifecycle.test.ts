@@ -6,6 +6,7 @@ import { missing, startRedis } from '../e2e/services.js'
 import { openSse } from '../sse-client.js'
 import { until } from '../e2e/sdk.js'
 import { ignore } from '../../src/ignore.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 // Issue 13, acceptance 3: streams aborted at every stage — before attach, during the prelude,
 // mid-stream, during replay — on GET /mcp (public and session) and GET /sse, in memory and with
@@ -60,7 +61,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
   })
   const port = Number(new URL(url).port)
   const session = await initialize(url)
-  const baseSessions = await app.mcp.sessions.count()
+  const baseSessions = await app[kEngine].sessions.count()
   // History to replay: the public stream and the session stream.
   let lastPublic = ''
   let lastSession = ''
@@ -95,7 +96,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
       await until(() => app.hub.stats().streams === 0, 10_000, `${target.name} streams aborted at ${stage} to be released (${app.hub.stats().streams} left)`)
       let sessions = 0
       const deadline = Date.now() + 10_000
-      while ((sessions = await app.mcp.sessions.count()) !== baseSessions && Date.now() < deadline) {
+      while ((sessions = await app[kEngine].sessions.count()) !== baseSessions && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(
           resolve, 20
         ))

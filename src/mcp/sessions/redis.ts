@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis'
-import { redisKeys } from './keys.js'
+import { redisKeys } from '../keys.js'
 import { randomBytes } from 'node:crypto'
-import type { LoggingLevel, SessionRecord, SessionStore, SharedSessionUnits, Transport } from './session.js'
-import { ignore } from '../ignore.js'
-import { bounded } from '../budget.js'
+import type { LoggingLevel, SessionRecord, SessionStore, Transport } from './store.js'
+import type { SharedSessionUnits } from './ledger.js'
+import { ignore } from '../../ignore.js'
+import { bounded } from '../../budget.js'
 
 const recordKey = redisKeys.session
 const subsKey = redisKeys.sessionSubscriptions
