@@ -103,7 +103,10 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   }
   const onClose = (fn: () => Promise<void>): void => { app.addHook('onClose', fn) }
   const stateCodec = new RequestStateCodec(await stateSecret(config.stateSecret, redis, app.log, onClose), {
-    ttlMs: config.stateTtlMs, maxBytes: config.budgets.stateBytes, nonces: await nonceStore(redis, app.log, onClose), now: await sharedClock(redis, app.log, onClose)
+    ttlMs: config.stateTtlMs,
+    maxBytes: config.budgets.stateBytes,
+    nonces: await nonceStore(redis, app.log, onClose),
+    now: await sharedClock(redis, app.log, onClose)
   })
   const stateless = new StatelessEngine(server, {
     serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },

@@ -129,9 +129,9 @@ test('_meta, version and header validation: -32602, -32020, -32022 with HTTP 400
   assert.equal(unsupported.statusCode, 400)
   assert.equal(unsupported.json().error.code, -32022)
   assert.deepEqual(unsupported.json().error.data, { supported: [...PROTOCOL_VERSIONS], requested: '1900-01-01' })
-  const legacyStateless = await call(app, 'tools/list', { meta: { 'io.modelcontextprotocol/protocolVersion': '2025-11-25' }, headers: { 'mcp-protocol-version': '2025-11-25' } })
-  assert.equal(legacyStateless.json().error.code, -32022)
-  assert.match(legacyStateless.json().error.message, /initialize/)
+  const sessionVersion = await call(app, 'tools/list', { meta: { 'io.modelcontextprotocol/protocolVersion': '2025-11-25' }, headers: { 'mcp-protocol-version': '2025-11-25' } })
+  assert.equal(sessionVersion.json().error.code, -32022)
+  assert.match(sessionVersion.json().error.message, /initialize/)
 
   const b64 = await call(app, 'tools/call', { params: { name: 'echo', arguments: { message: 'x' } }, headers: { 'mcp-name': `=?base64?${Buffer.from('echo').toString('base64')}?=` } })
   assert.equal(b64.statusCode, 200, 'a Base64-encoded Mcp-Name is decoded before comparing')

@@ -96,7 +96,7 @@ async function callStreaming (t: TestContext, base: string, sid: string, id: num
 }
 
 /** A stateless (2026-07-28) POST. */
-async function modern (base: string, method: string, params: Record<string, unknown>): Promise<Message> {
+async function statelessCall (base: string, method: string, params: Record<string, unknown>): Promise<Message> {
   const res = await fetch(`${base}/mcp`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, 'mcp-name': String(method === 'resources/read' ? params.uri : params.name) },
@@ -139,22 +139,22 @@ test('an answer for the right id but another session completes nothing', { skip,
 
 test('MRTR: consent for vault://public-notes (with a stray name) cannot read vault://payroll; answers without their state are not used; a state works once', { skip, timeout: 60_000 }, async (t) => {
   const { a, b } = await cluster(t)
-  const r1 = await modern(a.url, 'resources/read', { uri: 'vault://public-notes', name: 'x' })
+  const r1 = await statelessCall(a.url, 'resources/read', { uri: 'vault://public-notes', name: 'x' })
   assert.equal(r1.result?.resultType, 'input_required')
   const state = r1.result?.requestState as string
-  const stolen = await modern(b.url, 'resources/read', { uri: 'vault://payroll', name: 'x', requestState: state, inputResponses: accept })
+  const stolen = await statelessCall(b.url, 'resources/read', { uri: 'vault://payroll', name: 'x', requestState: state, inputResponses: accept })
   assert.equal(stolen.error?.code, -32602, JSON.stringify(stolen))
   assert.match(stolen.error?.message ?? '', /different request/)
 
   // Answers without the state that asked for them are never used: consent is asked again.
-  const bare = await modern(b.url, 'resources/read', { uri: 'vault://payroll', inputResponses: accept })
+  const bare = await statelessCall(b.url, 'resources/read', { uri: 'vault://payroll', inputResponses: accept })
   assert.equal(bare.result?.resultType, 'input_required', JSON.stringify(bare))
   assert.equal(bare.result?.contents, undefined)
 
-  const ok = await modern(b.url, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
+  const ok = await statelessCall(b.url, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
   assert.deepEqual(ok.result?.contents, [{ uri: 'vault://public-notes', text: 'contents of vault://public-notes' }])
   for (const base of [a.url, b.url]) {
-    const replay = await modern(base, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
+    const replay = await statelessCall(base, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
     assert.equal(replay.error?.code, -32602, JSON.stringify(replay))
     assert.match(replay.error?.message ?? '', /already used/)
   }
@@ -173,14 +173,14 @@ test('MRTR after a Redis restart (no STATE_SECRET): round 1 on A, the retry on B
   }
   const c = await replica(t, redis)
   for (const retryOn of [b, c]) {
-    const r1 = await modern(a.url, 'resources/read', { uri: 'vault://payroll' })
+    const r1 = await statelessCall(a.url, 'resources/read', { uri: 'vault://payroll' })
     assert.equal(r1.result?.resultType, 'input_required', JSON.stringify(r1))
-    const r2 = await modern(retryOn.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
+    const r2 = await statelessCall(retryOn.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
     assert.deepEqual(r2.result?.contents, [{ uri: 'vault://payroll', text: 'contents of vault://payroll' }], JSON.stringify(r2))
   }
   // And the other way round: state sealed by the newcomer verifies on A.
-  const r1 = await modern(c.url, 'resources/read', { uri: 'vault://payroll' })
-  const r2 = await modern(a.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
+  const r1 = await statelessCall(c.url, 'resources/read', { uri: 'vault://payroll' })
+  const r2 = await statelessCall(a.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
   assert.equal(r2.result?.resultType, 'complete', JSON.stringify(r2))
 })
 

@@ -138,17 +138,17 @@ test('past MAX_SESSIONS_PER_CLIENT initialize gets 429 + Retry-After naming the 
   assert.equal((await initialize(app)).statusCode, 200)
 })
 
-test('the session budget spans both transports: GET /sse over it is 429, and a closed legacy stream gives its unit back', async (t) => {
+test('the session budget spans both transports: GET /sse over it is 429, and a closed HTTP+SSE stream gives its unit back', async (t) => {
   const { app, url } = await listen(t, { rateLimitMax: 0, budgets: { ...testConfig().budgets, sessionsPerClient: 2 } })
   const a = await session(app)
-  const legacy = await openSse(`${url}/sse`)
-  assert.equal(legacy.res.status, 200)
-  assert.equal((await legacy.next())?.event, 'endpoint')
+  const httpSse = await openSse(`${url}/sse`)
+  assert.equal(httpSse.res.status, 200)
+  assert.equal((await httpSse.next())?.event, 'endpoint')
   const refused = await fetch(`${url}/sse`, { headers: { accept: 'text/event-stream' } })
   assert.equal(refused.status, 429)
   assert.ok(Number(refused.headers.get('retry-after')) > 0)
   assert.equal((await initialize(app)).statusCode, 429)
-  legacy.close()
+  httpSse.close()
   await until(() => app[kEngine].ledger.size === 1)
   assert.equal((await initialize(app)).statusCode, 200)
   assert.ok(a.length > 10)
@@ -166,16 +166,16 @@ test('a session id works only on the transport that created it (404 across)', as
   assert.equal(cross.statusCode, 404)
   assert.equal(cross.json().error.code, -32001)
 
-  const legacy = await openSse(`${url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = await legacy.next()
-  const legacyId = new URL(String(endpoint?.data), url).searchParams.get('sessionId') ?? ''
-  assert.ok(legacyId.length > 10)
-  const onMcp = await rpc(app, legacyId, { id: 1, method: 'ping' })
+  const httpSse = await openSse(`${url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = await httpSse.next()
+  const httpSseId = new URL(String(endpoint?.data), url).searchParams.get('sessionId') ?? ''
+  assert.ok(httpSseId.length > 10)
+  const onMcp = await rpc(app, httpSseId, { id: 1, method: 'ping' })
   assert.equal(onMcp.statusCode, 404)
-  const stream = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': legacyId } })
+  const stream = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': httpSseId } })
   assert.equal(stream.status, 404)
-  assert.equal((await app.inject({ method: 'DELETE', url: '/mcp', headers: { 'mcp-session-id': legacyId } })).statusCode, 404)
+  assert.equal((await app.inject({ method: 'DELETE', url: '/mcp', headers: { 'mcp-session-id': httpSseId } })).statusCode, 404)
 })
 
 test('a Streamable session filled with maximal messages then DELETEd gives its memory back', async (t) => {
@@ -285,7 +285,7 @@ test('a POST /mcp tools/call whose client disconnects aborts the handler\'s sign
   await until(() => app[kEngine].server.inflight === 0)
 })
 
-test('when a legacy /sse stream closes, the calls in flight of its session are aborted', async (t) => {
+test('when an HTTP+SSE /sse stream closes, the calls in flight of its session are aborted', async (t) => {
   let started: () => void = () => {}
   const running = new Promise<void>((resolve) => { started = resolve })
   let aborted: () => void = () => {}
@@ -300,12 +300,12 @@ test('when a legacy /sse stream closes, the calls in flight of its session are a
       })
     })
   })
-  const legacy = await openSse(`${url}/sse`)
-  const endpoint = new URL(String((await legacy.next())?.data), url)
+  const httpSse = await openSse(`${url}/sse`)
+  const endpoint = new URL(String((await httpSse.next())?.data), url)
   const post = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hang', arguments: {} } }) })
   assert.equal(post.status, 202)
   await running
-  legacy.close()
+  httpSse.close()
   assert.equal(await Promise.race([abortedP, new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000))]), 'aborted')
   await until(() => app[kEngine].sessions.size === 0)
 })
@@ -348,6 +348,6 @@ test('error messages never echo a client string whole', async (t) => {
   }
 })
 
-test('the legacy sessionId never reaches the request log URL', () => {
+test('the HTTP+SSE sessionId never reaches the request log URL', () => {
   assert.equal(redactUrl('/messages?sessionId=abc123&x=1'), '/messages?sessionId=[redacted]&x=1')
 })

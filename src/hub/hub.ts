@@ -479,7 +479,6 @@ export class HubImpl implements Hub {
     await Promise.all(work)
   }
 
-
   /**
    * Closes this process's connections on `key` without ending it (SEP-1699 polling: the client
    * reconnects with Last-Event-ID and gets what is published meanwhile).

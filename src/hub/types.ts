@@ -118,7 +118,6 @@ export function parseEventId (id: string | undefined): { streamPart: string, epo
   return epoch === undefined ? { streamPart, seq } : { streamPart, epoch, seq }
 }
 
-
 export function formatEventId (streamPart: string, epoch: string, seq: number): string {
   return `${streamPart}-${epoch}-${seq}`
 }

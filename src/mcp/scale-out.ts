@@ -237,7 +237,9 @@ class SharedSecretRing implements SecretRing {
  * replica through Redis (first one wins, re-offered on every reconnect); else random for this process.
  * The caller checks that STATE_SECRET comes with Redis (config).
  */
-export async function stateSecret (secret: string | undefined, redis: Redis | undefined, log: WarnLogger, onClose: OnClose): Promise<SecretRing> {
+export async function stateSecret (
+  secret: string | undefined, redis: Redis | undefined, log: WarnLogger, onClose: OnClose
+): Promise<SecretRing> {
   if (secret !== undefined) return fixedRing(Buffer.from(secret, 'utf8'))
   if (redis === undefined) return fixedRing(randomBytes(32))
   const ring = new SharedSecretRing(randomBytes(32))

@@ -161,6 +161,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
               description: 'Select one option with titles',
               oneOf: [{ const: 'value1', title: 'First Option' }, { const: 'value2', title: 'Second Option' }, { const: 'value3', title: 'Third Option' }]
             },
+            // The conformance suite checks these field names (enumNames is the deprecated titled form).
             legacyEnum: { type: 'string', description: 'Select one option (legacy)', enum: ['opt1', 'opt2', 'opt3'], enumNames: ['Option One', 'Option Two', 'Option Three'] },
             untitledMulti: { type: 'array', description: 'Select multiple options', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
             titledMulti: {

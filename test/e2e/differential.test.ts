@@ -16,7 +16,7 @@ import { kEngine } from '../../src/mcp/engine.js'
 
 // A differential test against the official SDK (1.x): the same tools, resources and prompts are
 // registered on its McpServer and on ours; the same scripted sessions go to both, over Streamable
-// HTTP and legacy HTTP+SSE, for each protocol version; responses are normalised (ids, server info,
+// HTTP and HTTP+SSE, for each protocol version; responses are normalised (ids, server info,
 // session ids, message texts) and compared. Every difference is either fixed on our side or listed
 // in ALLOWED with the spec's words that justify us — ALLOWED is the README's table.
 

@@ -134,19 +134,19 @@ test('13.2 a 1 MB subscriptions/listen filter: 400 + -32602 naming MAX_LISTEN_FI
 
 // ───────────────────────────── finding 3: cross-transport session ids, echoed 1 MB names
 
-test('13.3 a Streamable HTTP session id on POST /messages is 404, and a legacy one on /mcp is 404', async (t) => {
+test('13.3 a Streamable HTTP session id on POST /messages is 404, and an HTTP+SSE one on /mcp is 404', async (t) => {
   const w = await hostile(t, {}, { listen: true })
   const sid = await session(w.app)
   const cross = await w.app.inject({ method: 'POST', url: `/messages?sessionId=${sid}`, headers: HEADERS, payload: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'n'.repeat(1_000_000) } } })
   assert.equal(cross.statusCode, 404, cross.body.slice(0, 200))
   assert.ok(cross.body.length < 5000)
-  const legacy = await openSse(`${w.url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = await legacy.next()
+  const httpSse = await openSse(`${w.url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = await httpSse.next()
   assert.equal(endpoint?.event, 'endpoint')
-  const legacyId = new URL(String(endpoint?.data), w.url).searchParams.get('sessionId') ?? ''
-  rpcError(await rpc(w.app, legacyId, { id: 1, method: 'ping' }), 404, -32001)
-  await legacy.close()
+  const httpSseId = new URL(String(endpoint?.data), w.url).searchParams.get('sessionId') ?? ''
+  rpcError(await rpc(w.app, httpSseId, { id: 1, method: 'ping' }), 404, -32001)
+  await httpSse.close()
   w.assertClean()
 })
 
@@ -205,9 +205,9 @@ test('13.5 one IP opening streams stops at MAX_STREAMS_PER_CLIENT with 429 + Ret
   assert.equal(over.status, 429)
   assert.ok(over.headers.get('retry-after') !== null)
   assert.match(await over.text(), /MAX_STREAMS_PER_CLIENT/)
-  const legacy = await fetch(`${w.url}/sse`, { headers: { accept: 'text/event-stream' } })
-  assert.equal(legacy.status, 429, 'the budget spans both transports')
-  await legacy.body?.cancel()
+  const httpSse = await fetch(`${w.url}/sse`, { headers: { accept: 'text/event-stream' } })
+  assert.equal(httpSse.status, 429, 'the budget spans both transports')
+  await httpSse.body?.cancel()
   await open.pop()?.close()
   await until(() => w.app.hub.stats().streams === 4)
   const again = await openSse(`${w.url}/mcp`)
@@ -350,18 +350,18 @@ test('13.11 300 subscriptions to 100 KB URIs of equal length (budgets raised) ta
 
 // ───────────────────────────── finding 12: smaller ones
 
-test('13.12 the legacy sessionId never reaches the logs', async (t) => {
+test('13.12 the HTTP+SSE sessionId never reaches the logs', async (t) => {
   const w = await hostile(t, {}, { listen: true })
-  const legacy = await openSse(`${w.url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = await legacy.next()
+  const httpSse = await openSse(`${w.url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = await httpSse.next()
   const sid = new URL(String(endpoint?.data), w.url).searchParams.get('sessionId') ?? ''
   assert.ok(sid.length > 10)
   for (const body of [{ jsonrpc: '2.0', id: 0, method: 'initialize', params: initBody().params }, { jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: 2, method: 'nope' }]) {
     const res = await fetch(`${w.url}/messages?sessionId=${sid}`, { method: 'POST', headers: HEADERS, body: JSON.stringify(body) })
     assert.equal(res.status, 202)
   }
-  await legacy.close()
+  await httpSse.close()
   await until(() => w.app.hub.stats().streams === 0)
   const urls = w.lines.filter((l) => typeof l.url === 'string').map((l) => String(l.url))
   assert.ok(urls.some((u) => u.startsWith('/messages?sessionId=')), 'the requests were logged')

@@ -32,7 +32,7 @@ function abortAt (port: number, path: string, headers: Record<string, string>, s
       if (stage === 'prelude') return done()
       if (got === chunk.length) {
         onHead()
-        // A stream with less to send than the thresholds below (legacy has no history) ends here.
+        // A stream with less to send than the thresholds below (HTTP+SSE has no history) ends here.
         setTimeout(done, 300).unref()
       }
       // mid-stream: after some live events; replay: within the first replayed bytes.
@@ -74,7 +74,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
   const targets = [
     { name: 'public', path: '/mcp', headers: {} as Record<string, string>, replay: { 'last-event-id': firstPublic }, key: 'public' },
     { name: 'session', path: '/mcp', headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }, replay: { 'last-event-id': firstSession }, key: `s:${session}:g` },
-    { name: 'legacy', path: '/sse', headers: {}, replay: {}, key: undefined as string | undefined }
+    { name: 'http+sse', path: '/sse', headers: {}, replay: {}, key: undefined as string | undefined }
   ]
   for (const stage of STAGES) {
     for (const target of targets) {
@@ -83,7 +83,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
         const batch: Promise<void>[] = []
         for (let j = i; j < Math.min(n, i + BATCH); j++) {
           const headers = stage === 'replay' ? { ...target.headers, ...target.replay } : target.headers
-          // Mid-stream: live events once the head is there (legacy: a broadcast reaches it too).
+          // Mid-stream: live events once the head is there (HTTP+SSE: a broadcast reaches it too).
           const onHead = (): void => {
             if (stage !== 'mid-stream') return
             const live = target.key === undefined ? app.hub.broadcast('live', { x: 'y'.repeat(3000) }) : app.hub.publish(target.key, { data: 'y'.repeat(3000) })
@@ -101,7 +101,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
           resolve, 20
         ))
       }
-      assert.equal(sessions, baseSessions, `legacy sessions left after ${target.name} at ${stage}`)
+      assert.equal(sessions, baseSessions, `HTTP+SSE sessions left after ${target.name} at ${stage}`)
     }
   }
   // And the server still accepts streams.
