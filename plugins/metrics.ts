@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { HubStats, StreamKind } from '../src/hub/types.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'http+sse', 'listen']
 
@@ -299,10 +300,10 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
   const metrics = createMetrics({
     // Read defensively: a hub may report only part of HubStats.
     hubStats: (): Partial<HubStats> => app.hub.stats(),
-    sessions: () => app.mcp.stats().sessions,
+    sessions: () => app[kEngine].stats().sessions,
     startedAt: app.lifecycle.startedAt,
     budgetRefusals: () => {
-      const { server, ledger, statelessInflight, listeners, stateCodec } = app.mcp
+      const { server, ledger, statelessInflight, listeners, stateCodec } = app[kEngine]
       return {
         sessions_per_client: ledger.quota.refused,
         streams_per_client: app.hub.stats().refusedOverClientBudget,

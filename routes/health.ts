@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { kEngine } from '../src/mcp/engine.js'
 import { hostAllowed, originAllowed } from '../src/config.js'
 
 const HealthResponse = Type.Object({
@@ -27,6 +28,16 @@ const ReadyResponse = Type.Object({
  * anyone else (a DNS-rebinding page, a stranger with auth on) gets plain liveness.
  */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/health', { config: { policy: POLICY.probe }, schema: { response: { 200: HealthResponse } } }, async () => ({
+    status: 'ok' as const,
+    timestamp: new Date().toISOString(),
+    server: SERVER_NAME,
+    version: SERVER_VERSION,
+    protocolVersions: [...PROTOCOL_VERSIONS],
+    uptime: Math.round((Date.now() - app.lifecycle.startedAt) / 1000),
+    streams: app.hub.stats().streams,
+    sessions: app[kEngine].stats().sessions
+  }))
   const { allowedHosts, allowedOrigins, metricsPublic } = app.config
   const countsOpen = !app.auth.enabled || metricsPublic
   app.get('/health', { config: { policy: POLICY.probe }, schema: { response: { 200: HealthResponse } } }, async (request) => {
@@ -39,7 +50,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       version: SERVER_VERSION,
       protocolVersions: [...PROTOCOL_VERSIONS],
       uptime: Math.round((Date.now() - app.lifecycle.startedAt) / 1000),
-      ...(told ? { streams: app.hub.stats().streams, sessions: app.mcp.stats().sessions } : {})
+      ...(told ? { streams: app.hub.stats().streams, sessions: app[kEngine].stats().sessions } : {})
     }
   })
 

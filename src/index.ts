@@ -15,13 +15,13 @@ export type { CallContext } from './mcp/context.js'
 export type {
   ToolDefinition, ResourceDefinition, ResourceTemplateDefinition, PromptDefinition, PromptArgument, ToolAnnotations,
   CallToolResult, ReadResourceResult, ResourceContents, GetPromptResult, PromptMessage, ContentBlock,
-  AnySchema, Infer, StandardSchemaV1, JsonSchemaObject
+  AnySchema, Infer, StandardSchemaV1, JsonSchemaObject, Catalog, CatalogTool, CatalogEntry
 } from './mcp/registry.js'
-export type { LoggingLevel, SessionRecord } from './mcp/session.js'
+export type { LoggingLevel, SessionRecord } from './mcp/sessions/store.js'
 export { defineTool, ToolModuleError, type ToolModule, type Definition } from './tools/loader.js'
 // The decorators' types (app.mcp, app.hub, app.config, app.lifecycle) by declaration merging: these
 // re-exports make a consumer's `import … from 'sse-mcp-server'` load the augmentations.
-export type { Mcp, Catalog, CatalogTool, McpPluginOptions } from '../plugins/mcp.js'
+export type { Mcp, McpObserver, McpPluginOptions } from './mcp/api.js'
 export type { HubReplies } from '../plugins/sse-hub.js'
 export type { Hub } from './hub/types.js'
 export type { Lifecycle } from '../plugins/lifecycle.js'

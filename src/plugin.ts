@@ -40,7 +40,7 @@ export const kWholeApp = Symbol('sse-mcp-server whole app')
 export type SseMcpOptions = Omit<ConfigInput, 'logLevel'> & {
   /** Registers the demo tools (current_time, echo, …); default false in the plugin, true in the service. */
   builtins?: boolean
-  /** Fastify's prefix: applies to every route the plugin adds (and to the legacy `endpoint` event). */
+  /** Fastify's prefix: applies to every route the plugin adds (and to the HTTP+SSE `endpoint` event). */
   prefix?: string
   [kWholeApp]?: boolean
 }

@@ -1,5 +1,5 @@
 import type { RequestId } from './jsonrpc.js'
-import type { LoggingLevel, SessionRecord } from './session.js'
+import type { LoggingLevel, SessionRecord } from './sessions/store.js'
 
 /** What a tool/resource/prompt handler gets besides its arguments. */
 export interface CallContext {

@@ -308,3 +308,31 @@ export class Registry {
     return [...this.templates.values()].map((t) => t.listing)
   }
 }
+
+/** A tool as clients see it in tools/list (and the /docs page renders it). */
+export interface CatalogTool {
+  name: string
+  title?: string
+  description?: string
+  inputSchema: Record<string, unknown>
+  outputSchema?: Record<string, unknown>
+  annotations?: Record<string, unknown>
+}
+export interface CatalogEntry { name: string, title?: string, description?: string, [key: string]: unknown }
+/** What clients see in the list methods. */
+export interface Catalog {
+  tools: CatalogTool[]
+  resources: CatalogEntry[]
+  resourceTemplates: CatalogEntry[]
+  prompts: CatalogEntry[]
+}
+
+/** A registry's catalog: what clients see in the list methods (the /docs page renders it). */
+export function catalogOf (r: Registry): Catalog {
+  return {
+    tools: [...r.tools.values()].map((t) => t.listing as unknown as CatalogTool),
+    resources: [...r.resources.values()].map((d) => r.resourceListing(d) as CatalogEntry),
+    resourceTemplates: r.templateListings() as CatalogEntry[],
+    prompts: [...r.prompts.values()].map((p) => r.promptListing(p) as CatalogEntry)
+  }
+}

@@ -1,5 +1,6 @@
-import { LATEST_PROTOCOL_VERSION, isLegacyVersion } from '../meta.js'
+import { LATEST_PROTOCOL_VERSION, isSessionVersion } from '../meta.js'
 import type { CallContext } from './context.js'
+import type { McpObserver } from './api.js'
 import {
   ErrorCode, RpcError, errorResponse, resultResponse,
   type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId
@@ -9,7 +10,7 @@ import {
   type ResourceTemplateDefinition, type ToolDefinition
 } from './registry.js'
 import { LockableRegistry } from './registry-lock.js'
-import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore, type Transport } from './session.js'
+import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, type SessionStore, type Transport } from './sessions/store.js'
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
 import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
@@ -43,10 +44,7 @@ export interface TransportContext {
   stateless?: StatelessCall
 }
 
-export interface McpObserver {
-  rpc?(e: { method: string, outcome: 'ok' | 'error', code?: number, ms: number }): void
-  tool?(e: { name: string, ms: number, isError: boolean }): void
-}
+export type { McpObserver }
 
 export interface McpServerOptions {
   name: string
@@ -78,7 +76,7 @@ export interface McpServerOptions {
 
 /**
  * Where a session's server→client requests are awaited and its requests run, for replicas to
- * route a client's answer or cancel to the one process that can use it (plugins/mcp.ts: Redis).
+ * route a client's answer or cancel to the one process that can use it (src/mcp/scale-out.ts: Redis).
  */
 export interface ScaleOutTracker {
   /** Server→client request `id` of session `sid` awaits its answer here for up to `ttlMs`; resolves once recorded. */
@@ -224,7 +222,7 @@ export class McpServer {
 
   /** Version negotiation: echo a supported requested version, else our latest. */
   negotiate (requested: unknown): string {
-    return typeof requested === 'string' && isLegacyVersion(requested) ? requested : LATEST_PROTOCOL_VERSION
+    return typeof requested === 'string' && isSessionVersion(requested) ? requested : LATEST_PROTOCOL_VERSION
   }
 
   /** initialize: creates the session record and answers with the negotiated version. */

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { McpServer } from '../mcp/server.js'
-import { registerModernFixtures } from './conformance-modern.js'
+import { registerStatelessFixtures } from './conformance-stateless.js'
 
 // Fixtures the official conformance suite (@modelcontextprotocol/conformance) calls by name.
 // Registered with MCP_FIXTURES=conformance.
@@ -161,6 +161,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
               description: 'Select one option with titles',
               oneOf: [{ const: 'value1', title: 'First Option' }, { const: 'value2', title: 'Second Option' }, { const: 'value3', title: 'Third Option' }]
             },
+            // The conformance suite checks these field names (enumNames is the deprecated titled form).
             legacyEnum: { type: 'string', description: 'Select one option (legacy)', enum: ['opt1', 'opt2', 'opt3'], enumNames: ['Option One', 'Option Two', 'Option Three'] },
             untitledMulti: { type: 'array', description: 'Select multiple options', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
             titledMulti: {
@@ -290,5 +291,5 @@ export function registerConformanceFixtures (mcp: McpServer): void {
       ]
     })
   })
-  registerModernFixtures(mcp)
+  registerStatelessFixtures(mcp)
 }

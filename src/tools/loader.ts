@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
 import { cap } from '../budget.js'
-import type { Mcp } from '../../plugins/mcp.js'
+import type { Mcp } from '../mcp/api.js'
 import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../mcp/registry.js'
 
 /** Anything a tool module may export by default besides a function. */

@@ -17,7 +17,7 @@ const content = (r: Record<string, unknown>): Record<string, unknown> =>
   typeof r.content === 'object' && r.content !== null ? r.content as Record<string, unknown> : {}
 const sampledText = (r: Record<string, unknown>): string => asText((r.content as { text?: unknown } | undefined)?.text)
 
-export function registerModernFixtures (mcp: McpServer): void {
+export function registerStatelessFixtures (mcp: McpServer): void {
   mcp.tool({
     name: 'test_input_required_result_elicitation',
     description: 'Asks the client for a name (MRTR elicitation, key user_name), then greets',
