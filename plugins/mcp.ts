@@ -9,7 +9,7 @@ import { Quota, clientBudget } from '../src/budget.js'
 import { ConfigError, STATE_SECRET_NEEDS_REDIS } from '../src/config.js'
 import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
-import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { SERVER_NAME } from '../src/meta.js'
 import { ListenStreams, StatelessEngine, type Change } from '../src/mcp/stateless.js'
 import { RequestStateCodec } from '../src/mcp/mrtr.js'
 import { sessionOwnedStreams, sessionStreamKey } from '../src/mcp/keys.js'
@@ -36,10 +36,16 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
   const sessions = sessionStore(app)
   const redis = app.redis?.client
   const scaleOut = app.redis === null ? undefined : new ScaleOut(app.redis.client, app.redis.bus, app.log)
+  // SERVER_NAME / SERVER_VERSION / SERVER_INSTRUCTIONS (or the plugin's options): who this server says it is.
+  const serverInfo = {
+    name: config.serverName,
+    version: config.serverVersion,
+    ...(config.serverName === SERVER_NAME ? { title: 'SSE MCP Server' } : {})
+  }
+  const instructions = config.serverInstructions
   const server = new McpServer({
-    name: SERVER_NAME,
-    version: SERVER_VERSION,
-    title: 'SSE MCP Server',
+    ...serverInfo,
+    ...(instructions === undefined ? {} : { instructions }),
     sessions,
     maxInflightPerSession: config.maxInflightPerSession,
     toolTimeoutMs: config.toolTimeoutMs,
@@ -109,7 +115,8 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     now: await sharedClock(redis, app.log, onClose)
   })
   const stateless = new StatelessEngine(server, {
-    serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
+    serverInfo,
+    ...(instructions === undefined ? {} : { instructions }),
     codec: stateCodec,
     listTtlMs: config.cacheTtlMs,
     readTtlMs: 0,
@@ -141,7 +148,9 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     stats: () => ({ sessions: server.sessions.size })
   }
   app.decorate(kEngine, engine)
-  app.decorate('mcp', publicApi(engine))
+  app.decorate('mcp', publicApi(engine, async (event, data) => {
+    await Promise.all([app.hub.broadcast(event, data), changed({ kind: 'broadcast', event, data })])
+  }))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
   app.lifecycle.onDrain(async () => { await listeners.endAll() })
   app.lifecycle.onDrain(async (deadline) => {

@@ -35,7 +35,7 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const data = request.body.data ?? null
     const bytes = utf8Bytes(JSON.stringify(data))
     if (bytes > maxBytes) {
-      throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
+      throw Object.assign(new Error(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`), { statusCode: 413 })
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
     await Promise.all([app.hub.broadcast(event, data), app[kEngine].changed({ kind: 'broadcast', event, data })])

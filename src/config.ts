@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { OAuthConfig } from './oauth.js'
+import { SERVER_NAME, SERVER_VERSION } from './meta.js'
 
 /**
  * The environment contract (README "Configuration"). Every variable is a string in the
@@ -68,7 +69,11 @@ export const EnvSchema = Type.Object({
   JSON_MAX_KEYS: Int(1, 10_000_000, 10_000),
   JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576),
   // Tool modules loaded at start (comma-separated files or directories, resolved against the cwd).
-  MCP_TOOLS: Type.String({ default: '' })
+  MCP_TOOLS: Type.String({ default: '' }),
+  // What initialize / server/discover say (serverInfo, instructions); empty = this package's.
+  SERVER_NAME: Type.String({ default: '', maxLength: 200 }),
+  SERVER_VERSION: Type.String({ default: '', maxLength: 100 }),
+  SERVER_INSTRUCTIONS: Type.String({ default: '', maxLength: 65_536 })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -128,6 +133,11 @@ export interface Config {
   json: JsonLimits
   /** MCP_TOOLS: tool modules (files or directories, resolved against the cwd) the service loads at start. */
   tools: string[]
+  /** SERVER_NAME / SERVER_VERSION: the `serverInfo` clients see (default: this package's name and version). */
+  serverName: string
+  serverVersion: string
+  /** SERVER_INSTRUCTIONS: the `instructions` of initialize and server/discover (none by default). */
+  serverInstructions: string | undefined
 }
 
 export interface Budgets {
@@ -298,6 +308,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     },
     json: { maxDepth: e.JSON_MAX_DEPTH, maxKeys: e.JSON_MAX_KEYS, maxStringBytes: e.JSON_MAX_STRING_BYTES },
     tools: list(e.MCP_TOOLS),
+    serverName: e.SERVER_NAME || SERVER_NAME,
+    serverVersion: e.SERVER_VERSION || SERVER_VERSION,
+    serverInstructions: e.SERVER_INSTRUCTIONS || undefined,
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
