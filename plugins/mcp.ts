@@ -17,6 +17,7 @@ import { ScaleOut, nonceStore, sharedClock, stateSecret } from '../src/mcp/scale
 import { kEngine, publicApi, type McpEngine } from '../src/mcp/engine.js'
 import type { McpPluginOptions } from '../src/mcp/api.js'
 import { logFailure } from '../src/ignore.js'
+import { registeringFrom } from '../src/mcp/registry.js'
 
 /** Where sessions live: in memory by default, in Redis when scaled out. */
 function sessionStore (app: FastifyInstance): SessionStore {
@@ -30,7 +31,7 @@ function sessionStore (app: FastifyInstance): SessionStore {
  * (`app[kEngine]`, src/mcp/engine.ts). Wiring only: the protocol is in src/mcp/server.ts and
  * stateless.ts, sessions in src/mcp/sessions/, cross-replica coordination in src/mcp/scale-out.ts.
  */
-const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
+const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean }> = async (app, opts) => {
   const config = app.config
   if (config.stateSecret !== undefined && app.redis === null) throw new ConfigError(`Invalid configuration: STATE_SECRET ${STATE_SECRET_NEEDS_REDIS}`)
   const sessions = sessionStore(app)
@@ -51,6 +52,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     toolTimeoutMs: config.toolTimeoutMs,
     clientInfoBytes: config.budgets.clientInfoBytes,
     warn: (fields, message) => { app.log.warn(fields, message) },
+    log: app.log,
     maxSubscriptionsPerSession: config.budgets.subscriptionsPerSession,
     maxUriBytes: config.budgets.uriBytes,
     tracker: scaleOut?.tracker((sid, id) => { server.cancel(sid, id, 'the session ended, or another replica declared this run dead') }),
@@ -79,8 +81,8 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     ])
   }
   sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
-  if (opts.builtins !== false) registerBuiltins(server, app.lifecycle.startedAt)
-  if (config.fixtures === 'conformance') registerConformanceFixtures(server)
+  if (opts.builtins !== false) await registeringFrom('the built-in tools (builtins)', () => { registerBuiltins(server, app.lifecycle.startedAt) })
+  if (config.fixtures === 'conformance') await registeringFrom('the conformance fixtures (MCP_FIXTURES)', () => { registerConformanceFixtures(server) })
 
   const listeners = new ListenStreams()
   // A change reaches this process's listen streams at once and the other replicas' through the bus.
@@ -120,7 +122,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     codec: stateCodec,
     listTtlMs: config.cacheTtlMs,
     readTtlMs: 0,
-    privateReads: config.authTokens.length > 0 || config.oauth !== undefined
+    privateReads: config.authTokens.length > 0 || config.oauth !== undefined || opts.privateReads === true
   })
   const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', config.budgets.inflightPerClient, redis)
   const engine: McpEngine = {

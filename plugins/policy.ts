@@ -125,6 +125,7 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
       request.identity = outcome.identity
       request.scopes = outcome.scopes
       request.role = outcome.role
+      request.authInfo = outcome.auth
       if (policy.access === 'operator' && outcome.role !== 'operator') {
         const challenge = auth.operatorChallenge()
         if (challenge !== undefined) reply.header('WWW-Authenticate', challenge)

@@ -92,7 +92,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const publish = async (msg: JsonRpcMessage): Promise<void> => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
     }
-    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, send: publish }
+    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, auth: request.authInfo, log: request.log, send: publish }
     if (classified.kind !== 'request') {
       await app[kEngine].receive(classified.message, session)
     } else {

@@ -35,7 +35,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
  * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
  */
 export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
-  const { logger, server, builtins = true, ...input } = { ...options, ...more }
+  const { logger, server, builtins = true, authenticate, ...input } = { ...options, ...more }
   const config = resolveConfig(input)
   const https = config.tls
     ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
@@ -67,7 +67,7 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     message: `Route ${request.method}:${cap(request.url, 100)} not found`
   }))
   const { logLevel: _level, ...pluginConfig } = config
-  await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
+  await app.register(sseMcp, { ...pluginConfig, builtins, authenticate, prefix: input.prefix, [kWholeApp]: true })
   return app
 }
 

@@ -11,7 +11,9 @@ export type { SseMcpOptions } from './plugin.js'
 export { buildApp, type App, type BuildAppOptions, type BuildOptions } from './app.js'
 export { loadConfig, resolveConfig, ConfigError, type Config, type ConfigInput, type Budgets, type JsonLimits } from './config.js'
 export { RpcError, ErrorCode } from './mcp/jsonrpc.js'
-export type { CallContext } from './mcp/context.js'
+export type { CallContext, AuthInfo } from './mcp/context.js'
+export { UserError } from './mcp/errors.js'
+export type { Authenticate, CustomAuth } from '../plugins/auth.js'
 export type {
   ToolDefinition, ResourceDefinition, ResourceTemplateDefinition, PromptDefinition, PromptArgument, ToolAnnotations,
   CallToolResult, ReadResourceResult, ResourceContents, GetPromptResult, PromptMessage, ContentBlock,

@@ -6,7 +6,7 @@ import configPlugin from '../plugins/config.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
 import jsonBodyPlugin from '../plugins/json-body.js'
 import corsPlugin from '../plugins/cors.js'
-import authPlugin from '../plugins/auth.js'
+import authPlugin, { type Authenticate } from '../plugins/auth.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import policyPlugin from '../plugins/policy.js'
 import redisPlugin from '../plugins/redis.js'
@@ -38,6 +38,12 @@ export const kWholeApp = Symbol('sse-mcp-server whole app')
 export type SseMcpOptions = Omit<ConfigInput, 'logLevel'> & {
   /** Registers the demo tools (current_time, echo, …); default false in the plugin, true in the service. */
   builtins?: boolean
+  /**
+   * The app's own authentication: returns who made the request (`{ subject, scopes?, claims?, role? }`,
+   * handlers read it as `ctx.auth`) or null to refuse it with 401. Routes that need a client use it
+   * like the built-in credentials (a bearer token that matches AUTH_TOKENS/OPERATOR_TOKENS/OAuth is theirs).
+   */
+  authenticate?: Authenticate
   /** Fastify's prefix: applies to every route the plugin adds (and to the HTTP+SSE `endpoint` event). */
   prefix?: string
   [kWholeApp]?: boolean
@@ -72,7 +78,7 @@ function normalPrefix (prefix: string | undefined): string {
  * on its own app, so the guards cover every route there.
  */
 const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
-  const { builtins = false, prefix, [kWholeApp]: wholeApp = false, ...input } = opts
+  const { builtins = false, prefix, authenticate, [kWholeApp]: wholeApp = false, ...input } = opts
   const config = resolveConfig(input)
   const mcpPrefix = normalPrefix(prefix)
 
@@ -81,7 +87,7 @@ const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
     await scope.register(lifecyclePlugin)
     await scope.register(redisPlugin)
     await scope.register(hubPlugin)
-    await scope.register(mcpPlugin, { builtins })
+    await scope.register(mcpPlugin, { builtins, privateReads: authenticate !== undefined })
     // MCP_TOOLS / `tools`: before ready (with REDIS_URL the registry is locked once ready).
     if (config.tools.length > 0) {
       const files = await loadToolModules(config.tools, scope)
@@ -95,7 +101,7 @@ const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
     // CORS first (its headers reach every refusal), then the one guard: every route registered
     // after it must declare a policy (plugins/policy.ts).
     await scope.register(corsPlugin)
-    await scope.register(authPlugin)
+    await scope.register(authPlugin, { authenticate })
     await scope.register(rateLimitPlugin)
     await scope.register(policyPlugin)
     await scope.register(metricsPlugin)
