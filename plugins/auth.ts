@@ -4,20 +4,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Config } from '../src/config.js'
 import { createTokenVerifier, type OAuthConfig } from '../src/oauth.js'
 import type { AuthInfo } from '../src/mcp/context.js'
-
-/**
- * An app's own authentication (the plugin's `authenticate` option): who made this request, or null
- * to refuse it (401). Used by the route policy like the built-in bearer tokens: a request whose
- * bearer token matches AUTH_TOKENS/OPERATOR_TOKENS/OAuth is the built-in's, any other goes to the hook.
- */
-export type Authenticate = (request: FastifyRequest) => Promise<CustomAuth | null>
-/** What an `authenticate` hook returns: the caller's subject, and optionally scopes, claims and role. */
-export interface CustomAuth {
-  subject: string
-  scopes?: string[]
-  claims?: Record<string, unknown>
-  role?: Role
-}
+import type { Authenticate } from '../src/plugin.js'
 
 export type Role = 'client' | 'operator'
 

@@ -6,7 +6,7 @@ import configPlugin from '../plugins/config.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
 import jsonBodyPlugin from '../plugins/json-body.js'
 import corsPlugin from '../plugins/cors.js'
-import authPlugin, { type Authenticate } from '../plugins/auth.js'
+import authPlugin from '../plugins/auth.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import policyPlugin from '../plugins/policy.js'
 import redisPlugin from '../plugins/redis.js'
@@ -22,6 +22,20 @@ import metricsRoutes from '../routes/metrics.js'
 import docsRoutes from '../routes/docs.js'
 import { loadToolModules } from './tools/loader.js'
 import { kEngine } from './mcp/engine.js'
+
+/**
+ * An app's own authentication (the plugin's `authenticate` option): who made this request, or null
+ * to refuse it (401). Used by the route policy like the built-in bearer tokens: a request whose
+ * bearer token matches AUTH_TOKENS/OPERATOR_TOKENS/OAuth is the built-in's, any other goes to the hook.
+ */
+export type Authenticate = (request: FastifyRequest) => Promise<CustomAuth | null>
+/** What an `authenticate` hook returns: the caller's subject, and optionally scopes, claims and role. */
+export interface CustomAuth {
+  subject: string
+  scopes?: string[]
+  claims?: Record<string, unknown>
+  role?: 'client' | 'operator'
+}
 
 /**
  * Internal (not exported by the package): the service's app puts the guards (CORS, auth, policy,
