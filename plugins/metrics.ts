@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { HubStats, StreamKind } from '../src/hub/types.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 import { BUDGETS, type BudgetName } from '../src/budget.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'http+sse', 'listen']
 
@@ -293,7 +294,7 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
   const metrics = createMetrics({
     // Read defensively: a hub may report only part of HubStats.
     hubStats: (): Partial<HubStats> => app.hub.stats(),
-    sessions: () => app.mcp.stats().sessions,
+    sessions: () => app[kEngine].stats().sessions,
     startedAt: app.lifecycle.startedAt,
     budgetRefusals: () => app.budgetRefusals.totals(),
     auth: () => ({ lockouts: app.auth.failures.lockouts, untracked: app.auth.failures.untracked }),

@@ -2,7 +2,7 @@ import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import { createHmac, randomBytes } from 'node:crypto'
 
 /**
- * A session id (MCP or legacy) is a capability: whoever holds it may use the session. The log
+ * A session id (MCP or HTTP+SSE) is a capability: whoever holds it may use the session. The log
  * carries only a short keyed fingerprint of it (12 base64url characters = 72 bits of HMAC-SHA256),
  * the same on every line of that session so lines still correlate. The key is derived from
  * STATE_SECRET when one is set (replicas sharing it print the same fingerprint for a session that
@@ -44,7 +44,7 @@ const first = (v: unknown): string | undefined => {
 
 /**
  * Query-string secrets never reach the logs, even if a client puts them there: tokens, and the
- * legacy transport's `sessionId` (whoever holds it can post into the session).
+ * HTTP+SSE transport's `sessionId` (whoever holds it can post into the session).
  */
 export function redactUrl (url: string): string {
   return url.replace(/([?&](?:access_token|token|sessionId)=)[^&#]*/gi, '$1[redacted]')
@@ -57,8 +57,8 @@ export function redactUrl (url: string): string {
  */
 export function requestLogFields (request: FastifyRequest, reply: FastifyReply, fingerprint: (id: string) => string) {
   const query = request.query
-  const legacySession = typeof query === 'object' && query !== null && 'sessionId' in query ? first(query.sessionId) : undefined
-  const session = first(reply.getHeader('mcp-session-id')) ?? first(request.headers['mcp-session-id']) ?? legacySession
+  const httpSseSession = typeof query === 'object' && query !== null && 'sessionId' in query ? first(query.sessionId) : undefined
+  const session = first(reply.getHeader('mcp-session-id')) ?? first(request.headers['mcp-session-id']) ?? httpSseSession
   return {
     method: request.method,
     url: redactUrl(request.url),

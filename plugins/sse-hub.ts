@@ -3,11 +3,13 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { createHub, type HubOptions } from '../src/hub/hub.js'
 import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
-import { StoreUnavailableError, clientBudget, type ClientBudget, type Release } from '../src/budget.js'
-import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub } from '../src/hub/types.js'
+import { StoreUnavailableError, clientBudget } from '../src/budget.js'
+import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub, type Release, type StreamBudget } from '../src/hub/types.js'
+import { sessionOfStream, streamPartOf } from '../src/mcp/keys.js'
+import { kEngine } from '../src/mcp/engine.js'
+import { broadcastNotification } from '../src/mcp/broadcast.js'
 import { SHUTTING_DOWN, refuse, refuseRaw } from '../src/http-error.js'
 import { clientOf } from './auth.js'
-import { sessionOfStream } from '../src/mcp/keys.js'
 
 /** What the Fastify adapter adds to the hub core (src/hub/types.ts `Hub`): attaching a route's reply. */
 export interface HubReplies {
@@ -23,7 +25,7 @@ export interface HubReplies {
    * MAX_STREAMS_PER_CLIENT (shared by the replicas with REDIS_URL). A route that must know before
    * it starts work whether a stream can open takes a unit here and passes it to `open` as `held`.
    */
-  streamBudget: ClientBudget
+  streamBudget: StreamBudget
   /** The replay log the hub appends to (metrics read the in-memory log's bytes). */
   replayLog: EventLog
 }
@@ -65,12 +67,15 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
     ...chosen,
     maxConnections,
     heartbeatIntervalMs,
+    // The MCP side names the keys and says what a broadcast is on a session's stream.
+    partOf: streamPartOf,
+    targetEvent: (event, data) => ({ event: 'message', data: JSON.stringify(broadcastNotification(event, data)) }),
     onError: (err, what) => { app.log.warn({ err }, what) }
   })
   // Streams whose MCP session is gone (deleted on another replica with the wake-up lost, or lost
   // with Redis) are closed: the owner check asks the session store, once the MCP plugin is there.
   app.addHook('onReady', async () => {
-    if (!app.hasDecorator('mcp')) return
+    if (!app.hasDecorator(kEngine)) return
     core.setLiveness(async (keys) => {
       const bySession = new Map<string, string[]>()
       for (const key of keys) {
@@ -79,7 +84,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       }
       const dead = new Set<string>()
       await Promise.all([...bySession].map(async ([sid, owned]) => {
-        if (await app.mcp.sessions.get(sid) === undefined) for (const key of owned) dead.add(key)
+        if (await app[kEngine].sessions.get(sid) === undefined) for (const key of owned) dead.add(key)
       }))
       return dead
     })

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { utf8Bytes } from '../src/budget.js'
 import { refuse } from '../src/http-error.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 const BroadcastBody = Type.Object({
   event: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\r\\n:]+$', description: 'SSE event name for the public stream' }),
@@ -41,7 +42,7 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
     // Both run to the end; a failure of either (Redis unavailable: the event could not be logged) refuses
     // the broadcast — 503 + Retry-After from the error handler — rather than report it accepted.
-    const results = await Promise.allSettled([app.hub.broadcast(event, data), app.mcp.changed({ kind: 'broadcast', event, data })])
+    const results = await Promise.allSettled([app.hub.broadcast(event, data), app[kEngine].changed({ kind: 'broadcast', event, data })])
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) throw failed.reason
     const fanoutMs = Math.round((performance.now() - started) * 100) / 100

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { refuse } from '../src/http-error.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { kEngine } from '../src/mcp/engine.js'
 import { hostAllowed, originAllowed } from '../src/config.js'
 
 const HealthResponse = Type.Object({
@@ -46,7 +47,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       version: SERVER_VERSION,
       protocolVersions: [...PROTOCOL_VERSIONS],
       uptime: Math.round((Date.now() - app.lifecycle.startedAt) / 1000),
-      ...(told ? { streams: app.hub.stats().streams, sessions: app.mcp.stats().sessions } : {})
+      ...(told ? { streams: app.hub.stats().streams, sessions: app[kEngine].stats().sessions } : {})
     }
   })
 

@@ -3,12 +3,13 @@ import { ErrorCode, RpcError, errorResponse, type Classified, type JsonRpcMessag
 import type { AttachOptions } from '../src/hub/types.js'
 import { insufficientScope as scopeRefusal } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
-import { isSessionId, type SessionRecord } from '../src/mcp/session.js'
+import { isSessionId, type SessionRecord } from '../src/mcp/sessions/store.js'
 import { readMessage as readBody } from '../src/mcp/http.js'
 import { SHUTTING_DOWN, refuseRpc } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
 import { clientOf } from '../plugins/auth.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /**
  * Keeps the JSON body as text in this encapsulated context, so a malformed body becomes a JSON-RPC
@@ -28,7 +29,7 @@ export async function insufficientScope (
 ): Promise<boolean> {
   if (request.scopes === null || message.method !== 'tools/call' || app.config.oauth === undefined) return false
   const name = message.params?.name
-  const required = typeof name === 'string' ? app.mcp.server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
+  const required = typeof name === 'string' ? app[kEngine].server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
   const refusal = scopeRefusal(required, request.scopes, metadataUrl(app.config.oauth))
   if (refusal === undefined) return false
   await refuseRpc(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, refusal.message), { headers: { 'www-authenticate': refusal.challenge } })
@@ -59,7 +60,7 @@ export async function readMessage (request: FastifyRequest, reply: FastifyReply)
  */
 export async function findSession (app: FastifyInstance, request: FastifyRequest, id: unknown, transport: SessionRecord['transport']): Promise<SessionRecord | undefined> {
   if (!isSessionId(id)) return undefined
-  const session = await app.mcp.sessions.get(id)
+  const session = await app[kEngine].sessions.get(id)
   if (session === undefined || session.identity !== request.identity || session.transport !== transport) return undefined
   return session
 }
@@ -81,7 +82,7 @@ export async function storeUnavailable (reply: FastifyReply, id: RequestId | nul
  */
 export function keepSessionAlive (app: FastifyInstance, sessionId: string): () => void {
   const every = Math.max(50, Math.min(60_000, Math.floor(app.config.sessionIdleTimeoutMs / 3)))
-  const timer = setInterval(() => { app.mcp.sessions.touch(sessionId).catch(logFailure(app.log, 'session touch failed')) }, every)
+  const timer = setInterval(() => { app[kEngine].sessions.touch(sessionId).catch(logFailure(app.log, 'session touch failed')) }, every)
   timer.unref()
   return () => { clearInterval(timer) }
 }

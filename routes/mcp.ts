@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ErrorCode, errorResponse, type JsonRpcRequest } from '../src/mcp/jsonrpc.js'
-import type { SessionRecord } from '../src/mcp/session.js'
+import type { SessionRecord } from '../src/mcp/sessions/store.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
@@ -11,23 +11,24 @@ import {
   REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
   sessionVersionError
 } from '../src/mcp/http.js'
-import { serveStateless } from './mcp-modern.js'
+import { serveStateless } from './mcp-stateless.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
 import { refuse, refuseRpc } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 const header = (request: FastifyRequest, name: string): string | undefined => readHeader(request.headers, name)
 
 /**
  * Streamable HTTP at /mcp, both eras. Session era (2025-03-26 … 2025-11-25): initialize opens a
  * session, POST carries one JSON-RPC message, GET opens a session's stream (or the public stream
- * without a session), DELETE ends the session. Stateless era (2026-07-28): routes/mcp-modern.ts.
+ * without a session), DELETE ends the session. Stateless era (2026-07-28): routes/mcp-stateless.ts.
  */
 const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)
-  const server = app.mcp.server
+  const server = app[kEngine].server
 
   /** 400 when a session request's MCP-Protocol-Version names a version that has no sessions. */
   async function badVersion (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
@@ -67,15 +68,15 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (classified.kind === 'request' && classified.message.method === 'initialize') {
       let ticket
       try {
-        ticket = await app.mcp.ledger.admit(clientOf(request))
+        ticket = await app[kEngine].ledger.admit(clientOf(request))
       } catch (err) {
         if (err instanceof StoreUnavailableError) return await storeUnavailable(reply, classified.message.id, err)
         throw err
       }
       if (ticket === undefined) {
-        return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
+        return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app[kEngine].ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
       }
-      const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: async () => {} }
+      const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, auth: request.authInfo, log: request.log, send: async () => {} }
       let handled: Handled | undefined
       try {
         handled = await server.initialize(classified.message, ctx)
@@ -96,10 +97,10 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (await badVersion(request, reply)) return reply
     const session = await requireSession(request, reply)
     if (session === undefined) return reply
-    app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+    app[kEngine].sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
 
     if (classified.kind !== 'request') {
-      await app.mcp.receive(classified.message, session)
+      await app[kEngine].receive(classified.message, session)
       return await reply.code(202).send()
     }
     if (await insufficientScope(app, request, reply, classified.message)) return reply
@@ -118,9 +119,9 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const part = newRequestPart()
       const key = requestStream(session.id, part)
       // The session owns its request streams: they go when it goes (and the oldest past the bound now).
-      const drop = app.mcp.ledger.addStream(session.id, key)
+      const drop = app[kEngine].ledger.addStream(session.id, key)
       if (drop !== undefined) app.hub.forget(drop).catch(logFailure(request.log, 'forgetting a request stream failed'))
-      const runs = app.mcp.runs
+      const runs = app[kEngine].runs
       return {
         opts: { key, kind: 'request', streamPart: part, headers: { [SESSION_HEADER]: session.id }, retryMs: REQUEST_STREAM_RETRY_MS },
         priming: true,
@@ -128,7 +129,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
         hold: runs === undefined ? undefined : async () => await runs.hold(session.id, message.id, key)
       }
     })
-    const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
+    const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, auth: request.authInfo, log: request.log, send: stream.send, closeStream: stream.closeStream }
     // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
     // the client may resume it with Last-Event-ID, so a cut stream does not cancel (the spec's rule).
     const onClose = (): void => {
@@ -165,13 +166,13 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (await badVersion(request, reply)) return reply
     const session = await requireSession(request, reply)
     if (session === undefined) return reply
-    app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+    app[kEngine].sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
     const stop = keepSessionAlive(app, session.id)
     // Last-Event-ID names the stream to resume (http.ts sessionGetTarget).
     const { part, kind, retryMs, afterSeq, afterEpoch } = sessionGetTarget(last)
     const key = requestStream(session.id, part)
     // A resumed request stream whose runner dies ends with a JSON-RPC error (scale-out: the run lease).
-    const unwatch = kind === 'request' && app.mcp.runs !== undefined ? app.mcp.runs.watch(key) : () => {}
+    const unwatch = kind === 'request' && app[kEngine].runs !== undefined ? app[kEngine].runs.watch(key) : () => {}
     const stopAll = (): void => { stop(); unwatch() }
     // Released on every path: the stream's close, no capacity, or a failed attach.
     const conn = await app.hub.open(reply, {
@@ -193,7 +194,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (await badVersion(request, reply)) return reply
     const session = await requireSession(request, reply)
     if (session === undefined) return reply
-    await app.mcp.endSession(session.id, 'session deleted')
+    await app[kEngine].endSession(session.id, 'session deleted')
     return await reply.code(204).send()
   })
 

@@ -11,6 +11,7 @@ import { refuse, refuseRpc } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
 import { StoreUnavailableError } from '../src/budget.js'
+import { kEngine } from '../src/mcp/engine.js'
 import { isRedisUnavailable } from '../src/hub/redis.js'
 
 /** How long an accepted HTTP+SSE reply is retried while Redis is unavailable before its session ends. */
@@ -23,14 +24,14 @@ export const REPLY_LOG_DEADLINE_MS = 30_000
  */
 const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   rawJsonBodies(app)
-  const server = app.mcp.server
+  const server = app[kEngine].server
 
   app.get('/sse', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = request.headers.accept
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
       return await refuse(reply, 406, 'Accept must include text/event-stream')
     }
-    const ticket = await app.mcp.ledger.admit(clientOf(request)).catch((err: unknown) => {
+    const ticket = await app[kEngine].ledger.admit(clientOf(request)).catch((err: unknown) => {
       if (err instanceof StoreUnavailableError) return err
       throw err
     })
@@ -38,7 +39,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return await refuse(reply, 503, ticket.message, { retryAfter: ticket.retryAfterSeconds })
     }
     if (ticket === undefined) {
-      return await refuse(reply, 429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app.mcp.ledger.quota.limit}); close one and retry`)
+      return await refuse(reply, 429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app[kEngine].ledger.quota.limit}); close one and retry`)
     }
     const session = newHttpSseSession(request.identity)
     const key = httpSseStream(session.id)
@@ -52,10 +53,10 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (ended) return
       ended = true
       stop()
-      app.mcp.endSession(session.id, 'the HTTP+SSE stream closed').catch(logFailure(request.log, 'ending an HTTP+SSE session failed'))
+      app[kEngine].endSession(session.id, 'the HTTP+SSE stream closed').catch(logFailure(request.log, 'ending an HTTP+SSE session failed'))
     }
     try {
-      await app.mcp.sessions.create(session)
+      await app[kEngine].sessions.create(session)
       await app.hub.addBroadcastTarget(key)
     } catch (err) {
       end()
@@ -89,7 +90,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)
-    app.mcp.sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
+    app[kEngine].sessions.touch(session.id).catch((err: unknown) => { request.log.warn({ err }, 'session touch failed') })
 
     const key = httpSseStream(session.id)
     const publish = async (msg: JsonRpcMessage): Promise<void> => {
@@ -109,16 +110,16 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         } catch (err) {
           if (!isRedisUnavailable(err) || Date.now() + delay > deadline) {
             request.log.error({ err }, 'HTTP+SSE reply could not be logged; ending the session so the client knows')
-            await app.mcp.endSession(session.id, 'a reply could not be delivered')
+            await app[kEngine].endSession(session.id, 'a reply could not be delivered')
             return
           }
         }
         await new Promise((resolve) => setTimeout(resolve, delay))
       }
     }
-    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, send: publish }
+    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, auth: request.authInfo, log: request.log, send: publish }
     if (classified.kind !== 'request') {
-      await app.mcp.receive(classified.message, session)
+      await app[kEngine].receive(classified.message, session)
     } else {
       const message = classified.message
       if (await insufficientScope(app, request, reply, message)) return reply

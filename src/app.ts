@@ -46,7 +46,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
  * `buildApp({ authTokens, logger: false })`. `src/server.ts` calls it and listens.
  */
 export async function buildApp (options: BuildAppOptions = {}) {
-  const { logger, server, builtins = true, ...input } = options
+  const { logger, server, builtins = true, authenticate, ...input } = options
   const config = resolveConfig(input)
   // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
   // the timeouts hold within a quarter of the headers timeout). requestTimeout covers receiving the
@@ -116,7 +116,7 @@ export async function buildApp (options: BuildAppOptions = {}) {
     return await refuse(reply, 404, `Route ${request.method}:${cap(request.url, 100)} not found`)
   })
   const { logLevel: _level, ...pluginConfig } = config
-  await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
+  await app.register(sseMcp, { ...pluginConfig, builtins, authenticate, prefix: input.prefix, [kWholeApp]: true })
   return app
 }
 

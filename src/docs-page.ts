@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
-import type { Catalog, CatalogEntry, CatalogTool } from '../plugins/mcp.js'
-import { LATEST_MODERN_VERSION, LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isModernVersion } from './meta.js'
+import type { Catalog, CatalogEntry, CatalogTool } from './mcp/registry.js'
+import { LATEST_STATELESS_VERSION, LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION, isStatelessVersion } from './meta.js'
 import { isObject, str } from './values.js'
 
 /**
@@ -63,8 +63,8 @@ const ENDPOINTS: Array<[string, string, string]> = [
   ['/mcp', 'POST', 'Streamable HTTP JSON-RPC. A request is answered with application/json or a text/event-stream (per Accept); a notification or response gets 202.'],
   ['/mcp', 'GET', 'With Mcp-Session-Id: that session\'s stream (resumable with Last-Event-ID). Without: the public event stream (welcome, heartbeats, broadcasts) — what the console below opens.'],
   ['/mcp', 'DELETE', 'Ends the session (later requests with it get 404).'],
-  ['/sse', 'GET', 'Legacy HTTP+SSE transport (2024-11-05): sends an endpoint event with the POST URL.'],
-  ['/messages?sessionId=…', 'POST', 'Legacy transport: JSON-RPC in, 202 out; replies arrive as message events on /sse.'],
+  ['/sse', 'GET', 'HTTP+SSE transport (2024-11-05, deprecated): sends an endpoint event with the POST URL.'],
+  ['/messages?sessionId=…', 'POST', 'HTTP+SSE transport: JSON-RPC in, 202 out; replies arrive as message events on /sse.'],
   ['/broadcast', 'POST', 'Operator broadcast {event, data} to every open stream.'],
   ['/health', 'GET', 'Liveness: status, version, protocol versions, uptime, open streams, sessions. Always public.'],
   ['/ready', 'GET', 'Readiness: 503 while draining or when a dependency (Redis) is down. Always public.'],
@@ -113,7 +113,7 @@ function pre (text: string, cls = 'code'): string {
 
 /** How a protocol version is served, for the page header. */
 function versionEra (v: string): string {
-  if (isModernVersion(v)) return 'stateless, per-request _meta'
+  if (isStatelessVersion(v)) return 'stateless, per-request _meta'
   return v === '2024-11-05' ? 'HTTP+SSE at /sse' : 'sessions, initialize'
 }
 
@@ -139,10 +139,10 @@ curl -s ${o.base}/mcp${json}${auth}${session} \\
 # 3. call a tool
 curl -s ${o.base}/mcp${json}${auth}${session} \\
   -d ${shellQuote(call)}`) +
-    `<p>Or stateless (MCP ${LATEST_MODERN_VERSION}): no initialize, no session; every request carries its version and capabilities in <code>_meta</code> and mirrors method and name into headers:</p>` +
+    `<p>Or stateless (MCP ${LATEST_STATELESS_VERSION}): no initialize, no session; every request carries its version and capabilities in <code>_meta</code> and mirrors method and name into headers:</p>` +
     pre(`curl -s ${o.base}/mcp${json}${auth} \\
-  -H 'MCP-Protocol-Version: ${LATEST_MODERN_VERSION}' -H 'Mcp-Method: tools/call' -H ${shellQuote(`Mcp-Name: ${toolName}`)} \\
-  -d ${shellQuote(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: toolName, arguments: tool ? exampleArguments(tool.inputSchema) : {}, _meta: { 'io.modelcontextprotocol/protocolVersion': LATEST_MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} } } }))}`) +
+  -H 'MCP-Protocol-Version: ${LATEST_STATELESS_VERSION}' -H 'Mcp-Method: tools/call' -H ${shellQuote(`Mcp-Name: ${toolName}`)} \\
+  -d ${shellQuote(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: toolName, arguments: tool ? exampleArguments(tool.inputSchema) : {}, _meta: { 'io.modelcontextprotocol/protocolVersion': LATEST_STATELESS_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} } } }))}`) +
     '<p>Watch the public event stream (welcome, heartbeats as <code>: ping</code> comments, broadcasts), and send a broadcast from another terminal:</p>' +
     pre(`curl -N ${o.base}/mcp -H 'Accept: text/event-stream'${auth}
 

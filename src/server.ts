@@ -41,6 +41,6 @@ const scheme = config.tls ? 'https' : 'http'
 const host = config.host.includes(':') ? `[${config.host}]` : config.host
 const base = `${scheme}://${host}:${port}`
 app.log.info(`MCP endpoint (Streamable HTTP): ${base}/mcp`)
-app.log.info(`Legacy SSE endpoint: ${base}/sse`)
+app.log.info(`HTTP+SSE endpoint: ${base}/sse`)
 app.log.info(`Health: ${base}/health`)
 app.log.info(`Docs: ${base}/docs`)

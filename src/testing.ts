@@ -7,7 +7,7 @@
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { RpcError, ErrorCode } from './mcp/jsonrpc.js'
 import { LATEST_PROTOCOL_VERSION } from './meta.js'
-import type { CatalogTool } from '../plugins/mcp.js'
+import type { CatalogTool } from './mcp/registry.js'
 import type { CallToolResult, GetPromptResult, ReadResourceResult } from './mcp/registry.js'
 
 /** What `connectInject` needs of the app: its `inject` (any Fastify instance). */

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { build, listen } from './helper.js'
 import { escapeHtml, exampleArguments, jsonForScript, renderDocsPage, shellQuote } from '../src/docs-page.js'
-import type { Catalog } from '../plugins/mcp.js'
+import type { Catalog } from '../src/mcp/registry.js'
 
 const XSS = '<script>alert("pwned")</script>'
 

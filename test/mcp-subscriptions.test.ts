@@ -4,6 +4,7 @@ import { build } from './helper.js'
 import type { App } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { missing, startRedis } from './e2e/services.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /** resources/subscribe budgets (MAX_SUBSCRIPTIONS_PER_SESSION, MAX_URI_BYTES) and cost (issue 13 findings 2, 11). */
 
@@ -21,7 +22,7 @@ async function session (t: TestContext, overrides: Partial<Config> = {}) {
 }
 
 async function subscribed (app: App, sid: string): Promise<number> {
-  return (await app.mcp.sessions.subscriptionsOf(sid)).length
+  return (await app[kEngine].sessions.subscriptionsOf(sid)).length
 }
 
 test('a session holds at most MAX_SUBSCRIPTIONS_PER_SESSION URIs; the next is -32602 naming the budget', async (t) => {
@@ -61,7 +62,7 @@ async function subscribeMany (t: TestContext, overrides: Partial<Config>, where:
   t.diagnostic(`${where}: 300 subscribes × 100 KB URIs: ${ms.toFixed(0)} ms CPU (this process: client and server)`)
   assert.equal(await subscribed(app, sid), 300)
   assert.ok(ms < 4000, `${ms.toFixed(0)} ms CPU`)
-  assert.deepEqual(await app.mcp.sessions.subscribers(`test://${body}0150`), [sid])
+  assert.deepEqual(await app[kEngine].sessions.subscribers(`test://${body}0150`), [sid])
 }
 
 test('300 subscribes of 100 KB URIs cost linear CPU, not quadratic (in memory)', async (t) => {

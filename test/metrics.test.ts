@@ -288,7 +288,7 @@ test('each budget refusal moves mcp_budget_refusals_total{budget} (provoked over
   })
   const V = '2026-07-28'
   const meta = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }
-  const modern = (method: string, params: Record<string, unknown>, name?: string) => app.inject({
+  const statelessCall = (method: string, params: Record<string, unknown>, name?: string) => app.inject({
     method: 'POST',
     url: '/mcp',
     headers: { ...MCP_HEADERS, 'mcp-protocol-version': V, 'mcp-method': method, ...(name === undefined ? {} : { 'mcp-name': name }) },
@@ -312,20 +312,20 @@ test('each budget refusal moves mcp_budget_refusals_total{budget} (provoked over
   assert.equal((await sub('file:///b')).json().error.code, -32602)
   assert.equal(await value('subscriptions_per_session'), 1)
   // listen_filter_bytes
-  assert.equal((await modern('subscriptions/listen', { notifications: { resourceSubscriptions: Array.from({ length: 10 }, (_, i) => `file:///${i}`.padEnd(60, 'x')) } })).statusCode, 400)
+  assert.equal((await statelessCall('subscriptions/listen', { notifications: { resourceSubscriptions: Array.from({ length: 10 }, (_, i) => `file:///${i}`.padEnd(60, 'x')) } })).statusCode, 400)
   assert.equal(await value('listen_filter_bytes'), 1)
   // broadcast_bytes
   assert.equal((await app.inject({ method: 'POST', url: '/broadcast', payload: { event: 'x', data: 'y'.repeat(100) } })).statusCode, 413)
   assert.equal(await value('broadcast_bytes'), 1)
   // state_bytes
-  const r1 = (await modern('tools/call', { name: 'test_input_required_result_multi_round', arguments: {} }, 'test_input_required_result_multi_round')).json()
-  const r2 = (await modern('tools/call', { name: 'test_input_required_result_multi_round', arguments: {}, requestState: r1.result.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'A'.repeat(5000) } } } }, 'test_input_required_result_multi_round')).json()
+  const r1 = (await statelessCall('tools/call', { name: 'test_input_required_result_multi_round', arguments: {} }, 'test_input_required_result_multi_round')).json()
+  const r2 = (await statelessCall('tools/call', { name: 'test_input_required_result_multi_round', arguments: {}, requestState: r1.result.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'A'.repeat(5000) } } } }, 'test_input_required_result_multi_round')).json()
   assert.equal(r2.error?.code, -32602, JSON.stringify(r2).slice(0, 200))
   assert.equal(await value('state_bytes'), 1)
   // inflight_per_client
-  const call = modern('tools/call', { name: 'wait', arguments: {} }, 'wait')
+  const call = statelessCall('tools/call', { name: 'wait', arguments: {} }, 'wait')
   await running
-  assert.equal((await modern('tools/call', { name: 'wait', arguments: {} }, 'wait')).statusCode, 429)
+  assert.equal((await statelessCall('tools/call', { name: 'wait', arguments: {} }, 'wait')).statusCode, 429)
   release()
   await call
   assert.equal(await value('inflight_per_client'), 1)

@@ -8,6 +8,7 @@ import type { Config } from '../src/config.js'
 import { missing, startRedis, type RedisServer } from './e2e/services.js'
 import { openSse } from './sse-client.js'
 import { ignore } from '../src/ignore.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /**
  * MCP across replicas (issue 16 findings 2, 4, 5, 7, 8, 9): two apps in this process on their
@@ -95,7 +96,7 @@ async function callStreaming (t: TestContext, base: string, sid: string, id: num
 }
 
 /** A stateless (2026-07-28) POST. */
-async function modern (base: string, method: string, params: Record<string, unknown>): Promise<Message> {
+async function statelessCall (base: string, method: string, params: Record<string, unknown>): Promise<Message> {
   const res = await fetch(`${base}/mcp`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, 'mcp-name': String(method === 'resources/read' ? params.uri : params.name) },
@@ -138,22 +139,22 @@ test('an answer for the right id but another session completes nothing', { skip,
 
 test('MRTR: consent for vault://public-notes (with a stray name) cannot read vault://payroll; answers without their state are not used; a state works once', { skip, timeout: 60_000 }, async (t) => {
   const { a, b } = await cluster(t)
-  const r1 = await modern(a.url, 'resources/read', { uri: 'vault://public-notes', name: 'x' })
+  const r1 = await statelessCall(a.url, 'resources/read', { uri: 'vault://public-notes', name: 'x' })
   assert.equal(r1.result?.resultType, 'input_required')
   const state = r1.result?.requestState as string
-  const stolen = await modern(b.url, 'resources/read', { uri: 'vault://payroll', name: 'x', requestState: state, inputResponses: accept })
+  const stolen = await statelessCall(b.url, 'resources/read', { uri: 'vault://payroll', name: 'x', requestState: state, inputResponses: accept })
   assert.equal(stolen.error?.code, -32602, JSON.stringify(stolen))
   assert.match(stolen.error?.message ?? '', /different request/)
 
   // Answers without the state that asked for them are never used: consent is asked again.
-  const bare = await modern(b.url, 'resources/read', { uri: 'vault://payroll', inputResponses: accept })
+  const bare = await statelessCall(b.url, 'resources/read', { uri: 'vault://payroll', inputResponses: accept })
   assert.equal(bare.result?.resultType, 'input_required', JSON.stringify(bare))
   assert.equal(bare.result?.contents, undefined)
 
-  const ok = await modern(b.url, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
+  const ok = await statelessCall(b.url, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
   assert.deepEqual(ok.result?.contents, [{ uri: 'vault://public-notes', text: 'contents of vault://public-notes' }])
   for (const base of [a.url, b.url]) {
-    const replay = await modern(base, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
+    const replay = await statelessCall(base, 'resources/read', { uri: 'vault://public-notes', name: 'x', requestState: state, inputResponses: accept })
     assert.equal(replay.error?.code, -32602, JSON.stringify(replay))
     assert.match(replay.error?.message ?? '', /already used/)
   }
@@ -172,14 +173,14 @@ test('MRTR after a Redis restart (no STATE_SECRET): round 1 on A, the retry on B
   }
   const c = await replica(t, redis)
   for (const retryOn of [b, c]) {
-    const r1 = await modern(a.url, 'resources/read', { uri: 'vault://payroll' })
+    const r1 = await statelessCall(a.url, 'resources/read', { uri: 'vault://payroll' })
     assert.equal(r1.result?.resultType, 'input_required', JSON.stringify(r1))
-    const r2 = await modern(retryOn.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
+    const r2 = await statelessCall(retryOn.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
     assert.deepEqual(r2.result?.contents, [{ uri: 'vault://payroll', text: 'contents of vault://payroll' }], JSON.stringify(r2))
   }
   // And the other way round: state sealed by the newcomer verifies on A.
-  const r1 = await modern(c.url, 'resources/read', { uri: 'vault://payroll' })
-  const r2 = await modern(a.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
+  const r1 = await statelessCall(c.url, 'resources/read', { uri: 'vault://payroll' })
+  const r2 = await statelessCall(a.url, 'resources/read', { uri: 'vault://payroll', requestState: r1.result?.requestState, inputResponses: accept })
   assert.equal(r2.result?.resultType, 'complete', JSON.stringify(r2))
 })
 
@@ -189,19 +190,19 @@ test('20 concurrent resources/subscribe of different URIs split between A and B:
   const uris = Array.from({ length: 20 }, (_, i) => `test://doc/${i}`)
   const answers = await Promise.all(uris.map(async (uri, i) => await (await post(i % 2 === 0 ? a.url : b.url, sid, { jsonrpc: '2.0', id: i + 1, method: 'resources/subscribe', params: { uri } })).json() as Message))
   for (const r of answers) assert.deepEqual(r.result, {})
-  assert.deepEqual((await a.app.mcp.sessions.subscriptionsOf(sid)).sort(), [...uris].sort())
+  assert.deepEqual((await a.app[kEngine].sessions.subscriptionsOf(sid)).sort(), [...uris].sort())
   // Unsubscribes are atomic too, and logLevel/initialized are separate fields (no lost writes).
   await Promise.all(uris.slice(0, 10).map(async (uri, i) => await post(i % 2 === 0 ? b.url : a.url, sid, { jsonrpc: '2.0', id: 100 + i, method: 'resources/unsubscribe', params: { uri } })))
   await post(b.url, sid, { jsonrpc: '2.0', id: 200, method: 'logging/setLevel', params: { level: 'error' } })
-  const after = await b.app.mcp.sessions.get(sid)
-  assert.deepEqual((await b.app.mcp.sessions.subscriptionsOf(sid)).sort(), uris.slice(10).sort())
+  const after = await b.app[kEngine].sessions.get(sid)
+  assert.deepEqual((await b.app[kEngine].sessions.subscriptionsOf(sid)).sort(), uris.slice(10).sort())
   assert.equal(after?.logLevel, 'error')
   assert.equal(after?.initialized, true)
-  assert.deepEqual(await b.app.mcp.sessions.subscribers('test://doc/15'), [sid])
-  assert.deepEqual(await b.app.mcp.sessions.subscribers('test://doc/5'), [])
+  assert.deepEqual(await b.app[kEngine].sessions.subscribers('test://doc/15'), [sid])
+  assert.deepEqual(await b.app[kEngine].sessions.subscribers('test://doc/5'), [])
   // DELETE drops the session's subscriptions from the URI index.
   assert.equal((await fetch(`${b.url}/mcp`, { method: 'DELETE', headers: sessionHeaders(sid) })).status, 204)
-  assert.deepEqual(await a.app.mcp.sessions.subscribers('test://doc/15'), [])
+  assert.deepEqual(await a.app[kEngine].sessions.subscribers('test://doc/15'), [])
 })
 
 test('200 unawaited 1 MB responses and cancels of requests running nowhere: nothing is relayed between replicas', { skip, timeout: 120_000 }, async (t) => {
@@ -265,7 +266,7 @@ test('a cancel posted on B stops the request running on A (relayed to A alone)',
   }
   const started = Date.now()
   assert.equal((await post(b.url, sid, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'long', reason: 'user' } })).status, 202)
-  while (a.app.mcp.server.inflight > 0) {
+  while (a.app[kEngine].server.inflight > 0) {
     assert.ok(Date.now() - started < 5000, 'cancelled within 5 s')
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

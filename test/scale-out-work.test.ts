@@ -7,6 +7,7 @@ import type { Config } from '../src/config.js'
 import { missing, startRedis, type RedisServer } from './e2e/services.js'
 import { openSse } from './sse-client.js'
 import { RedisQuota } from '../src/budget.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /**
  * Work and budgets across replicas (issue 19 findings 5, 6, 9, 10b; issue 20 findings 3 and 5):
@@ -51,14 +52,14 @@ async function initialize (base: string): Promise<string> {
 }
 
 const META = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } }
-const modernHeaders = (method: string, name: string): Record<string, string> => ({
+const statelessHeaders = (method: string, name: string): Record<string, string> => ({
   'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, 'mcp-name': name
 })
 
 /** A stateless tools/call of test_elicitation: round 1, or a retry with state and answers. */
 function elicitationCall (extra: Record<string, unknown> = {}): { headers: Record<string, string>, body: string } {
   return {
-    headers: modernHeaders('tools/call', 'test_elicitation'),
+    headers: statelessHeaders('tools/call', 'test_elicitation'),
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'test_elicitation', arguments: { message: 'who?' }, ...extra, _meta: META } })
   }
 }
@@ -68,7 +69,7 @@ const answer = (r1: Message): Record<string, unknown> => {
   return { [key]: { action: 'accept', content: { username: 'ada', email: 'ada@example.com' } } }
 }
 
-async function modern (base: string, extra: Record<string, unknown> = {}): Promise<Message> {
+async function statelessCall (base: string, extra: Record<string, unknown> = {}): Promise<Message> {
   const { headers, body } = elicitationCall(extra)
   return await (await fetch(`${base}/mcp`, { method: 'POST', headers, body })).json() as Message
 }
@@ -88,10 +89,10 @@ test('DELETE /mcp on B stops the session\'s call running on A: its signal fires,
     assert.ok(ev !== undefined)
     if (ev.data !== '' && (JSON.parse(ev.data) as Message).method === 'notifications/progress') progress++
   }
-  assert.equal(a.app.mcp.server.inflight, 1)
+  assert.equal(a.app[kEngine].server.inflight, 1)
   const deleted = Date.now()
   assert.equal((await fetch(`${b.url}/mcp`, { method: 'DELETE', headers: sessionHeaders(sid) })).status, 204)
-  while (a.app.mcp.server.inflight > 0) {
+  while (a.app[kEngine].server.inflight > 0) {
     assert.ok(Date.now() - deleted < 3000, 'the call on A stopped within 3 s of the DELETE on B')
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -110,10 +111,10 @@ test('DELETE /mcp on B stops the session\'s call running on A: its signal fires,
 
 test('a requestState redeemed once is refused again after Redis restarts empty (states are bound to Redis\'s run id)', { skip, timeout: 60_000 }, async (t) => {
   const { redis, a, b } = await cluster(t)
-  const r1 = await modern(a.url)
+  const r1 = await statelessCall(a.url)
   assert.equal(r1.result?.resultType, 'input_required', JSON.stringify(r1))
   const retry = { requestState: r1.result?.requestState, inputResponses: answer(r1) }
-  const ok = await modern(b.url, retry)
+  const ok = await statelessCall(b.url, retry)
   assert.match(JSON.stringify(ok.result), /ada@example\.com/, JSON.stringify(ok))
   await redis.stop()
   await redis.start()
@@ -126,13 +127,13 @@ test('a requestState redeemed once is refused again after Redis restarts empty (
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   for (const base of [a.url, b.url]) {
-    const replay = await modern(base, retry)
+    const replay = await statelessCall(base, retry)
     assert.equal(replay.error?.code, -32602, JSON.stringify(replay))
     assert.match(replay.error?.message ?? '', /already used, or the server lost its record/)
   }
   // New requests work after the restart.
-  const fresh = await modern(a.url)
-  const done = await modern(b.url, { requestState: fresh.result?.requestState, inputResponses: answer(fresh) })
+  const fresh = await statelessCall(a.url)
+  const done = await statelessCall(b.url, { requestState: fresh.result?.requestState, inputResponses: answer(fresh) })
   assert.match(JSON.stringify(done.result), /ada@example\.com/, JSON.stringify(done))
 })
 
@@ -169,13 +170,13 @@ test('with REDIS_URL one client\'s budgets count across replicas: sessions, stre
   // In flight (stateless): one call running on A, a second on B is refused.
   const running = fetch(`${a.url}/mcp`, {
     method: 'POST',
-    headers: modernHeaders('tools/call', 'test_sleep'),
+    headers: statelessHeaders('tools/call', 'test_sleep'),
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 1500 }, _meta: META } })
   })
-  while (a.app.mcp.server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while (a.app[kEngine].server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   const second = await fetch(`${b.url}/mcp`, {
     method: 'POST',
-    headers: modernHeaders('tools/call', 'echo'),
+    headers: statelessHeaders('tools/call', 'echo'),
     body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: META } })
   })
   assert.equal(second.status, 429)
@@ -189,7 +190,7 @@ test('with REDIS_URL the rate limit is one window per client across replicas: 6 
   for (let i = 0; i < 12; i++) {
     const res = await fetch(`${i % 2 === 0 ? a.url : b.url}/mcp`, {
       method: 'POST',
-      headers: modernHeaders('tools/list', ''),
+      headers: statelessHeaders('tools/list', ''),
       body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/list', params: { _meta: META } })
     })
     statuses.push(res.status)
@@ -299,7 +300,7 @@ test('Redis paused (CLIENT PAUSE): the shared budgets and the rate limit answer 
   }
   const stateless = (base: string) => async () => await fetch(`${base}/mcp`, {
     method: 'POST',
-    headers: modernHeaders('tools/call', 'echo'),
+    headers: statelessHeaders('tools/call', 'echo'),
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: META } })
   })
   await Promise.all([
@@ -323,13 +324,13 @@ test('a session gone from Redis without the end-of-session message (lost pub/sub
     headers: sessionHeaders(sid),
     body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'test_sleep', arguments: { ms: 20_000 } } })
   })
-  while (a.app.mcp.server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while (a.app[kEngine].server.inflight === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   const raw = new Redis(redis.url)
   t.after(() => { raw.disconnect() })
   // What a DELETE on another replica does to Redis, without telling A.
   await raw.del(`mcp:session:${sid}`)
   const gone = Date.now()
-  while (a.app.mcp.server.inflight > 0) {
+  while (a.app[kEngine].server.inflight > 0) {
     assert.ok(Date.now() - gone < 4000, 'the call stopped within 4 s')
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

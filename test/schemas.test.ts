@@ -5,7 +5,8 @@ import { z } from 'zod'
 import { build, injectSession } from './helper.js'
 import type { App } from '../src/app.js'
 import { McpServer } from '../src/mcp/server.js'
-import { MemorySessionStore } from '../src/mcp/session.js'
+import { MemorySessionStore } from '../src/mcp/sessions/memory.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 // Every schema form is enforced: TypeBox, plain JSON Schema (Ajv), Standard Schema (zod 4).
 
@@ -152,7 +153,7 @@ test('a schema that cannot be compiled fails registration with an error naming t
 test('a tool whose result breaks its outputSchema answers with a tool error and logs a warning for its author', async (t) => {
   const warnings: Array<Record<string, unknown>> = []
   const app = await build(t, {}, (a) => {
-    a.mcp.server.registry.tools.clear()
+    a[kEngine].server.registry.tools.clear()
     const out = { type: 'object', properties: { temp: { type: 'number' } }, required: ['temp'] }
     a.mcp.tool({ name: 'nostructured', inputSchema: Type.Object({}), outputSchema: out, handler: () => ({ content: [{ type: 'text', text: 'hi' }] }) })
     a.mcp.tool({ name: 'wrong', inputSchema: Type.Object({}), outputSchema: out, handler: () => ({ content: [], structuredContent: { temp: 'hot' } }) })

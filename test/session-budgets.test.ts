@@ -10,6 +10,7 @@ import { build, injectSession, listen, testConfig } from './helper.js'
 import { openSse } from './sse-client.js'
 import { buildApp, type App } from '../src/app.js'
 import { redactUrl } from '../plugins/request-log.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 // Sessions: budgets, ownership and lifecycle (issue 13 findings 2, 3, 4, 7, 10, 12).
 
@@ -80,7 +81,7 @@ test('initialize with 1 MB capabilities is refused with -32602 and creates no se
   assert.equal(first.json().error.code, -32602)
   assert.match(first.json().error.message, /MAX_CLIENT_INFO_BYTES/)
   assert.equal(first.headers['mcp-session-id'], undefined)
-  assert.equal(app.mcp.sessions.size, 0)
+  assert.equal(app[kEngine].sessions.size, 0)
 
   const before = heapMb()
   for (let i = 0; i < 200; i++) {
@@ -90,12 +91,12 @@ test('initialize with 1 MB capabilities is refused with -32602 and creates no se
   const grown = heapMb() - before
   t.diagnostic(`heap growth after 200 × 1 MB initialize: ${grown.toFixed(1)} MB`)
   assert.ok(grown < 8, `heap grew ${grown.toFixed(1)} MB`)
-  assert.equal(app.mcp.sessions.size, 0)
+  assert.equal(app[kEngine].sessions.size, 0)
   // A normal client still gets in; its clientInfo fields are capped.
   const ok = await initialize(app, {}, {})
   assert.equal(ok.statusCode, 200)
   const long = await app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'n'.repeat(5000), version: '1' } } } })
-  const record = await app.mcp.sessions.get(String(long.headers['mcp-session-id']))
+  const record = await app[kEngine].sessions.get(String(long.headers['mcp-session-id']))
   assert.ok(record !== undefined && record.clientInfo !== null && record.clientInfo.name.length <= 256)
 })
 
@@ -125,7 +126,7 @@ test('past MAX_SESSIONS_PER_CLIENT initialize gets 429 + Retry-After naming the 
   assert.equal(over.json().error.code, -32000)
   assert.match(over.json().error.message, /MAX_SESSIONS_PER_CLIENT/)
   assert.equal(over.headers['mcp-session-id'], undefined)
-  assert.equal(app.mcp.sessions.size, 3)
+  assert.equal(app[kEngine].sessions.size, 3)
 
   const del = await app.inject({ method: 'DELETE', url: '/mcp', headers: { 'mcp-session-id': ids[0] } })
   assert.equal(del.statusCode, 204)
@@ -137,18 +138,18 @@ test('past MAX_SESSIONS_PER_CLIENT initialize gets 429 + Retry-After naming the 
   assert.equal((await initialize(app)).statusCode, 200)
 })
 
-test('the session budget spans both transports: GET /sse over it is 429, and a closed legacy stream gives its unit back', async (t) => {
+test('the session budget spans both transports: GET /sse over it is 429, and a closed HTTP+SSE stream gives its unit back', async (t) => {
   const { app, url } = await listen(t, { rateLimitMax: 0, budgets: { ...testConfig().budgets, sessionsPerClient: 2 } })
   const a = await session(app)
-  const legacy = await openSse(`${url}/sse`)
-  assert.equal(legacy.res.status, 200)
-  assert.equal((await legacy.next())?.event, 'endpoint')
+  const httpSse = await openSse(`${url}/sse`)
+  assert.equal(httpSse.res.status, 200)
+  assert.equal((await httpSse.next())?.event, 'endpoint')
   const refused = await fetch(`${url}/sse`, { headers: { accept: 'text/event-stream' } })
   assert.equal(refused.status, 429)
   assert.ok(Number(refused.headers.get('retry-after')) > 0)
   assert.equal((await initialize(app)).statusCode, 429)
-  await legacy.close()
-  await until(() => app.mcp.ledger.size === 1)
+  await httpSse.close()
+  await until(() => app[kEngine].ledger.size === 1)
   assert.equal((await initialize(app)).statusCode, 200)
   assert.ok(a.length > 10)
 })
@@ -165,16 +166,16 @@ test('a session id works only on the transport that created it (404 across)', as
   assert.equal(cross.statusCode, 404)
   assert.equal(cross.json().error.code, -32001)
 
-  const legacy = await openSse(`${url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = await legacy.next()
-  const legacyId = new URL(String(endpoint?.data), url).searchParams.get('sessionId') ?? ''
-  assert.ok(legacyId.length > 10)
-  const onMcp = await rpc(app, legacyId, { id: 1, method: 'ping' })
+  const httpSse = await openSse(`${url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = await httpSse.next()
+  const httpSseId = new URL(String(endpoint?.data), url).searchParams.get('sessionId') ?? ''
+  assert.ok(httpSseId.length > 10)
+  const onMcp = await rpc(app, httpSseId, { id: 1, method: 'ping' })
   assert.equal(onMcp.statusCode, 404)
-  const stream = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': legacyId } })
+  const stream = await fetch(`${url}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': httpSseId } })
   assert.equal(stream.status, 404)
-  assert.equal((await app.inject({ method: 'DELETE', url: '/mcp', headers: { 'mcp-session-id': legacyId } })).statusCode, 404)
+  assert.equal((await app.inject({ method: 'DELETE', url: '/mcp', headers: { 'mcp-session-id': httpSseId } })).statusCode, 404)
 })
 
 test('a Streamable session filled with maximal messages then DELETEd gives its memory back', async (t) => {
@@ -201,7 +202,7 @@ test('a Streamable session filled with maximal messages then DELETEd gives its m
     assert.match(String(res.headers.get('content-type')), /event-stream/)
     // The hub may drop this reader as a slow consumer; what was published stays in the ring either way.
     await res.text().catch(() => '')
-    await until(() => app.mcp.server.inflight === 0)
+    await until(() => app[kEngine].server.inflight === 0)
   }
   for (let i = 0; i < 100; i++) await app.hub.publish(`s:${sid}:g`, { event: 'message', data: `${i}`.padEnd(size, 'g') })
   const full = heapMb() - before
@@ -241,7 +242,7 @@ test('depth bombs (stateless arguments 20,000 deep, MRTR inputResponses 6,000 de
     assert.ok(code === -32600 || code === -32700, String(code))
     assert.equal(res.json().id, null)
   }
-  assert.equal(app.mcp.sessions.size, 0)
+  assert.equal(app[kEngine].sessions.size, 0)
   assert.deepEqual(lines.filter((l) => l.level >= 50), [])
 })
 
@@ -281,10 +282,10 @@ test('a POST /mcp tools/call whose client disconnects aborts the handler\'s sign
   req.destroy()
   const reason = await Promise.race([abortedP, new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000))])
   assert.equal(reason, 'client disconnected')
-  await until(() => app.mcp.server.inflight === 0)
+  await until(() => app[kEngine].server.inflight === 0)
 })
 
-test('when a legacy /sse stream closes, the calls in flight of its session are aborted', async (t) => {
+test('when an HTTP+SSE /sse stream closes, the calls in flight of its session are aborted', async (t) => {
   let started: () => void = () => {}
   const running = new Promise<void>((resolve) => { started = resolve })
   let aborted: () => void = () => {}
@@ -299,14 +300,14 @@ test('when a legacy /sse stream closes, the calls in flight of its session are a
       })
     })
   })
-  const legacy = await openSse(`${url}/sse`)
-  const endpoint = new URL(String((await legacy.next())?.data), url)
+  const httpSse = await openSse(`${url}/sse`)
+  const endpoint = new URL(String((await httpSse.next())?.data), url)
   const post = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hang', arguments: {} } }) })
   assert.equal(post.status, 202)
   await running
-  await legacy.close()
+  await httpSse.close()
   assert.equal(await Promise.race([abortedP, new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000))]), 'aborted')
-  await until(() => app.mcp.sessions.size === 0)
+  await until(() => app[kEngine].sessions.size === 0)
 })
 
 test('past MAX_INFLIGHT_PER_CLIENT concurrent stateless requests a client gets 429 + -32000', async (t) => {
@@ -347,6 +348,6 @@ test('error messages never echo a client string whole', async (t) => {
   }
 })
 
-test('the legacy sessionId never reaches the request log URL', () => {
+test('the HTTP+SSE sessionId never reaches the request log URL', () => {
   assert.equal(redactUrl('/messages?sessionId=abc123&x=1'), '/messages?sessionId=[redacted]&x=1')
 })

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { redisKeys } from '../mcp/keys.js'
+import { hubKeys } from './keys.js'
 
 /**
  * The dataset identity: which life of the Redis data the replicas are talking to.
@@ -35,7 +35,7 @@ export interface Dataset {
  * A Lua chunk that defines `local function dataset(k, candidate)`: checks the marker at key `k`,
  * creates or replaces it (with id `candidate`) when missing or written by another Redis process, and
  * returns { id, generation, changed (1 when it was just created or replaced) }. Other scripts that
- * guard ids with the dataset (MRTR single-use state) embed it and pass `redisKeys.dataset` as a key.
+ * guard ids with the dataset (MRTR single-use state) embed it and pass `hubKeys.dataset` as a key.
  */
 export const DATASET_LUA = `
 local function dataset(k, candidate)
@@ -82,7 +82,7 @@ export class RedisDataset {
    * trip; rejects within the client's command timeout when Redis is unreachable.
    */
   async check (): Promise<Dataset> {
-    const reply = await this.#redis.eval(CHECK, 1, redisKeys.dataset, newDatasetId()) as DatasetReply
+    const reply = await this.#redis.eval(CHECK, 1, hubKeys.dataset, newDatasetId()) as DatasetReply
     return this.observe(reply)
   }
 

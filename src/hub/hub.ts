@@ -5,7 +5,7 @@ import {
   type HubEvent, type HubStats, type LogHead, type StoredEvent, type StreamKind
 } from './types.js'
 import { frame, comment } from './sse.js'
-import { channels, streamPartOf } from '../mcp/keys.js'
+import { PUBLIC_KEY, hubKeys, lastSegment } from './keys.js'
 import { refuseRaw } from '../http-error.js'
 import { ignore } from '../ignore.js'
 
@@ -23,6 +23,13 @@ export interface HubOptions {
   targets?: BroadcastTargets
   /** `retry:` hint written when a stream opens. */
   retryMs?: number
+  /** The event-id prefix (`streamPart`) of a key's events; default its last `:` segment. */
+  partOf?: (key: string) => string
+  /**
+   * How an operator broadcast appears on a broadcast target's stream (the public stream gets
+   * `event: <event>` with the JSON data); default the same event as on the public stream.
+   */
+  targetEvent?: (event: string, data: unknown) => HubEvent
   /** How long a gap between live events may stay open before the log is re-read (default 100 ms). */
   gapTimeoutMs?: number
   /** A write waiting for 'drain' longer than this ends the stream (default 2 × heartbeat). */
@@ -121,7 +128,7 @@ class SseConnection implements Connection {
     this.raw = raw
     this.key = opts.key
     this.kind = opts.kind
-    this.streamPart = opts.streamPart || streamPartOf(opts.key)
+    this.streamPart = opts.streamPart || hub.partOf(opts.key)
     this.#onClose = opts.onClose
   }
 
@@ -211,6 +218,9 @@ export class HubImpl implements Hub {
   readonly #max: number
   readonly #retryMs: number | undefined
   readonly #targets: BroadcastTargets
+  readonly #targetEvent: ((event: string, data: unknown) => HubEvent) | undefined
+  /** The event-id prefix of a key's events (HubOptions.partOf). */
+  readonly partOf: (key: string) => string
   readonly #gapMs: number
   readonly #stallMs: number
   readonly #byKey = new Map<string, Set<SseConnection>>()
@@ -235,6 +245,8 @@ export class HubImpl implements Hub {
     this.#max = opts.maxConnections
     this.#retryMs = opts.retryMs
     this.#targets = opts.targets ?? new MemoryTargets()
+    this.partOf = opts.partOf ?? lastSegment
+    this.#targetEvent = opts.targetEvent
     this.maxQueueBytes = opts.maxQueueBytes ?? 1024 * 1024
     this.#gapMs = opts.gapTimeoutMs ?? 100
     this.#stallMs = opts.stallTimeoutMs ?? 2 * opts.heartbeatIntervalMs
@@ -563,7 +575,7 @@ export class HubImpl implements Hub {
       if (event.event !== undefined) wire.e = event.event
       await this.#wake(key, wire)
     }
-    return formatEventId(streamPartOf(key), epoch, seq)
+    return formatEventId(this.partOf(key), epoch, seq)
   }
 
   /**
@@ -599,16 +611,12 @@ export class HubImpl implements Hub {
    * a retried broadcast may reach them twice.
    */
   async broadcast (event: string, data: unknown): Promise<void> {
-    const json = JSON.stringify(data ?? null)
-    const notification = JSON.stringify({
-      jsonrpc: '2.0',
-      method: 'notifications/message',
-      params: { level: 'info', logger: 'broadcast', data: { event, data: data ?? null } }
-    })
+    const onPublic: HubEvent = { event, data: JSON.stringify(data ?? null) }
+    const onTarget = this.#targetEvent?.(event, data) ?? onPublic
     const targets = [...await this.#targets.list()]
     const results = await Promise.allSettled([
-      this.publish('public', { event, data: json }),
-      ...targets.map(async (key) => await this.publish(key, { event: 'message', data: notification }))
+      this.publish(PUBLIC_KEY, onPublic),
+      ...targets.map(async (key) => await this.publish(key, onTarget))
     ])
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) throw failed.reason
@@ -775,7 +783,7 @@ export class HubImpl implements Hub {
   }
 }
 
-const channel = channels.hub
+const channel = hubKeys.channel
 
 export function createHub (opts: HubOptions): HubImpl {
   return new HubImpl(opts)

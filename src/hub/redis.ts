@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { newEpoch, type Bus, type EventLog, type HubEvent, type KeyRead, type LogHead, type LogRead, type StoredEvent } from './types.js'
 import type { BroadcastTargets } from './hub.js'
-import { redisKeys } from '../mcp/keys.js'
+import { hubKeys } from './keys.js'
 import { DATASET_LUA, RedisDataset, newDatasetId } from './dataset.js'
 import { ignore } from '../ignore.js'
 
@@ -194,13 +194,13 @@ export class RedisEventLog implements EventLog {
 
   async append (key: string, event: HubEvent): Promise<{ epoch: string, seq: number }> {
     const [epoch, seq, id, generation, changed] = await this.#redis.eval(
-      APPEND, 3, redisKeys.log(key), redisKeys.seq(key), redisKeys.dataset, this.#capacity, event.event ?? '', event.data, this.#ttlMs, newEpoch(), this.#ringBytes, newDatasetId()) as [string, number, string, number, number]
+      APPEND, 3, hubKeys.log(key), hubKeys.seq(key), hubKeys.dataset, this.#capacity, event.event ?? '', event.data, this.#ttlMs, newEpoch(), this.#ringBytes, newDatasetId()) as [string, number, string, number, number]
     this.dataset.observe([id, generation, changed])
     return { epoch, seq: Number(seq) }
   }
 
   async #read (key: string, afterSeq: number): Promise<LogRead & { ended: boolean }> {
-    const [id, generation, changed, read] = await this.#redis.eval(READ, 3, redisKeys.log(key), redisKeys.seq(key), redisKeys.dataset,
+    const [id, generation, changed, read] = await this.#redis.eval(READ, 3, hubKeys.log(key), hubKeys.seq(key), hubKeys.dataset,
       afterSeq, newDatasetId()) as [string, number, number, ReadReply]
     this.dataset.observe([id, generation, changed])
     return toRead(read, afterSeq)
@@ -225,8 +225,8 @@ export class RedisEventLog implements EventLog {
     let i = 0
     do {
       const batch = reads.slice(i, i + READ_MANY_BATCH)
-      const keys = batch.flatMap(({ key }) => [redisKeys.seq(key), redisKeys.log(key), redisKeys.end(key)])
-      pipeline.eval(READ_MANY, keys.length + 1, redisKeys.dataset, ...keys, newDatasetId(), ...batch.map((r) => Math.max(0, r.afterSeq)))
+      const keys = batch.flatMap(({ key }) => [hubKeys.seq(key), hubKeys.log(key), hubKeys.end(key)])
+      pipeline.eval(READ_MANY, keys.length + 1, hubKeys.dataset, ...keys, newDatasetId(), ...batch.map((r) => Math.max(0, r.afterSeq)))
       i += READ_MANY_BATCH
     } while (i < reads.length)
     const results = await pipeline.exec()
@@ -246,7 +246,7 @@ export class RedisEventLog implements EventLog {
   }
 
   async retire (key: string, epoch: string): Promise<void> {
-    await this.#redis.eval(RETIRE, 2, redisKeys.log(key), redisKeys.seq(key), epoch)
+    await this.#redis.eval(RETIRE, 2, hubKeys.log(key), hubKeys.seq(key), epoch)
   }
 
   onReset (listener: () => void): () => void {
@@ -255,18 +255,18 @@ export class RedisEventLog implements EventLog {
 
   async end (key: string): Promise<void> {
     await this.#redis.multi()
-      .set(redisKeys.end(key), '1', 'PX', this.#endedRetentionMs)
-      .pexpire(redisKeys.log(key), this.#endedRetentionMs)
-      .pexpire(redisKeys.seq(key), this.#endedRetentionMs)
+      .set(hubKeys.end(key), '1', 'PX', this.#endedRetentionMs)
+      .pexpire(hubKeys.log(key), this.#endedRetentionMs)
+      .pexpire(hubKeys.seq(key), this.#endedRetentionMs)
       .exec()
   }
 
   async isEnded (key: string): Promise<boolean> {
-    return await this.#redis.exists(redisKeys.end(key)) === 1
+    return await this.#redis.exists(hubKeys.end(key)) === 1
   }
 
   async delete (key: string): Promise<void> {
-    await this.#redis.del(redisKeys.log(key), redisKeys.seq(key), redisKeys.end(key))
+    await this.#redis.del(hubKeys.log(key), hubKeys.seq(key), hubKeys.end(key))
   }
 
   async close (): Promise<void> {}
@@ -349,7 +349,7 @@ export class RedisBus implements Bus {
 export class RedisTargets implements BroadcastTargets {
   readonly #redis: Redis
   constructor (redis: Redis) { this.#redis = redis }
-  async add (key: string): Promise<void> { await this.#redis.sadd(redisKeys.targets, key) }
-  async remove (key: string): Promise<void> { await this.#redis.srem(redisKeys.targets, key) }
-  async list (): Promise<Iterable<string>> { return await this.#redis.smembers(redisKeys.targets) }
+  async add (key: string): Promise<void> { await this.#redis.sadd(hubKeys.targets, key) }
+  async remove (key: string): Promise<void> { await this.#redis.srem(hubKeys.targets, key) }
+  async list (): Promise<Iterable<string>> { return await this.#redis.smembers(hubKeys.targets) }
 }

@@ -3,17 +3,15 @@ import type { ServerResponse } from 'node:http'
 
 /**
  * The SSE hub contract. Every stream the server holds goes through one hub; the MCP transports
- * (routes/mcp.ts, routes/mcp-modern.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
+ * (routes/mcp.ts, routes/mcp-stateless.ts, routes/sse.ts), the broadcast route, metrics and the Redis scale-out all meet here.
  * No Fastify in src/hub: the plugin (plugins/sse-hub.ts) adapts it.
  *
  * Vocabulary
- * - A *stream key* names one logical event stream and its replay log. src/mcp/keys.ts builds every
- *   key and lists them: `public`, `s:<sid>:g` (a session's GET stream), `s:<sid>:r<hex>` (one
- *   request's response stream), `l:<sid>` (an HTTP+SSE session), `m:<hex>` and `n:<hex>` (stateless
- *   response and subscriptions/listen streams).
+ * - A *stream key* names one logical event stream and its replay log. The hub gives keys no
+ *   meaning (but `public`, where broadcasts go); the MCP side builds and lists them (src/mcp/keys.ts).
  * - An *event id* encodes its stream: `<streamPart>-<epoch>-<seq>` where streamPart comes from the
- *   key (streamPartOf: `p` for public, `l` for HTTP+SSE, else the key's last segment: `g`,
- *   `r<hex>`), epoch names one life of the key's log (created with its sequence counter; a log that
+ *   key (HubOptions.partOf; the MCP side passes its streamPartOf), epoch names one life of the
+ *   key's log (created with its sequence counter; a log that
  *   expired or was lost on a Redis restart starts a new epoch) and seq is the 1-based sequence
  *   number in that epoch. parseEventId() reverses it. Within one epoch a connection gets consecutive
  *   seqs, each once; a different epoch (or a gap the log no longer holds) is announced with an
@@ -151,9 +149,6 @@ export function parseEventId (id: string | undefined): { streamPart: string, epo
   return epoch === undefined ? { streamPart, seq } : { streamPart, epoch, seq }
 }
 
-// streamPartOf lives with the key builders: src/mcp/keys.ts.
-export { streamPartOf } from '../mcp/keys.js'
-
 export function formatEventId (streamPart: string, epoch: string, seq: number): string {
   return `${streamPart}-${epoch}-${seq}`
 }
@@ -165,6 +160,18 @@ export function newEpoch (): string {
 
 /** Why a connection ended. */
 export type CloseReason = 'client' | 'ended' | 'slow-consumer' | 'shutdown' | 'replaced' | 'error'
+
+/** Gives a unit back; idempotent. */
+export type Release = () => void
+
+/** A per-client count of open streams (MAX_STREAMS_PER_CLIENT; src/budget.ts builds it). */
+export interface StreamBudget {
+  readonly name: string
+  readonly limit: number
+  /** A release, or undefined when the client is at its limit; rejects when a shared store cannot answer. */
+  take (client: string): Promise<Release | undefined>
+  close (): void
+}
 
 export interface AttachOptions {
   key: string
@@ -234,8 +241,8 @@ export interface Hub {
   closeConnections (key: string): void
   /**
    * Operator broadcast: the public stream gets `event: <event>` with JSON `data`; every broadcast
-   * target (see addBroadcastTarget) gets the MCP notification `notifications/message` with
-   * `{ level: 'info', logger: 'broadcast', data: { event, data } }`. Logged per key, so replayable.
+   * target (see addBroadcastTarget) gets HubOptions.targetEvent's event (the MCP side makes it a
+   * `notifications/message`). Logged per key, so replayable.
    */
   broadcast (event: string, data: unknown): Promise<void>
   /** Registers a key (an MCP session's standalone or HTTP+SSE stream) to receive broadcasts. */

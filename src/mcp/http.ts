@@ -3,11 +3,11 @@ import {
 } from './jsonrpc.js'
 import { readJson } from '../json.js'
 import type { JsonLimits } from '../config.js'
-import { META, checkVersion, looksStateless, type RequestMeta } from './modern.js'
-import { newSessionId, type SessionRecord } from './session.js'
+import { META, checkVersion, looksStateless, type RequestMeta } from './stateless.js'
+import { newSessionId, type SessionRecord } from './sessions/store.js'
 import { isRequestPart } from './keys.js'
 import type { StreamKind } from '../hub/types.js'
-import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, isLegacyVersion } from '../meta.js'
+import { SESSION_PROTOCOL_VERSIONS, STATELESS_PROTOCOL_VERSIONS, isSessionVersion } from '../meta.js'
 import { cap } from '../budget.js'
 
 /**
@@ -46,9 +46,9 @@ export function eraOf (message: JsonRpcMessage, headers: Headers): Era {
  * sessions; undefined when the header is absent or a session version.
  */
 export function sessionVersionError (version: string | undefined): string | undefined {
-  if (version === undefined || isLegacyVersion(version)) return undefined
-  return `Unsupported MCP-Protocol-Version for a session: ${version.slice(0, 40)}; sessions speak ${LEGACY_PROTOCOL_VERSIONS.join(', ')} ` +
-    `(${MODERN_PROTOCOL_VERSIONS.join(', ')} is stateless: send it without Mcp-Session-Id)`
+  if (version === undefined || isSessionVersion(version)) return undefined
+  return `Unsupported MCP-Protocol-Version for a session: ${version.slice(0, 40)}; sessions speak ${SESSION_PROTOCOL_VERSIONS.join(', ')} ` +
+    `(${STATELESS_PROTOCOL_VERSIONS.join(', ')} is stateless: send it without Mcp-Session-Id)`
 }
 
 const acceptCache = new Map<string, boolean>()

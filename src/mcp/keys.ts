@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { RequestId } from './jsonrpc.js'
+import type { SessionRecord } from './sessions/store.js'
+import { PUBLIC_KEY, hubKeys } from '../hub/keys.js'
 
 /**
  * Every name the server gives to state outside one function: hub stream keys (which are also the
@@ -16,7 +18,7 @@ import type { RequestId } from './jsonrpc.js'
  */
 
 /** The public stream's key. */
-export const PUBLIC_STREAM = 'public'
+export const PUBLIC_STREAM = PUBLIC_KEY
 
 /** A Streamable HTTP session's standalone GET stream. */
 export const sessionStream = (sid: string): string => `s:${sid}:g`
@@ -38,6 +40,11 @@ export const newStatelessStream = (): string => `m:${randomBytes(6).toString('he
 
 /** A fresh key for one subscriptions/listen stream. */
 export const newListenStream = (): string => `n:${randomBytes(8).toString('hex')}`
+
+/** The hub key a session's server-initiated messages go to. */
+export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport'>): string {
+  return session.transport === 'http+sse' ? httpSseStream(session.id) : sessionStream(session.id)
+}
 
 /** The keys a session may own besides its request streams (the ledger knows those). */
 export const sessionOwnedStreams = (sid: string): string[] => [sessionStream(sid), httpSseStream(sid)]
@@ -62,16 +69,16 @@ export function streamPartOf (key: string): string {
 
 /** Redis keys and channels (all under `mcp:`, except the hub's bus channels `hub:<key>`). */
 export const redisKeys = {
-  /** A stream key's replay log (a Redis Stream). */
-  log: (key: string): string => `mcp:log:${key}`,
-  /** A stream key's epoch and sequence counter (a hash). */
-  seq: (key: string): string => `mcp:seq:${key}`,
-  /** Set once a stream key has ended. */
-  end: (key: string): string => `mcp:end:${key}`,
-  /** The dataset marker { id, run, n }: which life of the Redis data this is (src/hub/dataset.ts). */
-  dataset: 'mcp:dataset',
-  /** The set of broadcast targets (stream keys that get operator broadcasts). */
-  targets: 'mcp:targets',
+  /** A stream key's replay log (a Redis Stream; the hub's, src/hub/keys.ts). */
+  log: hubKeys.log,
+  /** A stream key's epoch and sequence counter (a hash; the hub's). */
+  seq: hubKeys.seq,
+  /** Set once a stream key has ended (the hub's). */
+  end: hubKeys.end,
+  /** The dataset marker { id, run, n }: which life of the Redis data this is (src/hub/dataset.ts; the hub's). */
+  dataset: hubKeys.dataset,
+  /** The set of broadcast targets (stream keys that get operator broadcasts; the hub's). */
+  targets: hubKeys.targets,
   /** A session's record (a hash). */
   session: (sid: string): string => `mcp:session:${sid}`,
   /** A session's resource subscriptions (a set of URIs). */
@@ -106,6 +113,6 @@ export const channels = {
   control: 'mcp:control',
   /** One replica's own channel (responses and cancels directed at it). */
   replica: (replica: string): string => `mcp:control:${replica}`,
-  /** The hub's bus channel for a stream key's live events. */
-  hub: (key: string): string => `hub:${key}`
+  /** The hub's bus channel for a stream key's live events (src/hub/keys.ts). */
+  hub: hubKeys.channel
 } as const

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { McpServer } from '../mcp/server.js'
-import { registerModernFixtures } from './conformance-modern.js'
+import { UserError } from '../mcp/errors.js'
+import { registerStatelessFixtures } from './conformance-stateless.js'
 
 // Fixtures the official conformance suite (@modelcontextprotocol/conformance) calls by name.
 // Registered with MCP_FIXTURES=conformance.
@@ -76,7 +77,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
     name: 'test_error_handling',
     description: 'Always fails',
     inputSchema: NoArgs,
-    handler: () => { throw new Error('This tool intentionally returns an error for testing') }
+    handler: () => { throw new UserError('This tool intentionally returns an error for testing') }
   })
   mcp.tool({
     name: 'test_tool_with_progress',
@@ -161,6 +162,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
               description: 'Select one option with titles',
               oneOf: [{ const: 'value1', title: 'First Option' }, { const: 'value2', title: 'Second Option' }, { const: 'value3', title: 'Third Option' }]
             },
+            // The conformance suite checks these field names (enumNames is the deprecated titled form).
             legacyEnum: { type: 'string', description: 'Select one option (legacy)', enum: ['opt1', 'opt2', 'opt3'], enumNames: ['Option One', 'Option Two', 'Option Three'] },
             untitledMulti: { type: 'array', description: 'Select multiple options', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
             titledMulti: {
@@ -290,5 +292,5 @@ export function registerConformanceFixtures (mcp: McpServer): void {
       ]
     })
   })
-  registerModernFixtures(mcp)
+  registerStatelessFixtures(mcp)
 }

@@ -4,8 +4,8 @@ import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
 import { cap } from '../budget.js'
-import type { Mcp } from '../../plugins/mcp.js'
-import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../mcp/registry.js'
+import type { Mcp } from '../mcp/api.js'
+import { registeringFrom, type AnySchema, type PromptDefinition, type ResourceDefinition, type ResourceTemplateDefinition, type ToolDefinition } from '../mcp/registry.js'
 
 /** Anything a tool module may export by default besides a function. */
 export type Definition = ToolDefinition | ResourceDefinition | ResourceTemplateDefinition | PromptDefinition
@@ -80,6 +80,7 @@ export async function loadToolModule (file: string, mcp: Mcp, app: FastifyInstan
  */
 export async function loadToolModules (entries: readonly string[], app: FastifyInstance, cwd?: string): Promise<string[]> {
   const files = await toolModuleFiles(entries, cwd)
-  for (const file of files) await loadToolModule(file, app.mcp, app)
+  // Each module's registrations are its own: a name another module (or the app) took is refused naming both.
+  for (const file of files) await registeringFrom(`tool module ${file}`, async () => { await loadToolModule(file, app.mcp, app) })
   return files
 }

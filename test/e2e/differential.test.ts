@@ -12,10 +12,11 @@ import { completable } from '@modelcontextprotocol/sdk/server/completable.js'
 import { listen } from '../helper.js'
 import type { App } from '../../src/app.js'
 import { ignore } from '../../src/ignore.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 // A differential test against the official SDK (1.x): the same tools, resources and prompts are
 // registered on its McpServer and on ours; the same scripted sessions go to both, over Streamable
-// HTTP and legacy HTTP+SSE, for each protocol version; responses are normalised (ids, server info,
+// HTTP and HTTP+SSE, for each protocol version; responses are normalised (ids, server info,
 // session ids, message texts) and compared. Every difference is either fixed on our side or listed
 // in ALLOWED with the spec's words that justify us — ALLOWED is the README's table.
 
@@ -52,7 +53,7 @@ function sdkServer (): SdkServer {
 }
 
 function ourFixture (app: App): void {
-  const r = app.mcp.server.registry
+  const r = app[kEngine].server.registry
   for (const name of [...r.tools.keys()]) r.removeTool(name)
   for (const uri of [...r.resources.keys()]) r.removeResource(uri)
   for (const name of [...r.prompts.keys()]) r.removePrompt(name)

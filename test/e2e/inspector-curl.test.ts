@@ -16,7 +16,7 @@ async function inspector (...args: string[]): Promise<unknown> {
   return JSON.parse(stdout)
 }
 
-test('the MCP Inspector CLI lists and calls tools over the legacy SSE transport', async (t) => {
+test('the MCP Inspector CLI lists and calls tools over the HTTP+SSE transport', async (t) => {
   const server = await startServer(t, { LOG_LEVEL: 'warn' })
   const list = await inspector(`${server.url}/sse`, '--transport', 'sse', '--method', 'tools/list') as { tools: Array<{ name: string }> }
   assert.deepEqual(list.tools.map((x) => x.name).sort(), ['current_time', 'echo'])

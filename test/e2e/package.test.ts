@@ -96,18 +96,18 @@ test('the packed package, installed in a new project: plugin under a prefix, tes
   t.after(async () => { await rm(dir, { recursive: true, force: true }) })
   const project = await consumerProject(dir)
 
-  await t.test('the plugin in the project\'s own app, beside its route: SDK clients over Streamable HTTP and legacy SSE', async (t) => {
+  await t.test('the plugin in the project\'s own app, beside its route: SDK clients over Streamable HTTP and HTTP+SSE', async (t) => {
     const url = await started(t, process.execPath, ['app.mjs'], project, { PORT: '0' })
     assert.deepEqual(await (await fetch(`${url}/hello`)).json(), { hello: 'world' })
     const streamable = new Client({ name: 'pack-e2e', version: '1.0.0' })
     await streamable.connect(new StreamableHTTPClientTransport(new URL('/api/mcp', url)))
     t.after(() => streamable.close())
     assert.deepEqual(await callBoth(streamable), ['5', 'HI'])
-    const legacy = new Client({ name: 'pack-e2e-sse', version: '1.0.0' })
+    const sse = new Client({ name: 'pack-e2e-sse', version: '1.0.0' })
     const transport = new SSEClientTransport(new URL('/api/sse', url))
-    await legacy.connect(transport)
-    t.after(() => legacy.close())
-    assert.deepEqual(await callBoth(legacy), ['5', 'HI'])
+    await sse.connect(transport)
+    t.after(() => sse.close())
+    assert.deepEqual(await callBoth(sse), ['5', 'HI'])
     assert.equal((await fetch(`${url}/sse`)).status, 404)
   })
 
@@ -128,7 +128,7 @@ test('the packed package, installed in a new project: plugin under a prefix, tes
     assert.ok(tools.some((tool) => tool.name === 'current_time'), 'the service keeps its built-ins')
   })
 
-  await t.test('tsc: the consumer file type-checks, the misuse of inferred arguments does not', async () => {
+  await t.test('tsc: the consumer file type-checks; the misuse of inferred arguments and of the engine does not', async () => {
     await run(join(project, 'node_modules/.bin/tsc'), ['-p', '.', '--noEmit'], { cwd: project }).catch((err: { stdout?: string }) => {
       assert.fail(`consumer.ts should type-check:\n${err.stdout ?? String(err)}`)
     })
@@ -137,5 +137,8 @@ test('the packed package, installed in a new project: plugin under a prefix, tes
     assert.match(failed, /misuse\.ts\(8,\d+\): error TS\d+/, failed)
     assert.match(failed, /misuse\.ts\(12,\d+\): error TS2339: Property 'toUpperCase' does not exist on type 'number'/, failed)
     assert.match(failed, /misuse\.ts\(17,\d+\): error TS2339: Property 'txt' does not exist/, failed)
+    // app.mcp is the public API only: the engine's members are no part of its type.
+    assert.match(failed, /misuse\.ts\(20,\d+\): error TS2339: Property 'server' does not exist on type 'Mcp'/, failed)
+    assert.match(failed, /misuse\.ts\(20,\d+\): error TS2339: Property 'endSession' does not exist on type 'Mcp'/, failed)
   })
 })

@@ -37,9 +37,9 @@ test('with Redis down every route answers (success, 503 + Retry-After or a JSON-
   const session = { ...POST, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }
   const initialized = await fetch(`${url}/mcp`, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
   assert.equal(initialized.status, 202)
-  const legacy = await openSse(`${url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = (await legacy.next(10_000))?.data ?? ''
+  const httpSse = await openSse(`${url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = (await httpSse.next(10_000))?.data ?? ''
   assert.match(endpoint, /\/messages\?sessionId=/)
   const pub = await openSse(`${url}/mcp`)
   t.after(() => pub.close())

@@ -110,15 +110,15 @@ test('after Redis restarts empty, a session\'s GET stream and an HTTP+SSE stream
   await (await fetch(`${a.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, ...headers }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).arrayBuffer()
   const sessionStream = await openSse(`${a.url}/mcp`, { headers })
   assert.equal(sessionStream.res.status, 200)
-  const legacy = await openSse(`${a.url}/sse`)
-  t.after(async () => { await Promise.all([sessionStream.close(), legacy.close()]) })
-  await nextOf(legacy, 'endpoint', 5000)
+  const httpSse = await openSse(`${a.url}/sse`)
+  t.after(async () => { await Promise.all([sessionStream.close(), httpSse.close()]) })
+  await nextOf(httpSse, 'endpoint', 5000)
 
   await redis.stop()
   await redis.start()
   await until(() => a.app.redis?.client.status === 'ready', 15_000, 'the client to reconnect')
   const restarted = Date.now()
-  await until(() => sessionStream.ended && legacy.ended, 5 * HEARTBEAT + 5000, 'both streams to end')
+  await until(() => sessionStream.ended && httpSse.ended, 5 * HEARTBEAT + 5000, 'both streams to end')
   t.diagnostic(`closed ${Date.now() - restarted} ms after the client reconnected`)
   // And the session is indeed gone: its requests get 404.
   const res = await fetch(`${a.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, ...headers }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) })
@@ -130,16 +130,16 @@ test('an HTTP+SSE reply accepted (202) while Redis goes down is not dropped: del
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const redis = await startRedis(t, { dir })
   const a = await listen(t, { redisUrl: redis.url, rateLimitMax: 0, heartbeatIntervalMs: HEARTBEAT, fixtures: 'conformance' })
-  const legacy = await openSse(`${a.url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = (await nextOf(legacy, 'endpoint', 5000)).data
+  const httpSse = await openSse(`${a.url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = (await nextOf(httpSse, 'endpoint', 5000)).data
   const post = async (body: unknown): Promise<number> => {
     const res = await fetch(`${a.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
     await res.arrayBuffer()
     return res.status
   }
   assert.equal(await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '1' } } }), 202)
-  await nextOf(legacy, 'message', 5000)
+  await nextOf(httpSse, 'message', 5000)
   assert.equal(await post({ jsonrpc: '2.0', method: 'notifications/initialized' }), 202)
   // The session is in the snapshot Redis comes back with.
   await admin(t, redis).save()
@@ -148,7 +148,7 @@ test('an HTTP+SSE reply accepted (202) while Redis goes down is not dropped: del
   // The reply is ready after 300 ms; Redis stays down for 2 s.
   await new Promise((resolve) => setTimeout(resolve, 2000))
   await redis.start()
-  const reply = await nextOf(legacy, 'message', 15_000)
+  const reply = await nextOf(httpSse, 'message', 15_000)
   assert.deepEqual((JSON.parse(reply.data) as { id: number }).id, 1)
   assert.match(reply.data, /slept 300 ms/)
 })

@@ -7,8 +7,8 @@ import { missing, startRedis, type RedisServer } from './services.js'
 import { until } from './sdk.js'
 import type { App } from '../../src/app.js'
 
-// Issue 16, acceptance 1: two replicas on one real Redis, ≥ 300 streams (public and legacy /sse,
-// spread over both), broadcasts and legacy POST /messages from every replica at once, 20 rounds,
+// Issue 16, acceptance 1: two replicas on one real Redis, ≥ 300 streams (public and HTTP+SSE /sse,
+// spread over both), broadcasts and HTTP+SSE POST /messages from every replica at once, 20 rounds,
 // with a log expiry and a Redis restart (no persistence) in the middle. Every stream must get every
 // event exactly once and in order, or an `evicted` notice where history is genuinely gone.
 
@@ -106,7 +106,7 @@ async function redisReady (apps: App[]): Promise<void> {
   await until(() => apps.every((app) => app.redis?.client.status === 'ready'), 15_000, 'Redis clients to reconnect')
 }
 
-test('2 replicas, 300 streams, concurrent broadcasts and legacy messages from both, log expiry and a Redis restart: exactly once, in order, or evicted', { skip, timeout: 120_000 }, async (t) => {
+test('2 replicas, 300 streams, concurrent broadcasts and HTTP+SSE messages from both, log expiry and a Redis restart: exactly once, in order, or evicted', { skip, timeout: 120_000 }, async (t) => {
   const redis: RedisServer = await startRedis(t)
   const A = await replica(t, redis.url)
   const B = await replica(t, redis.url)
@@ -117,20 +117,20 @@ test('2 replicas, 300 streams, concurrent broadcasts and legacy messages from bo
   t.after(() => admin.disconnect())
 
   const PUBLIC = 240
-  const LEGACY = 60
+  const HTTP_SSE_STREAMS = 60
   const publics = await Promise.all(Array.from({ length: PUBLIC }, async (_, i) => await stream(`${i % 2 ? B.url : A.url}/mcp`, agent)))
-  const legacies = await Promise.all(Array.from({ length: LEGACY }, async (_, i) => {
+  const httpSseStreams = await Promise.all(Array.from({ length: HTTP_SSE_STREAMS }, async (_, i) => {
     const base = i % 2 ? B.url : A.url
     const s = await stream(`${base}/sse`, agent)
     await until(() => s.events.some((e) => e.event === 'endpoint'), 5000, 'endpoint event')
     const endpoint = s.events.find((e) => e.event === 'endpoint')?.data ?? ''
     return { ...s, endpoint }
   }))
-  t.after(() => { for (const s of [...publics, ...legacies]) s.close() })
+  t.after(() => { for (const s of [...publics, ...httpSseStreams]) s.close() })
 
   const broadcasts = new Set<string>() // accepted (202) broadcast tags
   const broadcastsBeforeRestart = new Set<string>()
-  const replies = legacies.map(() => new Set<string>()) // accepted ping ids per legacy stream
+  const replies = httpSseStreams.map(() => new Set<string>()) // accepted ping ids per HTTP+SSE stream
   let restarted = false
   const ROUNDS = 20
   for (let round = 0; round < ROUNDS; round++) {
@@ -156,7 +156,7 @@ test('2 replicas, 300 streams, concurrent broadcasts and legacy messages from bo
         if (!restarted) broadcastsBeforeRestart.add(tag)
       }))
     }
-    legacies.forEach((l, i) => {
+    httpSseStreams.forEach((l, i) => {
       for (const side of [A.url, B.url]) {
         const id = `r${round}.${i}.${side === A.url ? 'a' : 'b'}`
         work.push(post(`${side}${l.endpoint}`, { jsonrpc: '2.0', id, method: 'ping' }).then((status) => { if (status === 202) replies[i]?.add(id) }))
@@ -174,18 +174,18 @@ test('2 replicas, 300 streams, concurrent broadcasts and legacy messages from bo
       return d.params?.data?.data?.tag
     } catch { return undefined }
   }
-  const legacyExpected = (i: number): Set<string> => new Set([...broadcastsBeforeRestart, ...(replies[i] ?? [])])
+  const httpSseExpected = (i: number): Set<string> => new Set([...broadcastsBeforeRestart, ...(replies[i] ?? [])])
   const complete = (): boolean =>
     publics.every((s) => [...broadcasts].every((tag) => s.events.some((e) => e.event === 'tick' && tagOf(e) === tag))) &&
-    legacies.every((s, i) => [...legacyExpected(i)].every((tag) => s.events.some((e) => tagOf(e) === tag)))
+    httpSseStreams.every((s, i) => [...httpSseExpected(i)].every((tag) => s.events.some((e) => tagOf(e) === tag)))
   const deadline = Date.now() + 15_000
   while (!complete() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200))
 
   const problems: string[] = []
   publics.forEach((s, i) => problems.push(...check(`public#${i}`, s.events, broadcasts, (ev) => ev.event === 'tick' ? tagOf(ev) : undefined)))
-  legacies.forEach((s, i) => problems.push(...check(`legacy#${i}`, s.events, legacyExpected(i), (ev) => ev.event === 'message' ? tagOf(ev) : undefined)))
+  httpSseStreams.forEach((s, i) => problems.push(...check(`http+sse#${i}`, s.events, httpSseExpected(i), (ev) => ev.event === 'message' ? tagOf(ev) : undefined)))
   assert.ok(broadcasts.size >= 100, `${broadcasts.size} broadcasts accepted`)
-  t.diagnostic(`accepted: ${broadcasts.size} broadcasts, ${replies.reduce((n, r) => n + r.size, 0)} legacy pings; A ${JSON.stringify(A.app.hub.stats())}; B ${JSON.stringify(B.app.hub.stats())}`)
+  t.diagnostic(`accepted: ${broadcasts.size} broadcasts, ${replies.reduce((n, r) => n + r.size, 0)} HTTP+SSE pings; A ${JSON.stringify(A.app.hub.stats())}; B ${JSON.stringify(B.app.hub.stats())}`)
   assert.deepEqual(problems.slice(0, 20), [], `${problems.length} problems`)
   // The resets were announced, not skipped.
   assert.ok(publics.every((s) => s.events.some((e) => e.event === 'evicted')), 'every public stream was told of the reset')

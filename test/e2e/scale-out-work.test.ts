@@ -137,7 +137,7 @@ test('a requestState sealed on A is not expired on a replica whose clock runs 25
   const env = { STATE_TTL_MS: '20000' }
   const a = await replica(t, redis, env)
   const ahead = await replica(t, redis, { ...env, CLOCK_SKEW_MS: '25000', NODE_OPTIONS: `--import=${SKEW}` })
-  const modern = async (base: string, params: Record<string, unknown>): Promise<Message> => {
+  const statelessCall = async (base: string, params: Record<string, unknown>): Promise<Message> => {
     const res = await fetch(`${base}/mcp`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'test_elicitation' },
@@ -145,10 +145,10 @@ test('a requestState sealed on A is not expired on a replica whose clock runs 25
     })
     return await res.json() as Message
   }
-  const r1 = await modern(a.url, {})
+  const r1 = await statelessCall(a.url, {})
   assert.equal(r1.result?.resultType, 'input_required', JSON.stringify(r1))
   const key = Object.keys(r1.result?.inputRequests as Record<string, unknown>)[0] ?? ''
-  const r2 = await modern(ahead.url, { requestState: r1.result?.requestState, inputResponses: { [key]: { action: 'accept', content: { username: 'ada', email: 'ada@example.com' } } } })
+  const r2 = await statelessCall(ahead.url, { requestState: r1.result?.requestState, inputResponses: { [key]: { action: 'accept', content: { username: 'ada', email: 'ada@example.com' } } } })
   assert.equal(r2.error, undefined, JSON.stringify(r2))
   assert.match(JSON.stringify(r2.result), /ada@example\.com/)
 })

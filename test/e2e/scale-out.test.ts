@@ -7,7 +7,7 @@ import { ROOT, startServer } from './process.js'
 import { missing, nginxConfigTest, startNginx, startRedis } from './services.js'
 import { openSse } from '../sse-client.js'
 import { sseClient, streamableClient } from './sdk.js'
-import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client'
+import { Client as SdkV2Client, StreamableHTTPClientTransport as SdkV2Transport } from '@modelcontextprotocol/client'
 
 const skip = missing('redis-server', 'nginx')
 const ACCEPT = 'application/json, text/event-stream'
@@ -73,12 +73,12 @@ test('behind nginx: a session made on replica A serves every later request on B 
   }
 })
 
-test('behind nginx: the legacy SSE transport works when /messages lands on the other replica', { skip, timeout: 60_000 }, async (t) => {
+test('behind nginx: the HTTP+SSE transport works when /messages lands on the other replica', { skip, timeout: 60_000 }, async (t) => {
   const { nginx } = await cluster(t)
   const { client } = await sseClient(t, nginx.url)
   for (let i = 0; i < 4; i++) {
-    const res = await client.callTool({ name: 'echo', arguments: { message: `legacy ${i}` } })
-    assert.deepEqual(res.content, [{ type: 'text', text: `legacy ${i}` }])
+    const res = await client.callTool({ name: 'echo', arguments: { message: `http+sse ${i}` } })
+    assert.deepEqual(res.content, [{ type: 'text', text: `http+sse ${i}` }])
   }
 })
 
@@ -177,7 +177,7 @@ test('through nginx an SSE event arrives within 200 ms of being sent (no proxy b
 })
 
 /** A stateless (2026-07-28) POST with its _meta and mirrored headers. */
-function modern (method: string, params: Record<string, unknown>, id: number | string = 1): RequestInit {
+function statelessInit (method: string, params: Record<string, unknown>, id: number | string = 1): RequestInit {
   const name = method === 'tools/call' ? params.name : undefined
   return {
     method: 'POST',
@@ -200,14 +200,14 @@ function modern (method: string, params: Record<string, unknown>, id: number | s
 test('stateless era across replicas: a listen stream on A gets every broadcast made on B, in order (run-time tools refused); MRTR state from A is accepted by B', { skip, timeout: 60_000 }, async (t) => {
   const { a, b, nginx } = await cluster(t, { MCP_FIXTURES: 'conformance' })
   const filter = { toolsListChanged: true, 'dev.sse-mcp-server/broadcasts': true }
-  const init = modern('subscriptions/listen', { notifications: filter }, 'L')
+  const init = statelessInit('subscriptions/listen', { notifications: filter }, 'L')
   const sse = await openSse(`${a.url}/mcp`, { method: 'POST', headers: init.headers as Record<string, string>, body: init.body as string })
   t.after(() => sse.close())
   assert.equal(JSON.parse((await sse.next())?.data ?? '').method, 'notifications/subscriptions/acknowledged')
 
   // With REDIS_URL a tool added at run time is refused (it would exist on one replica only): a
   // tool error that says so, and no tools/list_changed. Then 200 broadcasts posted to B.
-  const trigger = await fetch(`${b.url}/mcp`, modern('tools/call', { name: 'test_trigger_tool_change', arguments: {} }))
+  const trigger = await fetch(`${b.url}/mcp`, statelessInit('tools/call', { name: 'test_trigger_tool_change', arguments: {} }))
   assert.equal(trigger.status, 200)
   const refused = await trigger.json() as { result: { isError: boolean, content: Array<{ text: string }> } }
   assert.equal(refused.result.isError, true)
@@ -227,13 +227,13 @@ test('stateless era across replicas: a listen stream on A gets every broadcast m
 
   // MRTR: round 1 answered by A, the retry with its requestState answered by B (secret shared via Redis).
   const call = { name: 'test_input_required_result_elicitation', arguments: {} }
-  const r1 = await (await fetch(`${a.url}/mcp`, modern('tools/call', call))).json() as { result: { requestState: string } }
-  const r2 = await (await fetch(`${b.url}/mcp`, modern('tools/call', { ...call, requestState: r1.result.requestState, inputResponses: { user_name: { action: 'accept', content: { name: 'Eve' } } } }))).json() as { result: { content: unknown } }
+  const r1 = await (await fetch(`${a.url}/mcp`, statelessInit('tools/call', call))).json() as { result: { requestState: string } }
+  const r2 = await (await fetch(`${b.url}/mcp`, statelessInit('tools/call', { ...call, requestState: r1.result.requestState, inputResponses: { user_name: { action: 'accept', content: { name: 'Eve' } } } }))).json() as { result: { content: unknown } }
   assert.deepEqual(r2.result.content, [{ type: 'text', text: 'Hello, Eve!' }])
 
-  // The SDK v2 client in modern mode through nginx round-robin.
-  const client = new ModernClient({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } })
-  await client.connect(new ModernTransport(new URL(`${nginx.url}/mcp`)))
+  // The SDK v2 client (stateless: its "modern" mode) through nginx round-robin.
+  const client = new SdkV2Client({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } })
+  await client.connect(new SdkV2Transport(new URL(`${nginx.url}/mcp`)))
   t.after(async () => { await client.close() })
   assert.equal(client.getProtocolEra(), 'modern')
   for (let i = 0; i < 4; i++) {

@@ -15,9 +15,9 @@ export async function streamableClient (t: TestContext, url: string, options: Ca
   return { client, transport }
 }
 
-/** The official SDK client over the legacy HTTP+SSE transport, closed when the test ends. */
+/** The official SDK client over the HTTP+SSE transport, closed when the test ends. */
 export async function sseClient (t: TestContext, url: string, options: Capabilities = {}) {
-  const client = new Client({ name: 'sdk-e2e-legacy', version: '1.0.0' }, options)
+  const client = new Client({ name: 'sdk-e2e-sse', version: '1.0.0' }, options)
   const transport = new SSEClientTransport(new URL('/sse', url))
   await client.connect(transport)
   t.after(async () => { await client.close().catch(ignore('cleanup: the server may be gone')) })

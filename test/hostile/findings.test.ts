@@ -14,6 +14,7 @@ import { missing, startRedis } from '../e2e/services.js'
 import { HEADERS, deep, hostile, raw, until, type World } from './world.js'
 import { ignore } from '../../src/ignore.js'
 import { injectSession } from '../helper.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 /**
  * Every finding of issue 13 (1–12) and the request-level findings of issue 16 (2, 4, 8), as an
@@ -85,7 +86,7 @@ test('13.1 aliased paths with a foreign Origin/Host are refused with 403 on ever
     assert.equal(res.status, 403, `${method} ${target} ${JSON.stringify(headers)}: ${res.body.slice(0, 200)}`)
     assert.match(res.body, /not allowed/)
   }
-  assert.equal(w.app.mcp.sessions.size, 0, 'no session was created')
+  assert.equal(w.app[kEngine].sessions.size, 0, 'no session was created')
   assert.equal(w.app.hub.stats().streams, 0, 'no stream was opened')
   // The same aliases from the same origin are served (the guard is by route, not by refusing odd spellings).
   const ok = await raw(w.port, 'POST', '/%6Dcp', { Host: local, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' }, init)
@@ -100,7 +101,7 @@ test('13.2 initialize with 1 MB capabilities: 200 + -32602 naming MAX_CLIENT_INF
   const res = await w.app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: initBody({ experimental: { blob: 'x'.repeat(1_000_000) } }) })
   rpcError(res, 200, -32602, /MAX_CLIENT_INFO_BYTES/)
   assert.equal(res.headers['mcp-session-id'], undefined)
-  assert.equal(w.app.mcp.sessions.size, 0)
+  assert.equal(w.app[kEngine].sessions.size, 0)
   w.assertClean()
 })
 
@@ -133,19 +134,19 @@ test('13.2 a 1 MB subscriptions/listen filter: 400 + -32602 naming MAX_LISTEN_FI
 
 // ───────────────────────────── finding 3: cross-transport session ids, echoed 1 MB names
 
-test('13.3 a Streamable HTTP session id on POST /messages is 404, and a legacy one on /mcp is 404', async (t) => {
+test('13.3 a Streamable HTTP session id on POST /messages is 404, and an HTTP+SSE one on /mcp is 404', async (t) => {
   const w = await hostile(t, {}, { listen: true })
   const sid = await session(w.app)
   const cross = await w.app.inject({ method: 'POST', url: `/messages?sessionId=${sid}`, headers: HEADERS, payload: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'n'.repeat(1_000_000) } } })
   assert.equal(cross.statusCode, 404, cross.body.slice(0, 200))
   assert.ok(cross.body.length < 5000)
-  const legacy = await openSse(`${w.url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = await legacy.next()
+  const httpSse = await openSse(`${w.url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = await httpSse.next()
   assert.equal(endpoint?.event, 'endpoint')
-  const legacyId = new URL(String(endpoint?.data), w.url).searchParams.get('sessionId') ?? ''
-  rpcError(await rpc(w.app, legacyId, { id: 1, method: 'ping' }), 404, -32001)
-  await legacy.close()
+  const httpSseId = new URL(String(endpoint?.data), w.url).searchParams.get('sessionId') ?? ''
+  rpcError(await rpc(w.app, httpSseId, { id: 1, method: 'ping' }), 404, -32001)
+  await httpSse.close()
   w.assertClean()
 })
 
@@ -204,9 +205,9 @@ test('13.5 one IP opening streams stops at MAX_STREAMS_PER_CLIENT with 429 + Ret
   assert.equal(over.status, 429)
   assert.ok(over.headers.get('retry-after') !== null)
   assert.match(await over.text(), /MAX_STREAMS_PER_CLIENT/)
-  const legacy = await fetch(`${w.url}/sse`, { headers: { accept: 'text/event-stream' } })
-  assert.equal(legacy.status, 429, 'the budget spans both transports')
-  await legacy.body?.cancel()
+  const httpSse = await fetch(`${w.url}/sse`, { headers: { accept: 'text/event-stream' } })
+  assert.equal(httpSse.status, 429, 'the budget spans both transports')
+  await httpSse.body?.cancel()
   await open.pop()?.close()
   await until(() => w.app.hub.stats().streams === 4)
   const again = await openSse(`${w.url}/mcp`)
@@ -255,7 +256,7 @@ async function depthBombs (w: World): Promise<void> {
       assert.match(res.body, /deep|depth|nest/i, b.name)
     }
   }
-  assert.equal(w.app.mcp.sessions.size, 0)
+  assert.equal(w.app[kEngine].sessions.size, 0)
 }
 
 test('13.7 depth bombs (arguments 20,000, broadcast 5,000, inputResponses 6,000, capabilities 30,000 deep) are 400s', async (t) => {
@@ -320,7 +321,7 @@ test('13.10 a session with an open GET /mcp stream outlives SESSION_IDLE_TIMEOUT
   t.after(() => stream.close())
   assert.equal(stream.res.status, 200)
   // The event: the silent session is evicted. Then one more timeout passes for the kept one.
-  await until(() => w.app.mcp.sessions.size === 1, 10_000)
+  await until(() => w.app[kEngine].sessions.size === 1, 10_000)
   rpcError(await rpc(w.app, idle, { id: 1, method: 'ping' }), 404, -32001)
   const evictedAt = Date.now()
   await until(() => Date.now() - evictedAt > 1200, 3000)
@@ -349,18 +350,18 @@ test('13.11 300 subscriptions to 100 KB URIs of equal length (budgets raised) ta
 
 // ───────────────────────────── finding 12: smaller ones
 
-test('13.12 the legacy sessionId never reaches the logs', async (t) => {
+test('13.12 the HTTP+SSE sessionId never reaches the logs', async (t) => {
   const w = await hostile(t, {}, { listen: true })
-  const legacy = await openSse(`${w.url}/sse`)
-  t.after(() => legacy.close())
-  const endpoint = await legacy.next()
+  const httpSse = await openSse(`${w.url}/sse`)
+  t.after(() => httpSse.close())
+  const endpoint = await httpSse.next()
   const sid = new URL(String(endpoint?.data), w.url).searchParams.get('sessionId') ?? ''
   assert.ok(sid.length > 10)
   for (const body of [{ jsonrpc: '2.0', id: 0, method: 'initialize', params: initBody().params }, { jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: 2, method: 'nope' }]) {
     const res = await fetch(`${w.url}/messages?sessionId=${sid}`, { method: 'POST', headers: HEADERS, body: JSON.stringify(body) })
     assert.equal(res.status, 202)
   }
-  await legacy.close()
+  await httpSse.close()
   await until(() => w.app.hub.stats().streams === 0)
   const urls = w.lines.filter((l) => typeof l.url === 'string').map((l) => String(l.url))
   assert.ok(urls.some((u) => u.startsWith('/messages?sessionId=')), 'the requests were logged')

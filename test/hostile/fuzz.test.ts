@@ -157,8 +157,8 @@ const methodArb = fc.oneof(
   fc.integer({ min: 100, max: 100_000 }).map((n) => 'm'.repeat(n))
 )
 
-function messageText (method: string, slot: typeof SLOTS[number], payload: string, modern: boolean): string {
-  const meta = modern ? { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } : undefined
+function messageText (method: string, slot: typeof SLOTS[number], payload: string, stateless: boolean): string {
+  const meta = stateless ? { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } : undefined
   const params: Record<string, unknown> = { name: 'echo', arguments: { message: 'x' }, uri: 'server://info', protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'f', version: '1' }, ...(meta === undefined ? {} : { _meta: meta }) }
   if (slot === 'params') return JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: '@' }).replace('"@"', () => payload)
   if (slot === 'id') return JSON.stringify({ jsonrpc: '2.0', id: '@', method, params }).replace('"@"', () => payload)
@@ -173,15 +173,15 @@ test('depth and size fuzz: /mcp (session and stateless), /messages and /broadcas
   const w = await hostile(t, { fixtures: 'conformance' }, { listen: true })
   const init = await w.app.inject({ method: 'POST', url: '/mcp', headers: HEADERS, payload: { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } } } })
   const sid = String(init.headers['mcp-session-id'])
-  const legacy = await openSse(`${w.url}/sse`)
-  t.after(() => legacy.close())
-  const legacyId = new URL(String((await legacy.next())?.data), w.url).searchParams.get('sessionId') ?? ''
-  assert.ok(legacyId.length > 10)
+  const httpSse = await openSse(`${w.url}/sse`)
+  t.after(() => httpSse.close())
+  const httpSseId = new URL(String((await httpSse.next())?.data), w.url).searchParams.get('sessionId') ?? ''
+  assert.ok(httpSseId.length > 10)
 
   const targets = {
     session: { url: '/mcp', headers: { ...HEADERS, 'mcp-session-id': sid }, expected: [200, 202, 400, 413] },
     stateless: { url: '/mcp', headers: { ...HEADERS, 'mcp-protocol-version': '2026-07-28' }, expected: [200, 202, 400, 404, 413] },
-    legacy: { url: `/messages?sessionId=${legacyId}`, headers: HEADERS, expected: [202, 400, 413] },
+    httpSse: { url: `/messages?sessionId=${httpSseId}`, headers: HEADERS, expected: [202, 400, 413] },
     broadcast: { url: '/broadcast', headers: { 'content-type': 'application/json' }, expected: [202, 400, 413] }
   } as const
   const seed = Number(process.env.FUZZ_SEED ?? 13_016)
@@ -208,6 +208,6 @@ test('depth and size fuzz: /mcp (session and stateless), /messages and /broadcas
   t.diagnostic(`${RUNS} runs in ${(ms / 1000).toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, [...v].sort()])))}`)
   assert.ok(ms < 20_000, `bounded: ${ms.toFixed(0)} ms`)
   assert.equal((await w.app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
-  await legacy.close()
+  await httpSse.close()
   w.assertClean()
 })

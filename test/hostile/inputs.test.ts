@@ -105,7 +105,7 @@ const cases: Case[] = [
   { name: 'foreign Origin', headers: { origin: 'https://evil.example' }, body: rpc('ping'), status: 403 },
   { name: 'foreign Host (DNS rebinding)', headers: { host: 'evil.example' }, body: rpc('ping'), status: 403 },
   { name: 'Origin "null"', headers: { origin: 'null' }, body: rpc('ping'), status: 403 },
-  // Legacy transport
+  // HTTP+SSE transport
   { name: '/messages without sessionId', url: '/messages', body: rpc('ping'), session: '', status: 400 },
   { name: '/messages with an unknown sessionId', url: '/messages?sessionId=nope', body: rpc('ping'), session: '', status: 404 },
   { name: '/messages with a 1 kB sessionId', url: `/messages?sessionId=${'x'.repeat(1000)}`, body: rpc('ping'), session: '', status: 400 },

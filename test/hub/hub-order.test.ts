@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import { createHub, type HubImpl } from '../../src/hub/hub.js'
+import { streamPartOf } from '../../src/mcp/keys.js'
 import { MemoryBus, MemoryEventLog } from '../../src/hub/memory.js'
 import type { Bus } from '../../src/hub/types.js'
 import { openSse } from '../sse-client.js'
@@ -117,10 +118,10 @@ test('a Last-Event-ID from a log that was forgotten and started again gets evict
   const next = await s.next(2000)
   assert.deepEqual([next?.id, next?.data], [fresh, 'new 1'])
   // An id in the epoch-less format of older servers is answered the same way.
-  const legacyId = await openSse(`${url}/test-stream?key=${encodeURIComponent(key)}`, { headers: { 'last-event-id': 'g-3' } })
-  t.after(() => legacyId.close())
-  assert.equal((await legacyId.next(2000))?.event, 'evicted')
-  assert.equal((await legacyId.next(2000))?.data, 'new 1')
+  const epochlessId = await openSse(`${url}/test-stream?key=${encodeURIComponent(key)}`, { headers: { 'last-event-id': 'g-3' } })
+  t.after(() => epochlessId.close())
+  assert.equal((await epochlessId.next(2000))?.event, 'evicted')
+  assert.equal((await epochlessId.next(2000))?.data, 'new 1')
 })
 
 test('a live stream that sees the log restart gets evicted, follows the new epoch, and ignores late events of the old one', async (t) => {
@@ -146,7 +147,9 @@ test('a live stream that sees the log restart gets evicted, follows the new epoc
 test('a write that stalls (no drain within the stall timeout) ends the stream and releases it', { timeout: 30_000 }, async (t) => {
   const log = new MemoryEventLog(10)
   const closed: string[] = []
-  const hub = createHub({ log, maxConnections: 10, heartbeatIntervalMs: 100, stallTimeoutMs: 300, maxQueueBytes: 64 * 1024 * 1024 })
+  const hub = createHub({
+    partOf: streamPartOf, log, maxConnections: 10, heartbeatIntervalMs: 100, stallTimeoutMs: 300, maxQueueBytes: 64 * 1024 * 1024
+  })
   const server = createServer((_req, res) => {
     hub.attach(res, { key: 'k', kind: 'session', streamPart: 'g', onClose: (reason) => closed.push(reason) }).catch(() => res.destroy())
   })

@@ -6,6 +6,7 @@ import { missing, startRedis } from '../e2e/services.js'
 import { openSse } from '../sse-client.js'
 import { until } from '../e2e/sdk.js'
 import { ignore } from '../../src/ignore.js'
+import { kEngine } from '../../src/mcp/engine.js'
 
 // Issue 13, acceptance 3: streams aborted at every stage — before attach, during the prelude,
 // mid-stream, during replay — on GET /mcp (public and session) and GET /sse, in memory and with
@@ -31,7 +32,7 @@ function abortAt (port: number, path: string, headers: Record<string, string>, s
       if (stage === 'prelude') return done()
       if (got === chunk.length) {
         onHead()
-        // A stream with less to send than the thresholds below (legacy has no history) ends here.
+        // A stream with less to send than the thresholds below (HTTP+SSE has no history) ends here.
         setTimeout(done, 300).unref()
       }
       // mid-stream: after some live events; replay: within the first replayed bytes.
@@ -60,7 +61,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
   })
   const port = Number(new URL(url).port)
   const session = await initialize(url)
-  const baseSessions = await app.mcp.sessions.count()
+  const baseSessions = await app[kEngine].sessions.count()
   // History to replay: the public stream and the session stream.
   let lastPublic = ''
   let lastSession = ''
@@ -73,7 +74,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
   const targets = [
     { name: 'public', path: '/mcp', headers: {} as Record<string, string>, replay: { 'last-event-id': firstPublic }, key: 'public' },
     { name: 'session', path: '/mcp', headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }, replay: { 'last-event-id': firstSession }, key: `s:${session}:g` },
-    { name: 'legacy', path: '/sse', headers: {}, replay: {}, key: undefined as string | undefined }
+    { name: 'http+sse', path: '/sse', headers: {}, replay: {}, key: undefined as string | undefined }
   ]
   for (const stage of STAGES) {
     for (const target of targets) {
@@ -82,7 +83,7 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
         const batch: Promise<void>[] = []
         for (let j = i; j < Math.min(n, i + BATCH); j++) {
           const headers = stage === 'replay' ? { ...target.headers, ...target.replay } : target.headers
-          // Mid-stream: live events once the head is there (legacy: a broadcast reaches it too).
+          // Mid-stream: live events once the head is there (HTTP+SSE: a broadcast reaches it too).
           const onHead = (): void => {
             if (stage !== 'mid-stream') return
             const live = target.key === undefined ? app.hub.broadcast('live', { x: 'y'.repeat(3000) }) : app.hub.publish(target.key, { data: 'y'.repeat(3000) })
@@ -95,12 +96,12 @@ async function run (t: TestContext, redisUrl?: string): Promise<void> {
       await until(() => app.hub.stats().streams === 0, 10_000, `${target.name} streams aborted at ${stage} to be released (${app.hub.stats().streams} left)`)
       let sessions = 0
       const deadline = Date.now() + 10_000
-      while ((sessions = await app.mcp.sessions.count()) !== baseSessions && Date.now() < deadline) {
+      while ((sessions = await app[kEngine].sessions.count()) !== baseSessions && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(
           resolve, 20
         ))
       }
-      assert.equal(sessions, baseSessions, `legacy sessions left after ${target.name} at ${stage}`)
+      assert.equal(sessions, baseSessions, `HTTP+SSE sessions left after ${target.name} at ${stage}`)
     }
   }
   // And the server still accepts streams.

@@ -1,6 +1,7 @@
 import type { TestContext } from 'node:test'
 import { createServer } from 'node:http'
 import { createHub, type HubImpl } from '../../src/hub/hub.js'
+import { streamPartOf } from '../../src/mcp/keys.js'
 import { MemoryEventLog } from '../../src/hub/memory.js'
 import type { Bus } from '../../src/hub/types.js'
 
@@ -15,8 +16,8 @@ export async function twoReplicas (t: TestContext, bus: Bus, gapTimeoutMs = 60_0
   url: string
 }> {
   const log = new MemoryEventLog(100)
-  const a = createHub({ log, bus, replicaId: 'A', maxConnections: 10, heartbeatIntervalMs: 60_000 })
-  const b = createHub({ log, bus, replicaId: 'B', maxConnections: 10, heartbeatIntervalMs: 60_000, gapTimeoutMs })
+  const a = createHub({ partOf: streamPartOf, log, bus, replicaId: 'A', maxConnections: 10, heartbeatIntervalMs: 60_000 })
+  const b = createHub({ partOf: streamPartOf, log, bus, replicaId: 'B', maxConnections: 10, heartbeatIntervalMs: 60_000, gapTimeoutMs })
   const server = createServer((_req, res) => {
     b.attach(res, { key: 'public', kind: 'public', streamPart: 'p', prelude: [{ event: 'welcome', data: '{}' }] }).catch(() => res.destroy())
   })

@@ -31,7 +31,7 @@ test('a ring filled with 2,000 maximal events keeps about REPLAY_BUFFER_BYTES (d
 
 test('100 broadcasts of 1 MB do not stay in memory', { timeout: 60_000 }, async (t) => {
   const app = await build(t)
-  // A few broadcast targets (legacy / session streams) as well as the public ring.
+  // A few broadcast targets (HTTP+SSE / session streams) as well as the public ring.
   for (let i = 0; i < 5; i++) await app.hub.addBroadcastTarget(`s:t${i}:g`)
   const before = heapAfterGc()
   for (let i = 0; i < 100; i++) await app.hub.broadcast('big', { text: blob(MB, i) })

@@ -6,7 +6,7 @@ import {
   sessionVersionError, statelessStatus
 } from '../../src/mcp/http.js'
 import { ErrorCode, RpcError, type JsonRpcRequest } from '../../src/mcp/jsonrpc.js'
-import { isSessionId } from '../../src/mcp/session.js'
+import { isSessionId } from '../../src/mcp/sessions/store.js'
 
 const V = '2026-07-28'
 const meta = { protocolVersion: V, clientCapabilities: {} } as const

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { listenAcknowledged, listenComplete } from '../../src/mcp/modern.js'
+import { listenAcknowledged, listenComplete } from '../../src/mcp/stateless.js'
 import { insufficientScope } from '../../src/oauth.js'
 
 /** Protocol rules that left the routes: the listen stream's first and last messages, the scope step-up. */

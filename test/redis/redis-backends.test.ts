@@ -2,9 +2,9 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { type Redis } from 'ioredis'
 import { RedisBus, RedisEventLog, RedisTargets, createRedis } from '../../src/hub/redis.js'
-import { RedisSessionStore } from '../../src/mcp/redis-sessions.js'
+import { RedisSessionStore } from '../../src/mcp/sessions/redis.js'
 import { missing, startRedis } from '../e2e/services.js'
-import type { SessionRecord } from '../../src/mcp/session.js'
+import type { SessionRecord } from '../../src/mcp/sessions/store.js'
 
 const skip = missing('redis-server')
 

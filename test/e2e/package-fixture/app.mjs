@@ -27,5 +27,5 @@ app.mcp.tool({
 })
 
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3000) })
-// Streamable HTTP: http://127.0.0.1:3000/api/mcp — legacy HTTP+SSE: http://127.0.0.1:3000/api/sse
+// Streamable HTTP: http://127.0.0.1:3000/api/mcp — HTTP+SSE: http://127.0.0.1:3000/api/sse
 console.log(`listening ${app.listeningOrigin}`)

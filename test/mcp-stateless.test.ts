@@ -5,6 +5,7 @@ import { build, listen } from './helper.js'
 import { openSse } from './sse-client.js'
 import { PROTOCOL_VERSIONS } from '../src/meta.js'
 import type { App } from '../src/app.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 // The stateless era (MCP 2026-07-28) on /mcp, through app.inject and, for streams, a real port.
 
@@ -70,7 +71,7 @@ test('a request with 2026 _meta is served statelessly: no session, resultType, c
   assert.equal(result.cacheScope, 'public')
   assert.equal(result._meta['io.modelcontextprotocol/serverInfo'].name, 'sse-mcp-server')
   assert.deepEqual(result.tools.map((x: { name: string }) => x.name).sort(), ['current_time', 'echo'])
-  assert.equal(app.mcp.sessions.size, 0)
+  assert.equal(app[kEngine].sessions.size, 0)
 
   const discover = (await call(app, 'server/discover')).json().result
   assert.deepEqual(discover.supportedVersions, [...PROTOCOL_VERSIONS])
@@ -128,9 +129,9 @@ test('_meta, version and header validation: -32602, -32020, -32022 with HTTP 400
   assert.equal(unsupported.statusCode, 400)
   assert.equal(unsupported.json().error.code, -32022)
   assert.deepEqual(unsupported.json().error.data, { supported: [...PROTOCOL_VERSIONS], requested: '1900-01-01' })
-  const legacyStateless = await call(app, 'tools/list', { meta: { 'io.modelcontextprotocol/protocolVersion': '2025-11-25' }, headers: { 'mcp-protocol-version': '2025-11-25' } })
-  assert.equal(legacyStateless.json().error.code, -32022)
-  assert.match(legacyStateless.json().error.message, /initialize/)
+  const sessionVersion = await call(app, 'tools/list', { meta: { 'io.modelcontextprotocol/protocolVersion': '2025-11-25' }, headers: { 'mcp-protocol-version': '2025-11-25' } })
+  assert.equal(sessionVersion.json().error.code, -32022)
+  assert.match(sessionVersion.json().error.message, /initialize/)
 
   const b64 = await call(app, 'tools/call', { params: { name: 'echo', arguments: { message: 'x' } }, headers: { 'mcp-name': `=?base64?${Buffer.from('echo').toString('base64')}?=` } })
   assert.equal(b64.statusCode, 200, 'a Base64-encoded Mcp-Name is decoded before comparing')
@@ -236,8 +237,8 @@ test('closing a stateless request stream cancels the request', async (t) => {
   assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/)
   await assert.rejects(res.text())
   const deadline = Date.now() + 3000
-  while (app.mcp.server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  assert.equal(app.mcp.server.inflight, 0, 'the handler was aborted when the client went away')
+  while (app[kEngine].server.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(app[kEngine].server.inflight, 0, 'the handler was aborted when the client went away')
 })
 
 test('subscriptions/listen: ack first, then only the notifications the filter asked for, tagged; graceful end', async (t) => {
@@ -270,7 +271,7 @@ test('subscriptions/listen: ack first, then only the notifications the filter as
   assert.equal(got[0].params.uri, 'server://info')
   assert.deepEqual(got[2].params.data, { event: 'deploy', data: { v: 2 } })
 
-  await app.mcp.listeners.endAll()
+  await app[kEngine].listeners.endAll()
   const end = JSON.parse((await sse.next())?.data ?? '')
   assert.deepEqual(end, { jsonrpc: '2.0', id: 'sub-1', result: { resultType: 'complete', _meta: { 'io.modelcontextprotocol/subscriptionId': 'sub-1' } } })
   assert.equal(await sse.next(), undefined, 'the stream closes after the result')

@@ -3,17 +3,18 @@ import { newListenStream, newStatelessStream } from '../src/mcp/keys.js'
 import { refuseRpc } from '../src/http-error.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../src/mcp/jsonrpc.js'
 import {
-  MODERN_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
-} from '../src/mcp/modern.js'
+  STATELESS_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
+} from '../src/mcp/stateless.js'
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
 import { insufficientScope, lazyRequestStream, overBudget, storeUnavailable } from './mcp-common.js'
 import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
+import { kEngine } from '../src/mcp/engine.js'
 
 /**
  * The stateless era (MCP 2026-07-28) on POST /mcp: a request without Mcp-Session-Id whose `_meta`
- * or MCP-Protocol-Version header is modern. Validates `_meta` (-32602), the protocol version
+ * or MCP-Protocol-Version header is a stateless version. Validates `_meta` (-32602), the protocol version
  * header against the body (-32020) and the version (-32022), the Mcp-Method / Mcp-Name /
  * Mcp-Param-* headers (-32020), then answers with JSON or a request-scoped SSE stream, or opens a
  * subscriptions/listen stream on the hub. Closing a response stream cancels the request.
@@ -34,19 +35,19 @@ export async function serveStateless (
   try {
     meta = readRequestMeta(message.params)
     const name = message.method === 'tools/call' ? mirroredName(message) : undefined
-    const tool = name === undefined ? undefined : app.mcp.server.registry.tools.get(name)
+    const tool = name === undefined ? undefined : app[kEngine].server.registry.tools.get(name)
     checkStatelessHeaders(request.headers, message, meta, tool?.listing.inputSchema)
   } catch (err) {
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err
   }
-  if (!MODERN_METHODS.has(message.method)) {
+  if (!STATELESS_METHODS.has(message.method)) {
     return await refuseRpc(reply, 404, errorResponse(message.id, ErrorCode.MethodNotFound, `Method not found: ${cap(message.method)}`))
   }
   if (await insufficientScope(app, request, reply, message)) return reply
   if (message.method === 'subscriptions/listen') return await listen(app, message, reply)
   // MAX_INFLIGHT_PER_CLIENT: the stateless counterpart of MAX_INFLIGHT_PER_SESSION, per identity (else IP).
-  const quota = app.mcp.statelessInflight
+  const quota = app[kEngine].statelessInflight
   let release: Release | undefined
   try {
     release = await quota.take(clientOf(request))
@@ -73,7 +74,7 @@ async function answer (
 ): Promise<FastifyReply> {
   const sid = newCallId()
   // The client closing its response (stream) cancels the request.
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) app.mcp.server.cancel(sid, message.id, 'client closed the stream') })
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) app[kEngine].server.cancel(sid, message.id, 'client closed the stream') })
   const stream = lazyRequestStream(app, reply, () => {
     const key = newStatelessStream()
     // Not resumable in this era: the key's log goes once the stream is closed (after its last byte).
@@ -81,7 +82,7 @@ async function answer (
   })
   let response: JsonRpcResponse | null
   try {
-    response = await app.mcp.modern.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, send: stream.send }, sid, clientOf(request))
+    response = await app[kEngine].stateless.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, auth: request.authInfo, log: request.log, send: stream.send }, sid, clientOf(request))
   } catch (err) {
     if (err instanceof StoreUnavailableError && !stream.streaming) return await storeUnavailable(reply, message.id, err)
     if (!(err instanceof RpcError)) throw err
@@ -109,7 +110,7 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
   }
   const key = newListenStream()
   // Registered before the stream opens, replayed from the start: nothing between ack and live is lost.
-  app.mcp.listeners.add(key, {
+  app[kEngine].listeners.add(key, {
     id: message.id,
     filter,
     send: async (n) => { await app.hub.publish(key, { event: 'message', data: JSON.stringify(n) }) },
@@ -125,12 +126,12 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
     afterSeq: 0,
     prelude: [{ event: 'message', data: JSON.stringify(listenAcknowledged(message.id, filter)) }],
     onClose: () => {
-      app.mcp.listeners.remove(key)
+      app[kEngine].listeners.remove(key)
       app.hub.forget(key).catch(logFailure(app.log, 'forgetting a listen stream failed'))
     }
   })
   if (conn === undefined) {
-    app.mcp.listeners.remove(key)
+    app[kEngine].listeners.remove(key)
     await app.hub.forget(key)
   }
   return reply

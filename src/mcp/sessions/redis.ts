@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis'
-import { redisKeys } from './keys.js'
+import { redisKeys } from '../keys.js'
 import { randomBytes } from 'node:crypto'
-import type { LoggingLevel, SessionRecord, SessionStore, SharedSessionUnits, Transport } from './session.js'
-import { ignore } from '../ignore.js'
-import { bounded } from '../budget.js'
+import type { LoggingLevel, SessionRecord, SessionStore, Transport } from './store.js'
+import type { SharedSessionUnits } from './ledger.js'
+import { ignore } from '../../ignore.js'
+import { bounded } from '../../budget.js'
 
 const recordKey = redisKeys.session
 const subsKey = redisKeys.sessionSubscriptions
@@ -11,7 +12,7 @@ const uriPrefix = redisKeys.resourceSubscribersPrefix
 const INDEX = redisKeys.sessions
 
 /** Transport names of records written by older replicas → today's names. */
-const LEGACY_TRANSPORT_NAMES: Record<string, Transport> = { streamable: 'streamable-http', legacy: 'http+sse' }
+const OLD_TRANSPORT_NAMES: Record<string, Transport> = { streamable: 'streamable-http', legacy: 'http+sse' }
 
 /** Fields kept whole in the hash's `r` field: set by initialize, never changed concurrently. */
 type Fixed = Omit<SessionRecord, 'logLevel' | 'initialized' | 'subscriptions'>
@@ -154,7 +155,7 @@ export class RedisSessionStore implements SessionStore {
     if (hash.r === undefined) return undefined
     const fixed = JSON.parse(hash.r) as Fixed
     // Records written before the transports were renamed (a rolling upgrade) keep working.
-    const transport = LEGACY_TRANSPORT_NAMES[fixed.transport] ?? fixed.transport
+    const transport = OLD_TRANSPORT_NAMES[fixed.transport] ?? fixed.transport
     return { ...fixed, transport, logLevel: hash.l === '' || hash.l === undefined ? null : hash.l as LoggingLevel, initialized: hash.i === '1' }
   }
 

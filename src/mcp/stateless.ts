@@ -1,8 +1,8 @@
-import { PROTOCOL_VERSIONS, isModernVersion, isLegacyVersion } from '../meta.js'
+import { PROTOCOL_VERSIONS, isStatelessVersion, isSessionVersion } from '../meta.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
 import { InputCollector, type RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
-import { LOGGING_LEVELS, type LoggingLevel } from './session.js'
+import { LOGGING_LEVELS, type LoggingLevel } from './sessions/store.js'
 import { cap, utf8Bytes, type CountRefusal } from '../budget.js'
 import { ignore } from '../ignore.js'
 import { obj } from '../values.js'
@@ -25,7 +25,7 @@ export const META = {
 } as const
 
 /** Methods a stateless client may call. Everything else (initialize, ping, logging/setLevel, resources/subscribe…) is -32601. */
-export const MODERN_METHODS: ReadonlySet<string> = new Set([
+export const STATELESS_METHODS: ReadonlySet<string> = new Set([
   'server/discover', 'subscriptions/listen',
   'tools/list', 'tools/call',
   'resources/list', 'resources/templates/list', 'resources/read',
@@ -50,7 +50,7 @@ export interface RequestMeta {
 
 /** True when a request without a session speaks the stateless era (its `_meta` or its version header says so). */
 export function looksStateless (message: { method: string, params?: Record<string, unknown> }, versionHeader: string | undefined): boolean {
-  if (versionHeader !== undefined && !isLegacyVersion(versionHeader)) return true
+  if (versionHeader !== undefined && !isSessionVersion(versionHeader)) return true
   if (message.method === 'server/discover' || message.method === 'subscriptions/listen') return true
   const meta = obj(message.params?._meta)
   return meta !== undefined && (META.protocolVersion in meta || META.clientCapabilities in meta)
@@ -72,11 +72,11 @@ export function readRequestMeta (params: Record<string, unknown> | undefined): R
   return { protocolVersion, clientCapabilities, clientInfo: obj(clientInfo), logLevel: logLevel as LoggingLevel | undefined }
 }
 
-/** -32022 with the versions we support (and the one asked for), unless the version is a modern one we speak. */
+/** -32022 with the versions we support (and the one asked for), unless the version is a stateless one we speak. */
 export function checkVersion (requested: string): void {
-  if (isModernVersion(requested)) return
-  const message = isLegacyVersion(requested)
-    ? `Protocol version ${requested} is session-based: send initialize first, or use a stateless version (${PROTOCOL_VERSIONS.filter(isModernVersion).join(', ')})`
+  if (isStatelessVersion(requested)) return
+  const message = isSessionVersion(requested)
+    ? `Protocol version ${requested} is session-based: send initialize first, or use a stateless version (${PROTOCOL_VERSIONS.filter(isStatelessVersion).join(', ')})`
     : `Unsupported protocol version: ${requested.slice(0, 64)}`
   throw new RpcError(ErrorCode.UnsupportedProtocolVersion, message, { supported: [...PROTOCOL_VERSIONS], requested })
 }
@@ -148,7 +148,7 @@ export function listenNotification (change: Change, filter: ListenFilter, subscr
   }
 }
 
-export interface ModernOptions {
+export interface StatelessOptions {
   serverInfo: { name: string, version: string, title?: string }
   instructions?: string
   codec: RequestStateCodec
@@ -161,10 +161,10 @@ export interface ModernOptions {
 }
 
 /** Dispatches stateless requests to the shared McpServer and shapes their results for 2026-07-28. */
-export class ModernEngine {
+export class StatelessEngine {
   readonly #server: McpServer
-  readonly #opts: ModernOptions
-  constructor (server: McpServer, opts: ModernOptions) {
+  readonly #opts: StatelessOptions
+  constructor (server: McpServer, opts: StatelessOptions) {
     this.#server = server
     this.#opts = opts
   }
@@ -183,7 +183,7 @@ export class ModernEngine {
    * null when the client went away (cancelled). subscriptions/listen is the route's business.
    */
   async handle (req: JsonRpcRequest, meta: RequestMeta, identity: string | null, ctx: Omit<TransportContext, 'stateless'>, sid = newCallId(), client?: string): Promise<JsonRpcResponse | null> {
-    if (!MODERN_METHODS.has(req.method) || req.method === 'subscriptions/listen') {
+    if (!STATELESS_METHODS.has(req.method) || req.method === 'subscriptions/listen') {
       return errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${cap(req.method)}`)
     }
     if (req.method === 'server/discover') return { jsonrpc: '2.0', id: req.id, result: this.#shape(req, this.discover(), false) }
