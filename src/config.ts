@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { isIP } from 'node:net'
 import type { OAuthConfig } from './oauth.js'
 
 /**
@@ -188,6 +189,28 @@ function parseTrustProxy (raw: string): boolean | number | string {
 
 const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
 
+/** What to write instead, for variables whose schema error would be a regex or a union. */
+const HINTS: Record<string, string> = {
+  LOG_LEVEL: 'is not a level: use one of fatal, error, warn, info, debug, trace, silent',
+  STATE_SECRET: 'is too short: use at least 32 characters (e.g. the output of `openssl rand -hex 32`), or leave it unset',
+  REDIS_URL: 'is not a Redis URL: use redis://host:6379 (or rediss:// for TLS)',
+  OAUTH_JWKS_URL: 'is not an http(s):// URL',
+  MCP_FIXTURES: 'is not a fixture set: leave it empty or use conformance',
+  METRICS_PUBLIC: 'is not a boolean: use true or false',
+  DOCS_PUBLIC: 'is not a boolean: use true or false',
+  OAUTH_OPERATOR_SCOPE: 'is not one OAuth scope (no spaces, quotes or backslashes)'
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+/** An address, a CIDR or one of proxy-addr's names (what Fastify's trustProxy accepts as a list). */
+function proxyAddress (entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address = '', bits, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+}
+
 function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
 }
@@ -233,9 +256,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (first) {
     const variable = first.path.replace(/^\//, '') || 'environment'
     // Secrets are never echoed into logs, even when malformed.
-    fail(variable, SECRET_VARIABLES.has(variable) ? '<redacted>' : raw[variable], `is invalid: ${first.message}`)
+    fail(variable, SECRET_VARIABLES.has(variable) ? '<redacted>' : raw[variable], HINTS[variable] ?? `is invalid: ${first.message}`)
   }
   const e = converted as Env
+  const trustProxy = parseTrustProxy(e.TRUST_PROXY)
+  if (typeof trustProxy === 'string' && !list(trustProxy).every(proxyAddress)) {
+    fail('TRUST_PROXY', e.TRUST_PROXY, 'is not true, false, a hop count (1 behind one proxy such as nginx) or proxy addresses/CIDRs (e.g. 127.0.0.1,10.0.0.0/8 or loopback)')
+  }
 
   if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
     fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
@@ -276,7 +303,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
-    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    trustProxy,
     fixtures: e.MCP_FIXTURES || undefined,
     metricsPublic: e.METRICS_PUBLIC,
     docsPublic: e.DOCS_PUBLIC,
