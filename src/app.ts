@@ -1,4 +1,5 @@
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
@@ -34,7 +35,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
  * partial config merged over the defaults — `buildApp()`, `buildApp({ authTokens })` — and, for
  * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
  */
-export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
+export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}): Promise<App> {
   const { logger, server, builtins = true, ...input } = { ...options, ...more }
   const config = resolveConfig(input)
   const https = config.tls
@@ -71,4 +72,8 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
   return app
 }
 
-export type App = Awaited<ReturnType<typeof buildApp>>
+/**
+ * The service's app: a Fastify instance with the TypeBox type provider. Spelled out (not inferred) so
+ * the declaration names only exported types, valid under every moduleResolution (bundler, node10 too).
+ */
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider>

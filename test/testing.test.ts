@@ -108,3 +108,15 @@ test('the docs page under a prefix points its console and examples at the prefix
   assert.match(res.body, /http:\/\/127\.0\.0\.1:3000\/api\/mcp/)
   assert.doesNotMatch(res.body, /http:\/\/127\.0\.0\.1:3000\/mcp\b/)
 })
+
+test('connectInject callTool takes the SDK\'s shape { name, arguments, _meta } and sends the caller\'s progress token', async (t) => {
+  const app = await build(t, { fixtures: 'conformance' })
+  const client = await connectInject(app)
+  t.after(() => client.close())
+  const sdkShape = await client.callTool({ name: 'echo', arguments: { message: 'as the SDK' } })
+  assert.match(JSON.stringify(sdkShape.content), /as the SDK/)
+  await client.callTool({ name: 'test_tool_with_progress', arguments: {}, _meta: { progressToken: 'mine-1' } })
+  await client.callTool('test_tool_with_progress', {}, { _meta: { progressToken: 7 } })
+  const tokens = client.notifications.filter((n) => n.method === 'notifications/progress').map((n) => n.params?.progressToken)
+  assert.deepEqual(tokens, ['mine-1', 'mine-1', 'mine-1', 7, 7, 7])
+})
