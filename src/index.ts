@@ -12,6 +12,9 @@ export { buildApp, type App, type BuildAppOptions, type BuildOptions } from './a
 export { loadConfig, resolveConfig, ConfigError, type Config, type ConfigInput, type Budgets, type JsonLimits } from './config.js'
 export { RpcError, ErrorCode } from './mcp/jsonrpc.js'
 export type { CallContext } from './mcp/context.js'
+export type { AskOptions, ClientRequests, ElicitParams, ElicitResult, CreateMessageParams, CreateMessageResult, SamplingMessage, ListRootsResult } from './mcp/context.js'
+export type { ToolResult, Declared } from './mcp/registry.js'
+export type { OAuthConfig } from './oauth.js'
 export type {
   ToolDefinition, ResourceDefinition, ResourceTemplateDefinition, PromptDefinition, PromptArgument, ToolAnnotations,
   CallToolResult, ReadResourceResult, ResourceContents, GetPromptResult, PromptMessage, ContentBlock,

@@ -12,8 +12,12 @@ export type Definition = ToolDefinition | ResourceDefinition | ResourceTemplateD
 /** A tool module's default export: a setup function, one definition or an array of them. */
 export type ToolModule = ((mcp: Mcp, app: FastifyInstance) => void | Promise<void>) | Definition | readonly Definition[]
 
-/** Keeps a tool's inferred argument type inside an array of definitions (`export default [defineTool({ … })]`). */
-export function defineTool<S extends AnySchema> (def: ToolDefinition<S>): ToolDefinition {
+/**
+ * A tool definition checked and inferred as `app.mcp.tool` does (arguments from inputSchema,
+ * structuredContent from outputSchema), for a TypeScript tool module's default export or an array
+ * of them: `export default [defineTool({ … }), defineTool({ … })]`. Returns the definition unchanged.
+ */
+export function defineTool<S extends AnySchema, O extends AnySchema = AnySchema> (def: ToolDefinition<S, O>): ToolDefinition {
   return def as unknown as ToolDefinition
 }
 

@@ -162,5 +162,8 @@ test('the packed package, installed in a new project: plugin under a prefix, tes
     // app.mcp is the public API only: the engine's members are no part of its type.
     assert.match(failed, /misuse\.ts\(20,\d+\): error TS2339: Property 'server' does not exist on type 'Mcp'/, failed)
     assert.match(failed, /misuse\.ts\(20,\d+\): error TS2339: Property 'endSession' does not exist on type 'Mcp'/, failed)
+    // Prompt arguments are inferred from argsSchema, structuredContent from outputSchema.
+    assert.match(failed, /misuse\.ts\(22,\d+\): error TS2339: Property 'topc' does not exist/, failed)
+    assert.match(failed, /misuse\.ts\(23,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/, failed)
   })
 })
