@@ -133,7 +133,7 @@ export function createMetrics (sources: MetricsSources) {
       this.inc(Math.max(0, total()))
     }
   })
-  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity' | 'droppedDeadSockets' | 'evictedNotices' | 'gapReads'): Total =>
+  const hub = (field: 'eventsSent' | 'eventsReplayed' | 'droppedSlowConsumers' | 'rejectedOverCapacity' | 'droppedDeadSockets' | 'evictedNotices' | 'gapReads' | 'caughtUp'): Total =>
     () => sources.hubStats()[field] ?? 0
   mirrored('sse_events_sent_total', 'SSE events written to clients.', hub('eventsSent'))
   mirrored('sse_events_replayed_total', 'SSE events replayed to reconnecting clients (Last-Event-ID).', hub('eventsReplayed'))
@@ -142,6 +142,7 @@ export function createMetrics (sources: MetricsSources) {
   mirrored('sse_dead_sockets_dropped_total', 'SSE connections ended because a write failed or stalled (no drain in time).', hub('droppedDeadSockets'))
   mirrored('sse_evicted_notices_total', 'evicted notices written (replay history gone, or the log restarted under a new epoch).', hub('evictedNotices'))
   mirrored('sse_gap_reads_total', 'Gaps between live events filled by re-reading the replay log.', hub('gapReads'))
+  mirrored('sse_catch_up_events_total', 'Events written by the per-heartbeat catch-up: in the log, but their wake-up never came.', hub('caughtUp'))
   mirrored('http_auth_lockouts_total', 'Requests refused with 429 because their address had AUTH_FAILURE_MAX failed authentications in the window.', () => sources.auth?.().lockouts ?? 0)
   mirrored('http_auth_failures_untracked_total', 'Failed authentications not tracked because the per-address table was full (an attack from many addresses).', () => sources.auth?.().untracked ?? 0)
 

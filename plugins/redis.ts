@@ -3,12 +3,19 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { Redis } from 'ioredis'
 import { createRedis, RedisBus } from '../src/hub/redis.js'
 import { ConfigError } from '../src/config.js'
+import { RedisDataset } from '../src/hub/dataset.js'
 
 export interface RedisConnections {
   /** Commands (logs, sessions, targets) and publishing. */
   client: Redis
   /** Pub/sub between replicas (its own subscriber connection). */
   bus: RedisBus
+  /**
+   * The dataset identity (src/hub/dataset.ts): `current` (no Redis call), `check()` (one round trip),
+   * `onChange(listener)` when Redis lost or may have lost data. Checked on every (re)connect and at
+   * every heartbeat by the hub; every log append and read checks it too.
+   */
+  dataset: RedisDataset
 }
 
 declare module 'fastify' {
@@ -69,12 +76,23 @@ const redisPlugin: FastifyPluginAsync = async (app) => {
     if (err.message !== lastError) app.log.warn({ err: err.message }, 'redis error')
     lastError = err.message
   }
-  const client = createRedis(url, onError)
-  const sub = createRedis(url, onError)
+  const client = createRedis(url, onError, app.config.redisCommandTimeoutMs)
+  const sub = createRedis(url, onError, app.config.redisCommandTimeoutMs)
+  const dataset = new RedisDataset(client)
+  dataset.onChange((next, previous) => {
+    if (previous === undefined) app.log.info({ dataset: next.id }, 'redis dataset marker written (Redis was empty, or restarted or failed over since the marker was written)')
+    else app.log.warn({ dataset: next.id, previous: previous.id }, 'redis dataset changed (Redis restarted, failed over or was flushed): replay logs restart under new epochs')
+  })
+  client.on('ready', () => {
+    if (lastError) app.log.info('redis connection restored')
+    lastError = ''
+    // After every (re)connect: was the data lost meanwhile? (Listeners are told at once.)
+    dataset.check().catch((err: unknown) => { onError(err instanceof Error ? err : new Error(String(err))) })
+  })
+  app.decorate('redis', { client, bus: new RedisBus(client, sub), dataset })
+  // Listeners first (the first 'ready' checks the dataset), then wait: unreachable at start refuses.
   await connected([client, sub], url)
   starting = false
-  client.on('ready', () => { if (lastError) app.log.info('redis connection restored'); lastError = '' })
-  app.decorate('redis', { client, bus: new RedisBus(client, sub) })
   app.lifecycle.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return false
     return await Promise.race([

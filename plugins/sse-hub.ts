@@ -5,7 +5,8 @@ import { RedisEventLog, RedisTargets } from '../src/hub/redis.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
 import { StoreUnavailableError, clientBudget } from '../src/budget.js'
 import { OverCapacityError, type AttachOptions, type CloseReason, type Connection, type EventLog, type Hub, type Release, type StreamBudget } from '../src/hub/types.js'
-import { streamPartOf } from '../src/mcp/keys.js'
+import { sessionOfStream, streamPartOf } from '../src/mcp/keys.js'
+import { kEngine } from '../src/mcp/engine.js'
 import { broadcastNotification } from '../src/mcp/broadcast.js'
 import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
 import { clientOf } from './auth.js'
@@ -49,7 +50,9 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
     }
   }
   return {
-    log: new RedisEventLog(app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes),
+    log: new RedisEventLog(
+      app.redis.client, replayBufferSize, sessionIdleTimeoutMs, undefined, budgets.replayBufferBytes, app.redis.dataset
+    ),
     bus: app.redis.bus,
     targets: new RedisTargets(app.redis.client)
   }
@@ -65,7 +68,25 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
     heartbeatIntervalMs,
     // The MCP side names the keys and says what a broadcast is on a session's stream.
     partOf: streamPartOf,
-    targetEvent: (event, data) => ({ event: 'message', data: JSON.stringify(broadcastNotification(event, data)) })
+    targetEvent: (event, data) => ({ event: 'message', data: JSON.stringify(broadcastNotification(event, data)) }),
+    onError: (err, what) => { app.log.warn({ err }, what) }
+  })
+  // Streams whose MCP session is gone (deleted on another replica with the wake-up lost, or lost
+  // with Redis) are closed: the owner check asks the session store, once the MCP plugin is there.
+  app.addHook('onReady', async () => {
+    if (!app.hasDecorator(kEngine)) return
+    core.setLiveness(async (keys) => {
+      const bySession = new Map<string, string[]>()
+      for (const key of keys) {
+        const sid = sessionOfStream(key)
+        if (sid !== undefined) bySession.set(sid, [...(bySession.get(sid) ?? []), key])
+      }
+      const dead = new Set<string>()
+      await Promise.all([...bySession].map(async ([sid, owned]) => {
+        if (await app[kEngine].sessions.get(sid) === undefined) for (const key of owned) dead.add(key)
+      }))
+      return dead
+    })
   })
   const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client)
   const open: HubReplies['open'] = async (reply, opts, held) => {

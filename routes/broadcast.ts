@@ -38,7 +38,11 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
-    await Promise.all([app.hub.broadcast(event, data), app[kEngine].changed({ kind: 'broadcast', event, data })])
+    // Both run to the end; a failure of either (Redis unavailable: the event could not be logged) refuses
+    // the broadcast — 503 + Retry-After from the error handler — rather than report it accepted.
+    const results = await Promise.allSettled([app.hub.broadcast(event, data), app[kEngine].changed({ kind: 'broadcast', event, data })])
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
     const fanoutMs = Math.round((performance.now() - started) * 100) / 100
     return reply.code(202).send({ accepted: true, streams: app.hub.stats().streams, fanoutMs })
   })

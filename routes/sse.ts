@@ -12,6 +12,10 @@ import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
 import { StoreUnavailableError } from '../src/budget.js'
 import { kEngine } from '../src/mcp/engine.js'
+import { isRedisUnavailable } from '../src/hub/redis.js'
+
+/** How long an accepted HTTP+SSE reply is retried while Redis is unavailable before its session ends. */
+export const REPLY_LOG_DEADLINE_MS = 30_000
 
 /**
  * The HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the session's stream and names
@@ -92,6 +96,27 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const publish = async (msg: JsonRpcMessage): Promise<void> => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(msg) })
     }
+    // A reply accepted (202) is never dropped silently. Before accepting, the session was read from
+    // the store (Redis down: 503 above, nothing accepted). After, a reply whose append fails because
+    // Redis is unavailable is retried for up to REPLY_LOG_DEADLINE_MS; past that (or on any other
+    // failure) the session ends — its stream closes — so the client knows to start a new one instead
+    // of waiting for an answer that will not come.
+    const reply202 = async (msg: JsonRpcMessage): Promise<void> => {
+      const deadline = Date.now() + REPLY_LOG_DEADLINE_MS
+      for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
+        try {
+          await publish(msg)
+          return
+        } catch (err) {
+          if (!isRedisUnavailable(err) || Date.now() + delay > deadline) {
+            request.log.error({ err }, 'HTTP+SSE reply could not be logged; ending the session so the client knows')
+            await app[kEngine].endSession(session.id, 'a reply could not be delivered')
+            return
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay))
+      }
+    }
     const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, send: publish }
     if (classified.kind !== 'request') {
       await app[kEngine].receive(classified.message, session)
@@ -102,7 +127,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const work = message.method === 'initialize'
         ? server.initialize(message, ctx, session)
         : server.request(message, session, ctx)
-      work.then(async ({ response }) => { if (response !== null) await publish(response) })
+      work.then(async ({ response }) => { if (response !== null) await reply202(response) })
         .catch((err: unknown) => { request.log.error({ err }, 'HTTP+SSE message failed') })
     }
     return await reply.code(202).type('text/plain; charset=utf-8').send('Accepted')

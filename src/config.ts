@@ -35,6 +35,7 @@ export const EnvSchema = Type.Object({
   STATE_TTL_MS: Int(1000, 86_400_000, 600_000),
   CACHE_TTL_MS: Int(0, 86_400_000, 60_000),
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
+  REDIS_COMMAND_TIMEOUT_MS: Int(100, 60_000, 2000),
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -108,6 +109,8 @@ export interface Config {
   /** ttlMs caching hint on 2026-07-28 discover and list results. */
   cacheTtlMs: number
   redisUrl: string | undefined
+  /** The longest one Redis call may take before it fails (and the request gets 503 + Retry-After). */
+  redisCommandTimeoutMs: number
   tls: { certFile: string, keyFile: string } | undefined
   trustProxy: boolean | number | string
   fixtures: 'conformance' | undefined
@@ -302,6 +305,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     stateTtlMs: e.STATE_TTL_MS,
     cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy,
     fixtures: e.MCP_FIXTURES || undefined,

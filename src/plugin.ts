@@ -22,6 +22,8 @@ import oauthMetadataRoutes from '../routes/oauth-metadata.js'
 import metricsRoutes from '../routes/metrics.js'
 import docsRoutes from '../routes/docs.js'
 import { loadToolModules } from './tools/loader.js'
+import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE } from './hub/redis.js'
+import { httpError } from './http-error.js'
 
 /**
  * Internal (not exported by the package): the service's app puts the guards (CORS, auth, policy,
@@ -48,6 +50,11 @@ export type SseMcpOptions = Omit<ConfigInput, 'logLevel'> & {
  * server faults are 5xx, and they never leak internals.
  */
 export async function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  if (isRedisUnavailable(err)) {
+    // Not a bug: Redis is down or failing over. Bounded by REDIS_COMMAND_TIMEOUT_MS; the client retries.
+    request.log.warn({ err: err.message }, 'request refused: Redis unavailable')
+    return await reply.code(503).header('retry-after', String(REDIS_RETRY_AFTER_S)).send(httpError(503, REDIS_UNAVAILABLE))
+  }
   const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
   if (status >= 500) request.log.error({ err }, 'request failed')
   else request.log.info({ code: err.code, message: err.message }, 'client error')

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import {
   OverCapacityError, formatEventId,
   type AttachOptions, type Bus, type CloseReason, type Connection, type EventLog, type Hub,
-  type HubEvent, type HubStats, type StoredEvent, type StreamKind
+  type HubEvent, type HubStats, type LogHead, type StoredEvent, type StreamKind
 } from './types.js'
 import { frame, comment } from './sse.js'
 import { PUBLIC_KEY, hubKeys, lastSegment } from './keys.js'
@@ -34,6 +34,14 @@ export interface HubOptions {
   gapTimeoutMs?: number
   /** A write waiting for 'drain' longer than this ends the stream (default 2 × heartbeat). */
   stallTimeoutMs?: number
+  /**
+   * Of the given keys (each with open streams here), the ones whose owner is gone (an MCP session
+   * deleted or lost with Redis): their streams are closed. Asked once per heartbeat and after the
+   * store lost data; see also Hub.setLiveness.
+   */
+  deadKeys?: (keys: readonly string[]) => Promise<ReadonlySet<string>>
+  /** Told of failures nobody awaits (a wake-up that could not be published, a catch-up read that failed). */
+  onError?: (err: unknown, what: string) => void
 }
 
 /** The set of keys that receive operator broadcasts as MCP notifications. */
@@ -68,6 +76,11 @@ const SSE_HEADERS = {
 
 /** Live events a connection may hold past a gap before it is dropped (it then resumes by Last-Event-ID). */
 const MAX_AHEAD_EVENTS = 1024
+
+/** A connection the catch-up may write to: open, past its replay, not reading the log itself. */
+function caughtUpable (conn: SseConnection): boolean {
+  return !conn.closed && conn.headSent && !conn.replaying && !conn.resyncing && !conn.ending
+}
 
 /** The response can no longer carry anything: destroyed, ended, or its socket gone. */
 function gone (raw: ServerResponse): boolean {
@@ -117,6 +130,13 @@ class SseConnection implements Connection {
     this.kind = opts.kind
     this.streamPart = opts.streamPart || hub.partOf(opts.key)
     this.#onClose = opts.onClose
+  }
+
+  /** Forgets the current epoch: its late events are stale from now on. */
+  leaveEpoch (): void {
+    if (this.epoch === undefined) return
+    this.pastEpochs.add(this.epoch)
+    if (this.pastEpochs.size > 8) this.pastEpochs.delete(this.pastEpochs.values().next().value as string)
   }
 
   write (data: string): void {
@@ -192,6 +212,7 @@ export class HubImpl implements Hub {
   droppedDeadSockets = 0
   evictedNotices = 0
   gapReads = 0
+  caughtUp = 0
   readonly #log: EventLog
   readonly #bus: Bus | undefined
   readonly #replica: string
@@ -207,6 +228,14 @@ export class HubImpl implements Hub {
   readonly #all = new Set<SseConnection>()
   readonly #unsubscribe = new Map<string, Promise<() => Promise<void>>>()
   readonly #heartbeat: NodeJS.Timeout
+  readonly #offReset: (() => void) | undefined
+  readonly #offResubscribe: (() => void) | undefined
+  readonly #onError: (err: unknown, what: string) => void
+  /** A catch-up read is under way; `#catchUpAgain` asks for one more when it is done. */
+  #catchingUp = false
+  #catchUpAgain = false
+  #deadKeys: ((keys: readonly string[]) => Promise<ReadonlySet<string>>) | undefined
+  #checkingOwners = false
   #nextId = 1
   #closing = false
 
@@ -225,6 +254,91 @@ export class HubImpl implements Hub {
     // One timer walks every connection: cheaper than a timer per stream.
     this.#heartbeat = setInterval(() => this.#ping(), opts.heartbeatIntervalMs)
     this.#heartbeat.unref()
+    this.#onError = opts.onError ?? (() => {})
+    this.#deadKeys = opts.deadKeys
+    this.#offReset = this.#log.onReset?.(() => this.#storeReset())
+    this.#offResubscribe = this.#bus?.onResubscribe?.(() => this.#catchUp())
+  }
+
+  /**
+   * The log is the truth, the bus only a wake-up: for every key with open streams here, reads the
+   * log after what they have written and delivers what is missing (once, in order: #live drops what
+   * was written). Runs once per heartbeat and after every resubscribe of the bus, so an event in the
+   * log reaches every open stream of its key within one heartbeat whatever the bus did. One batched
+   * read (one round trip); never two at once; a failure (Redis down) waits for the next heartbeat.
+   */
+  #catchUp (): void {
+    if (this.#bus === undefined || this.#log.readMany === undefined || this.#closing) return
+    if (this.#catchingUp) {
+      this.#catchUpAgain = true
+      return
+    }
+    this.#catchingUp = true
+    const reads: Array<{ key: string, afterSeq: number }> = []
+    for (const [key, set] of this.#byKey) {
+      let after: number | undefined
+      for (const conn of set) {
+        if (caughtUpable(conn)) after = Math.min(after ?? Number.MAX_SAFE_INTEGER, conn.epoch === undefined ? 0 : conn.lastSeq)
+      }
+      if (after !== undefined) reads.push({ key, afterSeq: after })
+    }
+    this.#log.readMany(reads).then((results) => {
+      for (const read of results) {
+        for (const conn of [...(this.#byKey.get(read.key) ?? [])]) {
+          if (!caughtUpable(conn)) continue
+          if (read.epoch !== undefined) {
+            if ((conn.epoch !== undefined && conn.epoch !== read.epoch) || (conn.epoch === read.epoch && read.last < conn.lastSeq)) {
+              // The key's log restarted (expired, deleted) or went back: the log says what happened.
+              this.#resync(conn)
+              continue
+            }
+            const before = conn.lastSeq
+            for (const ev of read.events) if (ev.seq > conn.lastSeq) this.#live(conn, { ...ev, epoch: read.epoch })
+            if (conn.epoch === read.epoch && conn.lastSeq > before) this.caughtUp += conn.lastSeq - before
+          }
+          // Its end was missed on the bus.
+          if (read.ended && !conn.closed) this.#endConn(conn)
+        }
+      }
+    }, (err: unknown) => { this.#onError(err, 'catch-up read of the event log failed; retried at the next heartbeat') }).finally(() => {
+      this.#catchingUp = false
+      if (this.#catchUpAgain) {
+        this.#catchUpAgain = false
+        this.#catchUp()
+      }
+    }).catch(ignore('the handlers above do not throw'))
+  }
+
+  /** Sets (or replaces) the deadKeys predicate (HubOptions.deadKeys): a plugin that owns keys wires it once ready. */
+  setLiveness (deadKeys: (keys: readonly string[]) => Promise<ReadonlySet<string>>): void {
+    this.#deadKeys = deadKeys
+  }
+
+  /** Closes the streams of keys whose owner is gone (session deleted elsewhere, or lost with Redis). */
+  #closeOrphans (): void {
+    const deadKeys = this.#deadKeys
+    if (deadKeys === undefined || this.#checkingOwners || this.#byKey.size === 0 || this.#closing) return
+    this.#checkingOwners = true
+    deadKeys([...this.#byKey.keys()]).then((dead) => {
+      for (const key of dead) this.closeConnections(key)
+    }, (err: unknown) => { this.#onError(err, 'checking stream owners failed; retried at the next heartbeat') }).finally(() => {
+      this.#checkingOwners = false
+    }).catch(ignore('the handlers above do not throw'))
+  }
+
+  /**
+   * The store lost (or may have lost) data: every open stream that holds an id re-reads its key's log
+   * from there. The key's log now belongs to the new dataset (another epoch, or none yet), so the
+   * stream gets `evicted` and goes on with the new epoch; a stream that already follows the new epoch
+   * (it re-read the log just before) reads nothing new and gets no second notice.
+   */
+  #storeReset (): void {
+    for (const conn of [...this.#all]) {
+      // A stream that has no id yet holds nothing the store could have lost.
+      if (!conn.closed && conn.headSent && conn.epoch !== undefined) this.#resync(conn)
+    }
+    // Sessions may have gone with the data: their streams would stay open and silent.
+    this.#closeOrphans()
   }
 
   /** False when a new stream would exceed MAX_CONNECTIONS or the hub is shutting down. */
@@ -249,14 +363,18 @@ export class HubImpl implements Hub {
 
     // Go live first (events wait in `ahead`), then read where to start: an event published at any
     // moment comes from the log or live, and is written once (by seq within the epoch).
+    // A new stream starts after the log's head, read before the 200 so that a store that cannot be
+    // read refuses the stream (503) instead of opening one that ends at once.
+    let start: LogHead | undefined
     try {
       await this.#subscribe(opts.key)
+      if (opts.afterSeq === undefined) start = await this.#log.head(opts.key)
     } catch {
       // Redis down: no stream (the client retries); the next stream subscribes afresh.
       if (!conn.closed && !gone(raw)) {
         conn.headSent = true
         raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '2' })
-        raw.end(JSON.stringify(httpError(503, 'Event bus unavailable; retry later')))
+        raw.end(JSON.stringify(httpError(503, 'Event store unavailable; retry later')))
       }
       conn.close('error')
       conn.detached()
@@ -285,12 +403,11 @@ export class HubImpl implements Hub {
     conn.write(head.length > 0 ? head : comment('open'))
 
     try {
-      if (opts.afterSeq === undefined) {
-        const { epoch, last } = await this.#log.head(opts.key)
-        conn.epoch = epoch
-        conn.lastSeq = last
+      if (start !== undefined) {
+        conn.epoch = start.epoch
+        conn.lastSeq = start.last
       } else {
-        await this.#readInto(conn, opts.afterSeq, opts.afterEpoch, true)
+        await this.#readInto(conn, opts.afterSeq ?? 0, opts.afterEpoch, true)
       }
       if (conn.closed || gone(raw)) {
         conn.detached()
@@ -317,6 +434,12 @@ export class HubImpl implements Hub {
     let evicted = read.evicted
     let base = afterSeq
     const reset = wantEpoch !== undefined ? read.epoch !== wantEpoch : afterSeq > 0
+    if (!reset && read.epoch !== undefined && afterSeq > read.last && this.#log.retire !== undefined) {
+      // The log went back within its epoch (an older copy of the key was restored): ids after its
+      // head were handed out already. Retire the epoch so the next append starts a new one.
+      await this.#log.retire(conn.key, read.epoch)
+      read = await this.#log.readAfter(conn.key, 0)
+    }
     if (reset || (afterSeq > read.last && afterSeq > 0)) {
       base = 0
       if (read.epoch !== undefined && afterSeq > 0) read = await this.#log.readAfter(conn.key, 0)
@@ -332,10 +455,7 @@ export class HubImpl implements Hub {
         firstAvailable: oldest === undefined || read.epoch === undefined ? null : formatEventId(conn.streamPart, read.epoch, oldest.seq)
       })))
     }
-    if (conn.epoch !== undefined && conn.epoch !== read.epoch) {
-      conn.pastEpochs.add(conn.epoch)
-      if (conn.pastEpochs.size > 8) conn.pastEpochs.delete(conn.pastEpochs.values().next().value as string)
-    }
+    if (conn.epoch !== read.epoch) conn.leaveEpoch()
     conn.epoch = read.epoch
     conn.lastSeq = base
     for (const ev of read.events) {
@@ -453,30 +573,53 @@ export class HubImpl implements Hub {
     if (this.#bus !== undefined) {
       const wire: Wire = { r: this.#replica, k: key, p: epoch, s: seq, d: event.data }
       if (event.event !== undefined) wire.e = event.event
-      await this.#bus.publish(channel(key), JSON.stringify(wire))
+      await this.#wake(key, wire)
     }
     return formatEventId(this.partOf(key), epoch, seq)
+  }
+
+  /**
+   * Publishes a wake-up. Once the log has the event (or the end) the publish has succeeded for the
+   * caller: a lost wake-up only delays other replicas until their next catch-up (one heartbeat).
+   */
+  async #wake (key: string, wire: Wire): Promise<void> {
+    try {
+      await this.#bus?.publish(channel(key), JSON.stringify(wire))
+    } catch (err) {
+      this.#onError(err, 'bus publish failed; other replicas read the log at their next heartbeat')
+    }
   }
 
   async end (key: string): Promise<void> {
     await this.#log.end(key)
     this.#endLocal(key)
-    if (this.#bus !== undefined) await this.#bus.publish(channel(key), JSON.stringify({ r: this.#replica, k: key, end: true }))
+    if (this.#bus !== undefined) await this.#wake(key, { r: this.#replica, k: key, end: true })
   }
 
   async forget (key: string): Promise<void> {
+    // Local streams close first: that needs no Redis (a session ended while Redis is down still ends here).
+    this.#forgetLocal(key)
     await this.#log.delete(key)
     await this.#targets.remove(key)
-    this.#forgetLocal(key)
-    if (this.#bus !== undefined) await this.#bus.publish(channel(key), JSON.stringify({ r: this.#replica, k: key, forget: true }))
+    if (this.#bus !== undefined) await this.#wake(key, { r: this.#replica, k: key, forget: true })
   }
 
+  /**
+   * Reads the targets first (nothing is published when that fails), then publishes to every key at
+   * once and waits for all of them: rejects (with the first failure) when any append failed, so the
+   * caller refuses the broadcast (503) instead of reporting it accepted. Keys that did get it keep it:
+   * a retried broadcast may reach them twice.
+   */
   async broadcast (event: string, data: unknown): Promise<void> {
     const onPublic: HubEvent = { event, data: JSON.stringify(data ?? null) }
     const onTarget = this.#targetEvent?.(event, data) ?? onPublic
-    const work: Promise<string>[] = [this.publish(PUBLIC_KEY, onPublic)]
-    for (const key of await this.#targets.list()) work.push(this.publish(key, onTarget))
-    await Promise.all(work)
+    const targets = [...await this.#targets.list()]
+    const results = await Promise.allSettled([
+      this.publish(PUBLIC_KEY, onPublic),
+      ...targets.map(async (key) => await this.publish(key, onTarget))
+    ])
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   }
 
   /**
@@ -503,13 +646,16 @@ export class HubImpl implements Hub {
       refusedOverClientBudget: this.refusedOverClientBudget,
       droppedDeadSockets: this.droppedDeadSockets,
       evictedNotices: this.evictedNotices,
-      gapReads: this.gapReads
+      gapReads: this.gapReads,
+      caughtUp: this.caughtUp
     }
   }
 
   async close (): Promise<void> {
     this.#closing = true
     clearInterval(this.#heartbeat)
+    this.#offReset?.()
+    this.#offResubscribe?.()
     const bye = frame(undefined, 'shutdown', JSON.stringify({ message: 'Server is shutting down; reconnect with Last-Event-ID to resume.' }))
     for (const conn of [...this.#all]) {
       if (conn.headSent) conn.write(bye)
@@ -619,6 +765,8 @@ export class HubImpl implements Hub {
 
   /** Heartbeats; also finds dead sockets and writes that stalled past the stall timeout. */
   #ping (): void {
+    this.#catchUp()
+    this.#closeOrphans()
     const ping = comment('ping')
     const now = Date.now()
     for (const conn of [...this.#all]) {

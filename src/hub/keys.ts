@@ -10,6 +10,8 @@ export const hubKeys = {
   seq: (key: string): string => `mcp:seq:${key}`,
   /** Set once a stream key has ended. */
   end: (key: string): string => `mcp:end:${key}`,
+  /** The dataset marker { id, run, n }: which life of the Redis data this is (src/hub/dataset.ts). */
+  dataset: 'mcp:dataset',
   /** The set of broadcast targets (stream keys that get operator broadcasts). */
   targets: 'mcp:targets',
   /** The bus channel of a stream key's live events. */

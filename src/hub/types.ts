@@ -45,6 +45,12 @@ export interface LogRead extends LogHead {
   evicted: boolean
 }
 
+/** One key's log as the hub's catch-up reads it: events after a seq, and whether the key ended. */
+export interface KeyRead extends LogRead {
+  key: string
+  ended: boolean
+}
+
 /**
  * Bounded per-key replay log: at most REPLAY_BUFFER_SIZE events and REPLAY_BUFFER_BYTES bytes per
  * key (oldest go first; one event larger than that is kept alone). In memory or on Redis Streams.
@@ -65,6 +71,25 @@ export interface EventLog {
   /** Forgets the key (session deleted or evicted). */
   delete (key: string): Promise<void>
   close (): Promise<void>
+  /**
+   * Calls `listener` when the store lost (or may have lost) data — Redis restarted, restored from a
+   * snapshot, failed over or flushed (src/hub/dataset.ts): every key's history is gone and its next
+   * append starts a new epoch. Returns the function that removes the listener. The in-memory log
+   * never loses data behind the process's back and does not implement it.
+   */
+  onReset?: (listener: () => void) => () => void
+  /**
+   * Reads many keys at once (one round trip, also a dataset check): the hub's catch-up, once per
+   * heartbeat and after every resubscribe, for the keys with open streams here. A log shared between
+   * processes implements it; without it the hub trusts its bus.
+   */
+  /**
+   * Ends `epoch` of `key` if it is still the current one: the next append starts a new epoch. For a
+   * log found behind what was delivered from it (an older copy restored): its ids after the head
+   * were handed out already.
+   */
+  retire?: (key: string, epoch: string) => Promise<void>
+  readMany?: (reads: ReadonlyArray<{ key: string, afterSeq: number }>) => Promise<KeyRead[]>
 }
 
 /** Cross-replica pub/sub. In-memory: an EventEmitter. Redis: pub/sub on a dedicated connection. */
@@ -73,6 +98,11 @@ export interface Bus {
   /** Returns the function that unsubscribes. */
   subscribe (channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>
   close (): Promise<void>
+  /**
+   * Calls `listener` each time the bus's subscriptions are active again after its connection came
+   * back (messages published meanwhile are lost: the hub then reads the log). Returns the remover.
+   */
+  onResubscribe?: (listener: () => void) => () => void
 }
 
 /**
@@ -101,6 +131,8 @@ export interface HubStats {
   evictedNotices: number
   /** Gaps between live events that were filled by re-reading the log. */
   gapReads: number
+  /** Events written by the catch-up (in the log, but their wake-up never came: bus down, publisher died). */
+  caughtUp: number
 }
 
 /**
@@ -220,6 +252,12 @@ export interface Hub {
   addBroadcastTarget (key: string): Promise<void>
   removeBroadcastTarget (key: string): Promise<void>
   stats (): HubStats
+  /**
+   * Wires the owner check: of the keys with open streams here, which ones' owner is gone (an MCP
+   * session deleted, or lost with Redis). Asked once per heartbeat and after the store lost data;
+   * those keys' streams are closed (the client reconnects and learns the session is gone: 404).
+   */
+  setLiveness (deadKeys: (keys: readonly string[]) => Promise<ReadonlySet<string>>): void
   /** Tells every connection (a `shutdown` event) and closes them; closes log and bus. */
   close (): Promise<void>
 }

@@ -49,6 +49,14 @@ export function sessionStreamKey (session: Pick<SessionRecord, 'id' | 'transport
 /** The keys a session may own besides its request streams (the ledger knows those). */
 export const sessionOwnedStreams = (sid: string): string[] => [sessionStream(sid), httpSseStream(sid)]
 
+/** The session that owns a stream key (`s:<sid>:…`, `l:<sid>`), undefined for the public and stateless keys. */
+export function sessionOfStream (key: string): string | undefined {
+  if (key.startsWith('l:')) return key.slice(2)
+  if (!key.startsWith('s:')) return undefined
+  const end = key.lastIndexOf(':')
+  return end > 2 ? key.slice(2, end) : undefined
+}
+
 /**
  * The id prefix of the events the hub publishes on a key: `public` → `p`, `l:<sid>` → `l`,
  * otherwise the last `:` segment (`s:<sid>:g` → `g`, `s:<sid>:r<hex>` → `r<hex>`).
@@ -67,6 +75,8 @@ export const redisKeys = {
   seq: hubKeys.seq,
   /** Set once a stream key has ended (the hub's). */
   end: hubKeys.end,
+  /** The dataset marker { id, run, n }: which life of the Redis data this is (src/hub/dataset.ts; the hub's). */
+  dataset: hubKeys.dataset,
   /** The set of broadcast targets (stream keys that get operator broadcasts; the hub's). */
   targets: hubKeys.targets,
   /** A session's record (a hash). */

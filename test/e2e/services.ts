@@ -45,18 +45,23 @@ export interface RedisServer {
   start (): Promise<void>
 }
 
-/** A throwaway redis-server on a free loopback port (no persistence), stopped when the test ends. */
-export async function startRedis (t: TestContext): Promise<RedisServer> {
+/**
+ * A throwaway redis-server on a free loopback port, stopped when the test ends. No persistence, unless
+ * `dir` is given: then `SAVE` writes dir/dump.rdb and a restart loads it (an older snapshot).
+ */
+export async function startRedis (t: TestContext, options: { dir?: string } = {}): Promise<RedisServer> {
   const bin = have('redis-server') ?? 'redis-server'
   const port = await freePort()
   let child: ChildProcess | undefined
+  const persistence = options.dir === undefined ? [] : ['--dir', options.dir, '--dbfilename', 'dump.rdb']
   const start = async (): Promise<void> => {
-    child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' })
+    child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...persistence], { stdio: 'ignore' })
     await waitForPort(port)
   }
   const stop = async (): Promise<void> => {
     const c = child
-    if (c === undefined || c.exitCode !== null) return
+    // Already gone (a SIGKILLed child has signalCode set and exitCode null): nothing to wait for.
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return
     await new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.kill('SIGKILL') })
   }
   await start()
