@@ -1,7 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { isIP } from 'node:net'
 import type { OAuthConfig } from './oauth.js'
+import { parseTrustProxy, type TrustProxy } from './trust-proxy.js'
 
 /**
  * The environment contract (README "Configuration"). Every variable is a string in the
@@ -70,7 +70,18 @@ export const EnvSchema = Type.Object({
   JSON_MAX_KEYS: Int(1, 10_000_000, 10_000),
   JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576),
   // Tool modules loaded at start (comma-separated files or directories, resolved against the cwd).
-  MCP_TOOLS: Type.String({ default: '' })
+  MCP_TOOLS: Type.String({ default: '' }),
+  // Every socket has a bound (README "Security model"): open sockets per peer address, and how long
+  // a request may take to arrive (headers; headers + body). Streams are not cut: a GET's request
+  // has fully arrived once its headers have.
+  MAX_CONNECTIONS_PER_CLIENT: Int(1, 1_000_000, 64),
+  HEADERS_TIMEOUT_MS: Int(100, 600_000, 10_000),
+  REQUEST_TIMEOUT_MS: Int(100, 3_600_000, 30_000),
+  KEEP_ALIVE_TIMEOUT_MS: Int(100, 3_600_000, 65_000),
+  // Bytes of every in-memory replay ring one client's streams may hold together (of REPLAY_TOTAL_BYTES).
+  REPLAY_CLIENT_BYTES: Int(1024, 64 * 1024 * 1024 * 1024, 16_777_216),
+  // HTTP/2 over TLS (with HTTP/1.1 on the same port for older clients); needs TLS_CERT_FILE.
+  HTTP2: Type.Boolean({ default: false })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -112,7 +123,8 @@ export interface Config {
   /** The longest one Redis call may take before it fails (and the request gets 503 + Retry-After). */
   redisCommandTimeoutMs: number
   tls: { certFile: string, keyFile: string } | undefined
-  trustProxy: boolean | number | string
+  /** Proxies whose X-Forwarded-* headers are believed (by address, never "any peer"); false = none. */
+  trustProxy: false | TrustProxy
   fixtures: 'conformance' | undefined
   /** When true, /metrics needs no token even with auth on (a scraper inside the network). */
   metricsPublic: boolean
@@ -132,6 +144,15 @@ export interface Config {
   json: JsonLimits
   /** MCP_TOOLS: tool modules (files or directories, resolved against the cwd) the service loads at start. */
   tools: string[]
+  /** Open sockets per peer address (proxies named by TRUST_PROXY exempt). */
+  maxConnectionsPerClient: number
+  /** A request's headers must have arrived within this; its headers and body within requestTimeoutMs. */
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  /** An idle keep-alive socket is closed after this (above the proxy's upstream keepalive_timeout). */
+  keepAliveTimeoutMs: number
+  /** HTTP/2 over TLS, HTTP/1.1 still served on the same port (needs `tls`). */
+  http2: boolean
 }
 
 export interface Budgets {
@@ -153,6 +174,8 @@ export interface Budgets {
   replayBufferBytes: number
   /** Bytes kept across every replay ring of this process (in-memory log). */
   replayTotalBytes: number
+  /** Of replayTotalBytes, what the rings of one client's streams may hold together. */
+  replayClientBytes: number
   /** Largest /broadcast `data` (JSON text bytes). */
   broadcastBytes: number
   /** Largest MRTR requestState accepted or issued. */
@@ -182,14 +205,6 @@ function isLoopback (host: string): boolean {
   return LOOPBACK_HOSTS.includes(host) || host.startsWith('127.')
 }
 
-function parseTrustProxy (raw: string): boolean | number | string {
-  const v = raw.trim().toLowerCase()
-  if (v === 'true') return true
-  if (v === 'false' || v === '') return false
-  if (/^\d+$/.test(v)) return Number(v)
-  return raw.trim() // addresses / CIDRs, as Fastify accepts them
-}
-
 const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
 
 /** What to write instead, for variables whose schema error would be a regex or a union. */
@@ -202,16 +217,6 @@ const HINTS: Record<string, string> = {
   METRICS_PUBLIC: 'is not a boolean: use true or false',
   DOCS_PUBLIC: 'is not a boolean: use true or false',
   OAUTH_OPERATOR_SCOPE: 'is not one OAuth scope (no spaces, quotes or backslashes)'
-}
-
-const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
-/** An address, a CIDR or one of proxy-addr's names (what Fastify's trustProxy accepts as a list). */
-function proxyAddress (entry: string): boolean {
-  if (PROXY_NAMES.has(entry)) return true
-  const [address = '', bits, ...rest] = entry.split('/')
-  const family = isIP(address)
-  if (family === 0 || rest.length > 0) return false
-  return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
 }
 
 function fail (variable: string, value: unknown, why: string): never {
@@ -262,14 +267,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     fail(variable, SECRET_VARIABLES.has(variable) ? '<redacted>' : raw[variable], HINTS[variable] ?? `is invalid: ${first.message}`)
   }
   const e = converted as Env
-  const trustProxy = parseTrustProxy(e.TRUST_PROXY)
-  if (typeof trustProxy === 'string' && !list(trustProxy).every(proxyAddress)) {
-    fail('TRUST_PROXY', e.TRUST_PROXY, 'is not true, false, a hop count (1 behind one proxy such as nginx) or proxy addresses/CIDRs (e.g. 127.0.0.1,10.0.0.0/8 or loopback)')
-  }
 
   if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
     fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
   }
+  if (e.HTTP2 && !e.TLS_CERT_FILE) fail('HTTP2', e.HTTP2, 'needs TLS_CERT_FILE and TLS_KEY_FILE (browsers speak HTTP/2 only over TLS)')
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) fail('HEADERS_TIMEOUT_MS', e.HEADERS_TIMEOUT_MS, `must not exceed REQUEST_TIMEOUT_MS (${e.REQUEST_TIMEOUT_MS})`)
   // A requestState is single-use only where every process sharing its secret sees the used nonces.
   if (e.STATE_SECRET && !e.REDIS_URL) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
   if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
@@ -279,6 +282,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const allowedOrigins = list(e.ALLOWED_ORIGINS)
   for (const origin of allowedOrigins) {
     if (origin !== '*' && !URL.canParse(origin)) fail('ALLOWED_ORIGINS', origin, 'is not an origin such as https://app.example.com')
+  }
+  let trustProxy: Config['trustProxy']
+  try {
+    trustProxy = parseTrustProxy(e.TRUST_PROXY)
+  } catch (err) {
+    fail('TRUST_PROXY', e.TRUST_PROXY, err instanceof Error ? err.message : String(err))
   }
   const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
   refuseUnguardedExposure(env, e, explicitHosts)
@@ -324,11 +333,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       listenFilterBytes: e.MAX_LISTEN_FILTER_BYTES,
       replayBufferBytes: e.REPLAY_BUFFER_BYTES,
       replayTotalBytes: e.REPLAY_TOTAL_BYTES,
+      replayClientBytes: e.REPLAY_CLIENT_BYTES,
       broadcastBytes: e.MAX_BROADCAST_BYTES,
       stateBytes: e.MAX_STATE_BYTES
     },
     json: { maxDepth: e.JSON_MAX_DEPTH, maxKeys: e.JSON_MAX_KEYS, maxStringBytes: e.JSON_MAX_STRING_BYTES },
     tools: list(e.MCP_TOOLS),
+    maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    http2: e.HTTP2,
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
@@ -375,7 +390,8 @@ const BUDGET_OPTIONS: Record<keyof Budgets, Check> = {
   replayBufferBytes: like('REPLAY_BUFFER_BYTES'),
   replayTotalBytes: like('REPLAY_TOTAL_BYTES'),
   broadcastBytes: like('MAX_BROADCAST_BYTES'),
-  stateBytes: like('MAX_STATE_BYTES')
+  stateBytes: like('MAX_STATE_BYTES'),
+  replayClientBytes: like('REPLAY_CLIENT_BYTES')
 }
 const JSON_OPTIONS: Record<keyof JsonLimits, Check> = {
   maxDepth: like('JSON_MAX_DEPTH'), maxKeys: like('JSON_MAX_KEYS'), maxStringBytes: like('JSON_MAX_STRING_BYTES')
@@ -403,7 +419,10 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   cacheTtlMs: like('CACHE_TTL_MS'),
   redisUrl: like('REDIS_URL'),
   tls: { schema: Type.Object({ certFile: Type.String(), keyFile: Type.String() }, { additionalProperties: false }), says: 'must be { certFile, keyFile }' },
-  trustProxy: { schema: Type.Union([Type.Boolean(), Type.Integer({ minimum: 0 }), Type.String()]), says: 'must be true, false, a hop count or addresses/CIDRs (a string)' },
+  trustProxy: {
+    schema: Type.Union([Type.Literal(false), Type.Object({ addresses: Type.Array(Type.String()), hops: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false })]),
+    says: 'must be false or { addresses: [addresses, CIDRs or presets], hops? }'
+  },
   fixtures: { schema: Type.Literal('conformance'), says: 'must be "conformance" or left out' },
   metricsPublic: like('METRICS_PUBLIC'),
   oauth: OAUTH,
@@ -411,7 +430,13 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   operatorTokens: strings,
   oauthOperatorScope: like('OAUTH_OPERATOR_SCOPE'),
   authFailureMax: like('AUTH_FAILURE_MAX'),
-  tools: strings
+  tools: strings,
+  redisCommandTimeoutMs: like('REDIS_COMMAND_TIMEOUT_MS'),
+  maxConnectionsPerClient: like('MAX_CONNECTIONS_PER_CLIENT'),
+  headersTimeoutMs: like('HEADERS_TIMEOUT_MS'),
+  requestTimeoutMs: like('REQUEST_TIMEOUT_MS'),
+  keepAliveTimeoutMs: like('KEEP_ALIVE_TIMEOUT_MS'),
+  http2: like('HTTP2')
 }
 /** Options the plugin itself takes (not part of the Config), and the nested ones checked on their own. */
 const PLUGIN_OPTIONS = new Set(['prefix', 'builtins', 'logger', 'server', 'budgets', 'json'])
@@ -511,12 +536,19 @@ export function originAllowed (origin: string, allowed: readonly string[]): bool
   })
 }
 
+/**
+ * A Host header's name, lower-cased: a bracketed IPv6 literal or a name without `:`, then an
+ * optional `:port` and nothing else (`[::1]anything`, `a:1:2`, `a b` → undefined).
+ */
+export function hostName (hostHeader: string): string | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[^[\]:@/\\\s]+)(?::\d{1,5})?$/i.exec(hostHeader)
+  return match?.[1]?.toLowerCase()
+}
+
 /** True when the Host header's name (port stripped) is on the allow-list; an empty list allows all. */
 export function hostAllowed (hostHeader: string | undefined, allowed: readonly string[]): boolean {
   if (allowed.length === 0 || allowed.includes('*')) return true
   if (!hostHeader) return false
-  const name = hostHeader.startsWith('[')
-    ? hostHeader.slice(0, hostHeader.indexOf(']') + 1)
-    : hostHeader.replace(/:\d+$/, '')
-  return allowed.includes(name.toLowerCase())
+  const name = hostName(hostHeader)
+  return name !== undefined && allowed.includes(name)
 }

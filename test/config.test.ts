@@ -23,11 +23,11 @@ test('an empty environment gives the documented defaults', () => {
 })
 
 test('values are converted and lists are split', () => {
-  const c = loadConfig({ PORT: '9000', AUTH_TOKENS: 'a, b ,,c', ALLOWED_ORIGINS: 'https://app.example.com', TRUST_PROXY: '1', MCP_FIXTURES: 'conformance' })
+  const c = loadConfig({ PORT: '9000', AUTH_TOKENS: 'a, b ,,c', ALLOWED_ORIGINS: 'https://app.example.com', TRUST_PROXY: 'loopback,1', MCP_FIXTURES: 'conformance' })
   assert.equal(c.port, 9000)
   assert.deepEqual(c.authTokens, ['a', 'b', 'c'])
   assert.deepEqual(c.allowedOrigins, ['https://app.example.com'])
-  assert.equal(c.trustProxy, 1)
+  assert.deepEqual(c.trustProxy, { addresses: ['loopback'], hops: 1 })
   assert.equal(c.fixtures, 'conformance')
 })
 
