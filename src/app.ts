@@ -127,4 +127,6 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
  * The service's app: a Fastify instance with the TypeBox type provider. Spelled out (not inferred) so
  * the declaration names only exported types, valid under every moduleResolution (bundler, node10 too).
  */
-export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider>
+export type App = FastifyInstance<
+  RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider
+>

@@ -420,7 +420,13 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   redisUrl: like('REDIS_URL'),
   tls: { schema: Type.Object({ certFile: Type.String(), keyFile: Type.String() }, { additionalProperties: false }), says: 'must be { certFile, keyFile }' },
   trustProxy: {
-    schema: Type.Union([Type.Literal(false), Type.Object({ addresses: Type.Array(Type.String()), hops: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false })]),
+    schema: Type.Union([
+      Type.Literal(false),
+      Type.Object(
+        { addresses: Type.Array(Type.String()), hops: Type.Optional(Type.Integer({ minimum: 1 })) },
+        { additionalProperties: false }
+      )
+    ]),
     says: 'must be false or { addresses: [addresses, CIDRs or presets], hops? }'
   },
   fixtures: { schema: Type.Literal('conformance'), says: 'must be "conformance" or left out' },

@@ -162,7 +162,9 @@ export async function connectInject (app: Injectable, options: InjectClientOptio
     initialized,
     notifications,
     listTools: async () => await request('tools/list') as unknown as { tools: ToolListing[], nextCursor?: string },
-    callTool: async (nameOrParams: string | CallToolParams, args: Record<string, unknown> = {}, options: { _meta?: Record<string, unknown> } = {}) => {
+    callTool: async (
+      nameOrParams: string | CallToolParams, args: Record<string, unknown> = {}, options: { _meta?: Record<string, unknown> } = {}
+    ) => {
       const { name, arguments: given = {}, _meta } = typeof nameOrParams === 'string' ? { name: nameOrParams, arguments: args, _meta: options._meta } : nameOrParams
       return await request('tools/call', { name, arguments: given, ...(_meta === undefined ? {} : { _meta }) }) as unknown as CallToolResult
     },

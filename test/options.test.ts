@@ -50,7 +50,7 @@ test('every mistake gets its own line', () => {
 test('the plugin in a host app refuses bad options at register with the same lines', async () => {
   const app = Fastify({ logger: false })
   app.register(sseMcp, { rateLimitMax: 'lots', authTokens: 'abc' } as unknown as SseMcpOptions)
-  await assert.rejects(app.ready(), (err: Error) => err instanceof ConfigError &&
+  await assert.rejects(async () => { await app.ready() }, (err: Error) => err instanceof ConfigError &&
     err.message === 'Invalid option: rateLimitMax="lots" must be a whole number ≥ 0 (like RATE_LIMIT_MAX)\nInvalid option: authTokens=<redacted> must be an array of strings, e.g. ["a", "b"]')
   await app.close()
 })

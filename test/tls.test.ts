@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { request as httpsRequest } from 'node:https'
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2'
 import type { Readable } from 'node:stream'
+import { kEngine } from '../src/mcp/engine.js'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
@@ -174,9 +175,9 @@ async function everyTransport (app: App, send: Send, version: string): Promise<v
   const answer = await sse.next()
   assert.equal(answer.event ?? 'message', 'message')
   assert.equal(JSON.parse(answer.data).result.protocolVersion, '2024-11-05')
-  const sessions = app.mcp.stats().sessions
+  const sessions = app[kEngine].stats().sessions
   sse.close()
-  await waitFor(() => app.mcp.stats().sessions < sessions, 'the legacy session to end with its stream')
+  await waitFor(() => app[kEngine].stats().sessions < sessions, 'the legacy session to end with its stream')
 }
 
 test('TLS (TLS_CERT_FILE / TLS_KEY_FILE): Streamable HTTP with an SSE answer, the public stream and HTTP+SSE over https', { skip: !hasOpenssl, timeout: 60_000 }, async (t) => {

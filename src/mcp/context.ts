@@ -56,7 +56,9 @@ export interface CallContext {
    * TypeBox schema, accepted content is checked against it (a mismatch rejects with an RpcError)
    * and typed by it; a plain JSON Schema object gives `Record<string, unknown>`.
    */
-  elicit<S extends TSchema | JsonSchemaObject> (message: string, requestedSchema: S, options?: AskOptions): Promise<ElicitResult<Declared<S, Record<string, unknown>>>>
+  elicit<S extends TSchema | JsonSchemaObject> (
+    message: string, requestedSchema: S, options?: AskOptions
+  ): Promise<ElicitResult<Declared<S, Record<string, unknown>>>>
   /** Asks the client's model (sampling/createMessage), as `request` does. */
   sample (params: CreateMessageParams, options?: AskOptions): Promise<CreateMessageResult>
   /**

@@ -39,7 +39,9 @@ export interface ToolAnnotations {
  * What a schema declares about a value: the inferred type for TypeBox and Standard Schema (zod 4, …),
  * `Fallback` for plain JSON Schema or when no schema is given.
  */
-export type Declared<S, Fallback> = [S] extends [StandardSchemaV1] ? StandardSchemaV1.InferOutput<S> : [S] extends [TSchema] ? Static<S> : Fallback
+export type Declared<S, Fallback> = [S] extends [StandardSchemaV1]
+  ? StandardSchemaV1.InferOutput<S>
+  : [S] extends [TSchema] ? Static<S> : Fallback
 
 /** A tool's result, with `structuredContent` typed by its outputSchema. */
 export type ToolResult<O extends AnySchema = AnySchema> = Omit<CallToolResult, 'structuredContent'> & {

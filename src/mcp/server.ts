@@ -430,7 +430,8 @@ export class McpServer {
     const progressToken = meta?.progressToken
     const hasToken = typeof progressToken === 'string' || typeof progressToken === 'number'
     const stateless = ctx.stateless
-    const ask = async (method: string, params: Record<string, unknown>, options?: AskOptions): Promise<Record<string, unknown>> => stateless === undefined
+    type Ask = (method: string, params: Record<string, unknown>, options?: AskOptions) => Promise<Record<string, unknown>>
+    const ask: Ask = async (method, params, options) => stateless === undefined
       ? await this.#clientRequest(method, params, session, ctx, signal, options?.timeoutMs)
       : await this.#inputRequest(method, params, stateless, options?.key)
     // The typed overloads of CallContext.request over the one untyped ask (results are the client's JSON).
