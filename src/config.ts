@@ -445,7 +445,7 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   http2: like('HTTP2')
 }
 /** Options the plugin itself takes (not part of the Config), and the nested ones checked on their own. */
-const PLUGIN_OPTIONS = new Set(['prefix', 'builtins', 'logger', 'server', 'budgets', 'json'])
+const PLUGIN_OPTIONS = new Set(['prefix', 'builtins', 'authenticate', 'logger', 'server', 'budgets', 'json'])
 const SECRET_OPTIONS = new Set(['authTokens', 'operatorTokens', 'stateSecret'])
 
 /** The closest known name within two edits, for "did you mean". */
