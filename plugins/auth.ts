@@ -3,6 +3,8 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Config } from '../src/config.js'
 import { createTokenVerifier, type OAuthConfig } from '../src/oauth.js'
+import type { AuthInfo } from '../src/mcp/context.js'
+import type { Authenticate } from '../src/plugin.js'
 
 export type Role = 'client' | 'operator'
 
@@ -14,6 +16,8 @@ declare module 'fastify' {
     scopes: string[] | null
     /** The caller's role once authenticated; null when auth is off or the route is public. */
     role: Role | null
+    /** Who called (handlers' `ctx.auth`); null when auth is off or the route is public. */
+    authInfo: AuthInfo | null
   }
   interface FastifyInstance {
     /** Bearer authentication; plugins/policy.ts decides when it runs (by the route's declared policy). */
@@ -22,7 +26,7 @@ declare module 'fastify' {
 }
 
 export type AuthOutcome =
-  | { ok: true, identity: string, role: Role, scopes: string[] | null }
+  | { ok: true, identity: string, role: Role, scopes: string[] | null, auth: AuthInfo }
   | { ok: false, reason: 'missing' | 'invalid' }
 
 export interface Authenticator {
@@ -68,6 +72,19 @@ export function metadataUrl (oauth: OAuthConfig): string {
 }
 
 const fingerprint = (s: string): string => digest(s).subarray(0, 8).toString('hex')
+
+interface StaticToken { hash: Buffer, id: string, role: Role, name: string }
+
+/**
+ * One AUTH_TOKENS/OPERATOR_TOKENS entry: `name:token` names it (a token has no `:`), a bare token is
+ * `client-<n>` / `operator-<n>` by position. Handlers see the name (`ctx.auth.tokenName`), never the token.
+ */
+function staticToken (entry: string, role: Role, index: number): StaticToken {
+  const colon = entry.indexOf(':')
+  const token = colon === -1 ? entry : entry.slice(colon + 1)
+  const name = colon === -1 ? `${role}-${index + 1}` : entry.slice(0, colon)
+  return { hash: digest(token), id: fingerprint(token), role, name }
+}
 
 /**
  * Failed authentications per client IP in fixed windows. Memory is bounded: the map is dropped
@@ -125,14 +142,16 @@ export class FailureCounter {
  * An operator credential is also a client credential. This plugin only decorates; the one
  * onRequest hook (plugins/policy.ts) calls it for routes whose policy needs a client or operator.
  */
-const authPlugin: FastifyPluginAsync = async (app) => {
+const authPlugin: FastifyPluginAsync<{ authenticate?: Authenticate }> = async (app, opts) => {
   app.decorateRequest('identity', null)
   app.decorateRequest('scopes', null)
   app.decorateRequest('role', null)
+  app.decorateRequest('authInfo', null)
   const { config } = app
+  const custom = opts.authenticate
   const tokens = [
-    ...config.authTokens.map((t) => ({ hash: digest(t), id: fingerprint(t), role: 'client' as Role })),
-    ...config.operatorTokens.map((t) => ({ hash: digest(t), id: fingerprint(t), role: 'operator' as Role }))
+    ...config.authTokens.map((t, i) => staticToken(t, 'client', i)),
+    ...config.operatorTokens.map((t, i) => staticToken(t, 'operator', i))
   ]
   const oauth = config.oauth
   const verify = oauth ? createTokenVerifier(oauth) : undefined
@@ -141,27 +160,41 @@ const authPlugin: FastifyPluginAsync = async (app) => {
 
   const authenticate = async (request: FastifyRequest): Promise<AuthOutcome> => {
     const token = bearerToken(request)
-    if (token === undefined) return { ok: false, reason: 'missing' }
+    if (token === undefined) return await viaHook(request, 'missing')
     const candidate = digest(token)
-    let match: { id: string, role: Role } | undefined
+    let match: StaticToken | undefined
     // Every configured token is compared, match or not: the time taken does not tell which one.
     for (const t of tokens) {
       if (timingSafeEqual(candidate, t.hash) && match === undefined) match = t
     }
-    if (match !== undefined) return { ok: true, identity: match.id, role: match.role, scopes: null }
+    if (match !== undefined) {
+      return { ok: true, identity: match.id, role: match.role, scopes: null, auth: { kind: 'token', subject: match.name, tokenName: match.name, scopes: [], claims: {}, role: match.role } }
+    }
     if (verify !== undefined && token.split('.').length === 3) {
       try {
-        const { subject, scopes } = await verify(token)
-        return { ok: true, identity: `sub:${fingerprint(subject)}`, role: scopes.includes(operatorScope) ? 'operator' : 'client', scopes }
+        const { subject, scopes, claims } = await verify(token)
+        const role: Role = scopes.includes(operatorScope) ? 'operator' : 'client'
+        return { ok: true, identity: `sub:${fingerprint(subject)}`, role, scopes, auth: { kind: 'oauth', subject, scopes, claims, role } }
       } catch (err) {
         request.log.info({ reason: err instanceof Error ? err.message : 'invalid' }, 'token rejected')
       }
     }
-    return { ok: false, reason: 'invalid' }
+    return await viaHook(request, 'invalid')
+  }
+
+  /** The app's own authentication, when given, for a request the built-in credentials did not accept. */
+  const viaHook = async (request: FastifyRequest, reason: 'missing' | 'invalid'): Promise<AuthOutcome> => {
+    if (custom === undefined) return { ok: false, reason }
+    const found = await custom(request)
+    if (found === null) return { ok: false, reason }
+    if (typeof found?.subject !== 'string' || found.subject === '') throw new Error('The authenticate hook must return { subject: string, … } or null')
+    const role: Role = found.role === 'operator' ? 'operator' : 'client'
+    const scopes = found.scopes ?? []
+    return { ok: true, identity: `custom:${fingerprint(found.subject)}`, role, scopes: found.scopes ?? null, auth: { kind: 'custom', subject: found.subject, scopes, claims: found.claims ?? {}, role } }
   }
 
   app.decorate('auth', {
-    enabled: authEnabled(config),
+    enabled: authEnabled(config) || custom !== undefined,
     authenticate,
     challenge: (reason: 'missing' | 'invalid') => reason === 'missing'
       ? realm

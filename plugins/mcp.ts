@@ -9,7 +9,7 @@ import { Quota, clientBudget } from '../src/budget.js'
 import { ConfigError, STATE_SECRET_NEEDS_REDIS } from '../src/config.js'
 import { registerBuiltins } from '../src/tools/builtin.js'
 import { registerConformanceFixtures } from '../src/tools/conformance.js'
-import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
+import { SERVER_NAME } from '../src/meta.js'
 import { ListenStreams, StatelessEngine, type Change } from '../src/mcp/stateless.js'
 import { RequestStateCodec } from '../src/mcp/mrtr.js'
 import { sessionOwnedStreams, sessionStreamKey } from '../src/mcp/keys.js'
@@ -17,6 +17,7 @@ import { ScaleOut, nonceStore, sharedClock, stateSecret } from '../src/mcp/scale
 import { kEngine, publicApi, type McpEngine } from '../src/mcp/engine.js'
 import type { McpPluginOptions } from '../src/mcp/api.js'
 import { logFailure } from '../src/ignore.js'
+import { registeringFrom } from '../src/mcp/registry.js'
 
 /** Where sessions live: in memory by default, in Redis when scaled out. */
 function sessionStore (app: FastifyInstance): SessionStore {
@@ -30,21 +31,28 @@ function sessionStore (app: FastifyInstance): SessionStore {
  * (`app[kEngine]`, src/mcp/engine.ts). Wiring only: the protocol is in src/mcp/server.ts and
  * stateless.ts, sessions in src/mcp/sessions/, cross-replica coordination in src/mcp/scale-out.ts.
  */
-const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
+const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean }> = async (app, opts) => {
   const config = app.config
   if (config.stateSecret !== undefined && app.redis === null) throw new ConfigError(`Invalid configuration: STATE_SECRET ${STATE_SECRET_NEEDS_REDIS}`)
   const sessions = sessionStore(app)
   const redis = app.redis?.client
   const scaleOut = app.redis === null ? undefined : new ScaleOut(app.redis.client, app.redis.bus, app.log)
+  // SERVER_NAME / SERVER_VERSION / SERVER_INSTRUCTIONS (or the plugin's options): who this server says it is.
+  const serverInfo = {
+    name: config.serverName,
+    version: config.serverVersion,
+    ...(config.serverName === SERVER_NAME ? { title: 'SSE MCP Server' } : {})
+  }
+  const instructions = config.serverInstructions
   const server = new McpServer({
-    name: SERVER_NAME,
-    version: SERVER_VERSION,
-    title: 'SSE MCP Server',
+    ...serverInfo,
+    ...(instructions === undefined ? {} : { instructions }),
     sessions,
     maxInflightPerSession: config.maxInflightPerSession,
     toolTimeoutMs: config.toolTimeoutMs,
     clientInfoBytes: config.budgets.clientInfoBytes,
     warn: (fields, message) => { app.log.warn(fields, message) },
+    log: app.log,
     maxSubscriptionsPerSession: config.budgets.subscriptionsPerSession,
     maxUriBytes: config.budgets.uriBytes,
     tracker: scaleOut?.tracker((sid, id) => { server.cancel(sid, id, 'the session ended, or another replica declared this run dead') }),
@@ -73,8 +81,8 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     ])
   }
   sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
-  if (opts.builtins !== false) registerBuiltins(server, app.lifecycle.startedAt)
-  if (config.fixtures === 'conformance') registerConformanceFixtures(server)
+  if (opts.builtins !== false) await registeringFrom('the built-in tools (builtins)', () => { registerBuiltins(server, app.lifecycle.startedAt) })
+  if (config.fixtures === 'conformance') await registeringFrom('the conformance fixtures (MCP_FIXTURES)', () => { registerConformanceFixtures(server) })
 
   const listeners = new ListenStreams()
   // A change reaches this process's listen streams at once and the other replicas' through the bus.
@@ -109,11 +117,12 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     now: await sharedClock(redis, app.log, onClose)
   })
   const stateless = new StatelessEngine(server, {
-    serverInfo: { name: SERVER_NAME, version: SERVER_VERSION, title: 'SSE MCP Server' },
+    serverInfo,
+    ...(instructions === undefined ? {} : { instructions }),
     codec: stateCodec,
     listTtlMs: config.cacheTtlMs,
     readTtlMs: 0,
-    privateReads: config.authTokens.length > 0 || config.oauth !== undefined
+    privateReads: config.authTokens.length > 0 || config.oauth !== undefined || opts.privateReads === true
   })
   const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', config.budgets.inflightPerClient, redis)
   const engine: McpEngine = {
@@ -141,7 +150,9 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions> = async (app, opts) => {
     stats: () => ({ sessions: server.sessions.size })
   }
   app.decorate(kEngine, engine)
-  app.decorate('mcp', publicApi(engine))
+  app.decorate('mcp', publicApi(engine, async (event, data) => {
+    await Promise.all([app.hub.broadcast(event, data), changed({ kind: 'broadcast', event, data })])
+  }))
   // SIGTERM: in-flight calls may finish (their streams stay open) until the drain deadline.
   app.lifecycle.onDrain(async () => { await listeners.endAll() })
   app.lifecycle.onDrain(async (deadline) => {

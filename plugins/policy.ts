@@ -4,23 +4,10 @@ import { hostAllowed, originAllowed } from '../src/config.js'
 import { cap } from '../src/budget.js'
 import { httpError } from '../src/http-error.js'
 
-/**
- * What a route lets through, declared on the route itself (`config: { policy }`):
- * - `access`: `public` (anyone), `client` (a client or operator credential when auth is on),
- *   `operator` (an operator credential when auth is on; with auth off, like `client`).
- * - `crossOrigin`: `guarded` refuses a foreign Origin or Host (DNS rebinding) with 403; `open` does not.
- * - `rateLimit`: counted against RATE_LIMIT_MAX (default true); probes turn it off.
- */
-export interface RoutePolicy {
-  access: 'public' | 'client' | 'operator'
-  crossOrigin: 'guarded' | 'open'
-  rateLimit?: boolean
-}
+import type { RoutePolicy } from './route-policy.js'
+export type { RoutePolicy } from './route-policy.js'
 
 declare module 'fastify' {
-  interface FastifyContextConfig {
-    policy?: RoutePolicy
-  }
   interface FastifyInstance {
     /** Every route registered after this plugin, with its declared policy (for tests and docs). */
     routePolicies: ReadonlyArray<{ method: string, url: string, policy: RoutePolicy | undefined }>
@@ -125,6 +112,7 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
       request.identity = outcome.identity
       request.scopes = outcome.scopes
       request.role = outcome.role
+      request.authInfo = outcome.auth
       if (policy.access === 'operator' && outcome.role !== 'operator') {
         const challenge = auth.operatorChallenge()
         if (challenge !== undefined) reply.header('WWW-Authenticate', challenge)

@@ -39,7 +39,8 @@ const rateLimitPlugin: FastifyPluginAsync = async (app) => {
     timeWindow: rateLimitWindowMs,
     ...(redis === undefined ? {} : { redis, nameSpace: redisKeys.rateLimit })
   })
-  const check = app.createRateLimit({ keyGenerator: clientOf })
+  // max and window given here too: a host's own @fastify/rate-limit registered first owns createRateLimit.
+  const check = app.createRateLimit({ keyGenerator: clientOf, max: rateLimitMax, timeWindow: rateLimitWindowMs })
   app.decorate('limitRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     let result
     try {

@@ -35,7 +35,7 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const data = request.body.data ?? null
     const bytes = utf8Bytes(JSON.stringify(data))
     if (bytes > maxBytes) {
-      throw app.httpErrors.payloadTooLarge(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
+      throw Object.assign(new Error(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`), { statusCode: 413 })
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
     // Both run to the end; a failure of either (Redis unavailable: the event could not be logged) refuses

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { randomBytes } from 'node:crypto'
 import { POLICY } from '../plugins/policy.js'
-import { authEnabled } from '../plugins/auth.js'
 import { renderDocsPage } from '../src/docs-page.js'
 
 /** Host headers we are willing to print into copy-paste commands. */
@@ -21,7 +20,7 @@ const docsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       base: `${request.protocol}://${host}${app.prefix}`,
       prefix: app.prefix,
       // Any credential turns auth on: client tokens, operator tokens or OAuth (then the user pastes an access token).
-      authOn: authEnabled(app.config),
+      authOn: app.auth.enabled,
       catalog: app.mcp.catalog(),
       nonce
     })

@@ -81,7 +81,7 @@ async function answer (
   })
   let response: JsonRpcResponse | null
   try {
-    response = await app[kEngine].stateless.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, send: stream.send }, sid, clientOf(request))
+    response = await app[kEngine].stateless.handle(message, meta, request.identity, { transport: 'streamable-http', identity: request.identity, auth: request.authInfo, log: request.log, send: stream.send }, sid, clientOf(request))
   } catch (err) {
     if (err instanceof StoreUnavailableError && !stream.streaming) return await storeUnavailable(reply, message.id, err)
     if (!(err instanceof RpcError)) throw err

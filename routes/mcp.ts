@@ -76,7 +76,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (ticket === undefined) {
         return await overBudget(reply, classified.message.id, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app[kEngine].ledger.quota.limit}); end one with DELETE /mcp or let it idle out, then retry`)
       }
-      const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: async () => {} }
+      const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, auth: request.authInfo, log: request.log, send: async () => {} }
       let handled: Handled | undefined
       try {
         handled = await server.initialize(classified.message, ctx)
@@ -129,7 +129,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
         hold: runs === undefined ? undefined : async () => await runs.hold(session.id, message.id, key)
       }
     })
-    const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, send: stream.send, closeStream: stream.closeStream }
+    const ctx: TransportContext = { transport: 'streamable-http', identity: request.identity, auth: request.authInfo, log: request.log, send: stream.send, closeStream: stream.closeStream }
     // A client that goes away before its answer cancels the call. Once the reply is an SSE stream
     // the client may resume it with Last-Event-ID, so a cut stream does not cancel (the spec's rule).
     const onClose = (): void => {

@@ -117,7 +117,7 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await new Promise((resolve) => setTimeout(resolve, delay))
       }
     }
-    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, send: publish }
+    const ctx: TransportContext = { transport: 'http+sse', identity: request.identity, auth: request.authInfo, log: request.log, send: publish }
     if (classified.kind !== 'request') {
       await app[kEngine].receive(classified.message, session)
     } else {

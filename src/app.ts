@@ -45,7 +45,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
  * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
  */
 export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}): Promise<App> {
-  const { logger, server, builtins = true, ...input } = { ...options, ...more }
+  const { logger, server, builtins = true, authenticate, ...input } = { ...options, ...more }
   const config = resolveConfig(input)
   // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
   // the timeouts hold within a quarter of the headers timeout). requestTimeout covers receiving the
@@ -119,7 +119,7 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
     })
   })
   const { logLevel: _level, ...pluginConfig } = config
-  await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
+  await app.register(sseMcp, { ...pluginConfig, builtins, authenticate, prefix: input.prefix, [kWholeApp]: true })
   return app
 }
 

@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { OAuthConfig } from './oauth.js'
 import { parseTrustProxy, type TrustProxy } from './trust-proxy.js'
+import { SERVER_NAME, SERVER_VERSION } from './meta.js'
 
 /**
  * The environment contract (README "Configuration"). Every variable is a string in the
@@ -81,7 +82,11 @@ export const EnvSchema = Type.Object({
   // Bytes of every in-memory replay ring one client's streams may hold together (of REPLAY_TOTAL_BYTES).
   REPLAY_CLIENT_BYTES: Int(1024, 64 * 1024 * 1024 * 1024, 16_777_216),
   // HTTP/2 over TLS (with HTTP/1.1 on the same port for older clients); needs TLS_CERT_FILE.
-  HTTP2: Type.Boolean({ default: false })
+  HTTP2: Type.Boolean({ default: false }),
+  // What initialize / server/discover say (serverInfo, instructions); empty = this package's.
+  SERVER_NAME: Type.String({ default: '', maxLength: 200 }),
+  SERVER_VERSION: Type.String({ default: '', maxLength: 100 }),
+  SERVER_INSTRUCTIONS: Type.String({ default: '', maxLength: 65_536 })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -153,6 +158,11 @@ export interface Config {
   keepAliveTimeoutMs: number
   /** HTTP/2 over TLS, HTTP/1.1 still served on the same port (needs `tls`). */
   http2: boolean
+  /** SERVER_NAME / SERVER_VERSION: the `serverInfo` clients see (default: this package's name and version). */
+  serverName: string
+  serverVersion: string
+  /** SERVER_INSTRUCTIONS: the `instructions` of initialize and server/discover (none by default). */
+  serverInstructions: string | undefined
 }
 
 export interface Budgets {
@@ -344,6 +354,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     http2: e.HTTP2,
+    serverName: e.SERVER_NAME || SERVER_NAME,
+    serverVersion: e.SERVER_VERSION || SERVER_VERSION,
+    serverInstructions: e.SERVER_INSTRUCTIONS || undefined,
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
@@ -442,7 +455,10 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   headersTimeoutMs: like('HEADERS_TIMEOUT_MS'),
   requestTimeoutMs: like('REQUEST_TIMEOUT_MS'),
   keepAliveTimeoutMs: like('KEEP_ALIVE_TIMEOUT_MS'),
-  http2: like('HTTP2')
+  http2: like('HTTP2'),
+  serverName: like('SERVER_NAME'),
+  serverVersion: like('SERVER_VERSION'),
+  serverInstructions: like('SERVER_INSTRUCTIONS')
 }
 /** Options the plugin itself takes (not part of the Config), and the nested ones checked on their own. */
 const PLUGIN_OPTIONS = new Set(['prefix', 'builtins', 'authenticate', 'logger', 'server', 'budgets', 'json'])

@@ -18,6 +18,8 @@ export interface OAuthConfig {
 export interface VerifiedToken {
   subject: string
   scopes: string[]
+  /** Every claim of the verified token. */
+  claims: Record<string, unknown>
 }
 
 const RSA = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
@@ -145,7 +147,7 @@ export function createTokenVerifier (config: OAuthConfig): (token: string) => Pr
       : await jwtVerify(token, key, options)
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('token has no subject')
     const scope = typeof payload.scope === 'string' ? payload.scope : Array.isArray(payload.scp) ? payload.scp.join(' ') : ''
-    return { subject: payload.sub, scopes: scope.split(' ').filter(Boolean) }
+    return { subject: payload.sub, scopes: scope.split(' ').filter(Boolean), claims: { ...payload } }
   }
 }
 

@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import sensible from '@fastify/sensible'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import { resolveConfig, type ConfigInput } from './config.js'
@@ -24,6 +23,21 @@ import docsRoutes from '../routes/docs.js'
 import { loadToolModules } from './tools/loader.js'
 import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE } from './hub/redis.js'
 import { httpError } from './http-error.js'
+import { kEngine } from './mcp/engine.js'
+
+/**
+ * An app's own authentication (the plugin's `authenticate` option): who made this request, or null
+ * to refuse it (401). Used by the route policy like the built-in bearer tokens: a request whose
+ * bearer token matches AUTH_TOKENS/OPERATOR_TOKENS/OAuth is the built-in's, any other goes to the hook.
+ */
+export type Authenticate = (request: FastifyRequest) => Promise<CustomAuth | null>
+/** What an `authenticate` hook returns: the caller's subject, and optionally scopes, claims and role. */
+export interface CustomAuth {
+  subject: string
+  scopes?: string[]
+  claims?: Record<string, unknown>
+  role?: 'client' | 'operator'
+}
 
 /**
  * Internal (not exported by the package): the service's app puts the guards (CORS, auth, policy,
@@ -40,6 +54,12 @@ export const kWholeApp = Symbol('sse-mcp-server whole app')
 export type SseMcpOptions = Omit<ConfigInput, 'logLevel'> & {
   /** Registers the demo tools (current_time, echo, …); default false in the plugin, true in the service. */
   builtins?: boolean
+  /**
+   * The app's own authentication: returns who made the request (`{ subject, scopes?, claims?, role? }`,
+   * handlers read it as `ctx.auth`) or null to refuse it with 401. Routes that need a client use it
+   * like the built-in credentials (a bearer token that matches AUTH_TOKENS/OPERATOR_TOKENS/OAuth is theirs).
+   */
+  authenticate?: Authenticate
   /** Fastify's prefix: applies to every route the plugin adds (and to the HTTP+SSE `endpoint` event). */
   prefix?: string
   [kWholeApp]?: boolean
@@ -72,34 +92,37 @@ function normalPrefix (prefix: string | undefined): string {
 }
 
 /**
- * The whole MCP server as a Fastify plugin. The state every part shares (`app.config`,
- * `app.lifecycle`, `app.redis`, `app.hub`, `app.mcp`) is decorated on the app it is registered in;
- * the guards and the routes live in their own encapsulated context, so the host's own routes,
- * JSON parser, error handler and hooks stay as they were.
+ * The whole MCP server as a Fastify plugin. Embedded in a host app it owns only its routes and
+ * names: its state (config, lifecycle, Redis, hub, engine), guards, CORS, JSON reader and error
+ * handler live in one encapsulated context, and the host gets one decorator, `app.mcp` (the public
+ * API, src/mcp/api.ts, with the hub's `broadcast`). The service (`buildApp`, kWholeApp) puts it all
+ * on its own app, so the guards cover every route there.
  */
 const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
-  const { builtins = false, prefix, [kWholeApp]: wholeApp = false, ...input } = opts
+  const { builtins = false, prefix, authenticate, [kWholeApp]: wholeApp = false, ...input } = opts
   const config = resolveConfig(input)
   const mcpPrefix = normalPrefix(prefix)
-  await app.register(configPlugin, { config })
-  await app.register(lifecyclePlugin)
-  await app.register(redisPlugin)
-  await app.register(hubPlugin)
-  await app.register(mcpPlugin, { builtins })
-  // MCP_TOOLS / `tools`: before ready (with REDIS_URL the registry is locked once ready).
-  if (config.tools.length > 0) {
-    const files = await loadToolModules(config.tools, app)
-    app.log.info({ files }, 'tool modules loaded')
-  }
 
+  const server = async (scope: FastifyInstance): Promise<void> => {
+    await scope.register(configPlugin, { config })
+    await scope.register(lifecyclePlugin)
+    await scope.register(redisPlugin)
+    await scope.register(hubPlugin)
+    await scope.register(mcpPlugin, { builtins, privateReads: authenticate !== undefined })
+    // MCP_TOOLS / `tools`: before ready (with REDIS_URL the registry is locked once ready).
+    if (config.tools.length > 0) {
+      const files = await loadToolModules(config.tools, scope)
+      scope.log.info({ files }, 'tool modules loaded')
+    }
+    await guardedRoutes(scope)
+  }
   const guardedRoutes = async (scope: FastifyInstance): Promise<void> => {
     scope.setErrorHandler(errorHandler)
-    await scope.register(sensible)
     await scope.register(jsonBodyPlugin)
-    // CORS first (its headers reach every refusal and it answers preflights), then the one guard:
-    // every route registered after it must declare a policy (plugins/policy.ts).
+    // CORS first (its headers reach every refusal), then the one guard: every route registered
+    // after it must declare a policy (plugins/policy.ts).
     await scope.register(corsPlugin)
-    await scope.register(authPlugin)
+    await scope.register(authPlugin, { authenticate })
     await scope.register(rateLimitPlugin)
     await scope.register(policyPlugin)
     await scope.register(metricsPlugin)
@@ -113,9 +136,21 @@ const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
       await routes.register(metricsRoutes)
       await routes.register(docsRoutes)
     }, { prefix: mcpPrefix })
+    // A browser's preflight for each of those paths (and no other).
+    scope.corsPreflights()
   }
-  if (wholeApp) await guardedRoutes(app)
-  else await app.register(guardedRoutes)
+  if (wholeApp) {
+    await server(app)
+    return
+  }
+  let inner: FastifyInstance | undefined
+  await app.register(async (scope) => {
+    await server(scope)
+    inner = scope
+  })
+  if (inner === undefined) throw new Error('sse-mcp-server: the plugin did not load')
+  app.decorate('mcp', inner.mcp)
+  app.decorate(kEngine, inner[kEngine])
 }
 
 export default fp(sseMcp, { name: 'sse-mcp-server', fastify: '5.x' })

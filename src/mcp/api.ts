@@ -22,6 +22,11 @@ export interface Mcp {
   catalog (): Catalog
   /** Watches every JSON-RPC call and tool run (metrics use it). */
   observe (observer: McpObserver): void
+  /**
+   * The hub's broadcast, as POST /broadcast does it: `event: <event>` on every public stream, a
+   * `notifications/message` (logger `broadcast`) on every MCP session, on every replica.
+   */
+  broadcast (event: string, data: unknown): Promise<void>
 }
 
 export interface McpObserver {

@@ -21,7 +21,25 @@ export interface ClientRequests {
 }
 export interface AskOptions { timeoutMs?: number, key?: string }
 
-/** What a tool/resource/prompt handler gets besides its arguments. */
+/**
+ * Who called (`ctx.auth`), as the route's authentication found them: a static token (its name), an
+ * OAuth access token (its subject, scopes and claims) or the app's own `authenticate` hook.
+ */
+export interface AuthInfo {
+  /** How the caller authenticated. */
+  kind: 'token' | 'oauth' | 'custom'
+  /** OAuth: the JWT `sub`; custom: the hook's subject; static tokens: the token's name. */
+  subject: string
+  /** Static tokens: the name from `AUTH_TOKENS=name:token` (unnamed: `client-1`, `client-2`, …; `operator-1`, … for OPERATOR_TOKENS). */
+  tokenName?: string
+  /** OAuth: the token's scopes; custom: what the hook gave; static tokens: none. */
+  scopes: string[]
+  /** OAuth: every claim of the verified JWT; custom: what the hook gave; static tokens: none. */
+  claims: Record<string, unknown>
+  role: 'client' | 'operator'
+}
+
+/** What a handler gets besides its arguments. */
 export interface CallContext {
   /** The session (undefined for stateless 2026-07-28 requests). */
   session: SessionRecord | undefined
@@ -36,6 +54,8 @@ export interface CallContext {
   signal: AbortSignal
   /** The caller's auth identity (token fingerprint or JWT subject), null when auth is off. */
   identity: string | null
+  /** Who called (subject, scopes, claims or token name); null when auth is off. */
+  auth: AuthInfo | null
   /** Reports progress when the client sent `_meta.progressToken`; otherwise a no-op. */
   progress (progress: number, total?: number, message?: string): Promise<void>
   /** Sends `notifications/message` tied to this request, filtered by the session's log level. */

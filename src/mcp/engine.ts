@@ -51,7 +51,7 @@ declare module 'fastify' {
 }
 
 /** The public API over an engine: what `app.mcp` is. */
-export function publicApi (engine: Pick<McpEngine, 'server' | 'changed'>): Mcp {
+export function publicApi (engine: Pick<McpEngine, 'server' | 'changed'>, broadcast: Mcp['broadcast']): Mcp {
   const { server, changed } = engine
   return {
     tool (def) { server.tool(def) },
@@ -63,6 +63,7 @@ export function publicApi (engine: Pick<McpEngine, 'server' | 'changed'>): Mcp {
     removePrompt (name) { return server.registry.removePrompt(name) },
     async resourceUpdated (uri) { await Promise.all([server.resourceUpdated(uri), changed({ kind: 'resource', uri })]) },
     catalog () { return catalogOf(server.registry) },
-    observe (observer) { server.observe(observer) }
+    observe (observer) { server.observe(observer) },
+    broadcast
   }
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import type { CallContext } from './context.js'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { SchemaCompiler, type AnySchema, type Infer, type StandardSchemaV1, type Validator } from './validate.js'
@@ -64,7 +65,11 @@ export interface ToolDefinition<S extends AnySchema = AnySchema, O extends AnySc
   _meta?: Record<string, unknown>
   /** OAuth scopes a caller's access token must carry to call this tool (OAuth mode only). */
   requiredScopes?: string[]
-  handler: (args: Infer<S>, ctx: CallContext) => ToolResult<O> | Promise<ToolResult<O>>
+  /**
+   * A plain string is the text of the result (`{ content: [{ type: "text", text }] }`); throw a
+   * UserError for a failure the model should read.
+   */
+  handler: (args: Infer<S>, ctx: CallContext) => ToolResult<O> | string | Promise<ToolResult<O> | string>
 }
 
 export interface ResourceDefinition {
@@ -161,7 +166,25 @@ function entry (fields: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** Tools, resources, templates and prompts; tells listeners when a list changes. */
+const registrationSource = new AsyncLocalStorage<string>()
+
+/** Runs `fn` with its registrations attributed to `source` (a tool module's file, the built-ins), for duplicate-name errors. */
+export async function registeringFrom<T> (source: string, fn: () => T | Promise<T>): Promise<T> {
+  return await registrationSource.run(source, fn)
+}
+
+/** Where a registration comes from: the source set by registeringFrom, else the caller's first frame outside this package's src. */
+function registrationOrigin (): string {
+  const given = registrationSource.getStore()
+  if (given !== undefined) return given
+  const frames = (new Error().stack ?? '').split('\n').slice(1).map((l) => l.trim())
+  const caller = frames.find((f) => !/[/\\](src|plugins|dist)[/\\]|node:internal|node_modules/.test(f))
+  return caller === undefined ? 'app.mcp' : `app.mcp (${caller.replace(/^at /, '')})`
+}
+
 export class Registry {
+  /** Who registered each name (`tool:x`, `resource:uri`, …): a second registration is refused naming both. */
+  readonly #sources = new Map<string, string>()
   readonly tools = new Map<string, RegisteredTool>()
   readonly resources = new Map<string, ResourceDefinition>()
   readonly templates = new Map<string, CompiledTemplate>()
@@ -189,8 +212,19 @@ export class Registry {
     return v
   }
 
+  /** Claims a name for its source; a name already taken is refused, naming both sources. */
+  #claim (kind: 'tool' | 'resource' | 'resource template' | 'prompt', key: string): void {
+    const source = registrationOrigin()
+    const first = this.#sources.get(`${kind}:${key}`)
+    if (first !== undefined) {
+      throw new Error(`Duplicate ${kind} "${key}": registered by ${first} and again by ${source}; names must be unique (remove the first one to replace it)`)
+    }
+    this.#sources.set(`${kind}:${key}`, source)
+  }
+
   addTool<S extends AnySchema> (def: ToolDefinition<S>): void {
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(def.name)) throw new Error(`Invalid tool name "${def.name}": use 1-128 of A-Z a-z 0-9 _ - .`)
+    if (this.tools.has(def.name)) this.#claim('tool', def.name)
     const input = this.#compile(def.inputSchema, 'input', `Tool ${def.name} inputSchema`, true)
     let output: Validator | undefined
     try {
@@ -208,7 +242,13 @@ export class Registry {
       annotations: def.annotations,
       _meta: def._meta
     })
-    this.#releaseTool(def.name)
+    try {
+      this.#claim('tool', def.name)
+    } catch (err) {
+      input.release()
+      output?.release()
+      throw err
+    }
     this.tools.set(def.name, { def: def as unknown as ToolDefinition, input, output, listing })
     this.#changed('tools')
   }
@@ -222,22 +262,26 @@ export class Registry {
   removeTool (name: string): boolean {
     this.#releaseTool(name)
     const removed = this.tools.delete(name)
+    this.#sources.delete(`tool:${name}`)
     if (removed) this.#changed('tools')
     return removed
   }
 
   addResource (def: ResourceDefinition): void {
+    this.#claim('resource', def.uri)
     this.resources.set(def.uri, def)
     this.#changed('resources')
   }
 
   removeResource (uri: string): boolean {
     const removed = this.resources.delete(uri)
+    this.#sources.delete(`resource:${uri}`)
     if (removed) this.#changed('resources')
     return removed
   }
 
   addResourceTemplate (def: ResourceTemplateDefinition): void {
+    if (this.templates.has(def.uriTemplate)) this.#claim('resource template', def.uriTemplate)
     const { regex, names } = compileTemplate(def.uriTemplate)
     const variables = def.variablesSchema === undefined ? undefined : this.#compile(def.variablesSchema, 'input', `Resource template ${def.uriTemplate} variablesSchema`, true)
     const listing = entry({
@@ -247,12 +291,18 @@ export class Registry {
       description: def.description,
       mimeType: def.mimeType
     })
-    this.templates.get(def.uriTemplate)?.variables?.release()
+    try {
+      this.#claim('resource template', def.uriTemplate)
+    } catch (err) {
+      variables?.release()
+      throw err
+    }
     this.templates.set(def.uriTemplate, { def, regex, names, listing, variables })
     this.#changed('resources')
   }
 
   addPrompt (def: PromptDefinition): void {
+    if (this.prompts.has(def.name)) this.#claim('prompt', def.name)
     const args = def.argsSchema === undefined ? undefined : this.#compile(def.argsSchema, 'input', `Prompt ${def.name} argsSchema`, true)
     const listing = entry({
       name: def.name,
@@ -260,7 +310,12 @@ export class Registry {
       description: def.description,
       arguments: def.arguments ?? (args === undefined ? undefined : argumentsOf(args.json))
     })
-    this.#promptsCompiled.get(def.name)?.args?.release()
+    try {
+      this.#claim('prompt', def.name)
+    } catch (err) {
+      args?.release()
+      throw err
+    }
     this.#promptsCompiled.set(def.name, { args, listing })
     this.prompts.set(def.name, def)
     this.#changed('prompts')
@@ -275,6 +330,7 @@ export class Registry {
     this.#promptsCompiled.get(name)?.args?.release()
     this.#promptsCompiled.delete(name)
     const removed = this.prompts.delete(name)
+    this.#sources.delete(`prompt:${name}`)
     if (removed) this.#changed('prompts')
     return removed
   }

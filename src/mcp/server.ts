@@ -1,8 +1,9 @@
 import { LATEST_PROTOCOL_VERSION, isSessionVersion } from '../meta.js'
-import type { AskOptions, CallContext, ElicitResult } from './context.js'
+import type { AskOptions, AuthInfo, CallContext, ElicitResult } from './context.js'
 import type { JsonSchemaObject } from './registry.js'
 import { KindGuard, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { UserError } from './errors.js'
 import type { McpObserver } from './api.js'
 import {
   ErrorCode, RpcError, errorResponse, resultResponse,
@@ -17,7 +18,7 @@ import { LOGGING_LEVELS, newSessionId, type LoggingLevel, type SessionRecord, ty
 import { InputRequiredSignal, type InputCollector } from './mrtr.js'
 import { describeProblems, type Validator } from './validate.js'
 import { cap, utf8Bytes } from '../budget.js'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { ignore } from '../ignore.js'
 import { obj, str } from '../values.js'
 
@@ -39,6 +40,10 @@ export interface StatelessCall {
 export interface TransportContext {
   transport: Transport
   identity: string | null
+  /** Who called (the HTTP request's authentication), for `ctx.auth`. */
+  auth?: AuthInfo | null
+  /** The HTTP request's logger (its lines carry the request id); the server's `log` otherwise. */
+  log?: ErrorLog
   /** Messages tied to the current request (progress, logs, server→client requests). */
   send (message: JsonRpcMessage): Promise<void>
   /** SEP-1699: close the current request's stream now; the client resumes with Last-Event-ID. */
@@ -48,6 +53,11 @@ export interface TransportContext {
 }
 
 export type { McpObserver }
+
+/** A pino-like logger's error method (Fastify's request.log, app.log). */
+export interface ErrorLog {
+  error (fields: Record<string, unknown>, message: string): void
+}
 
 export interface McpServerOptions {
   name: string
@@ -67,6 +77,8 @@ export interface McpServerOptions {
   toolTimeoutMs?: number
   /** Bytes of clientInfo + capabilities (JSON text) a session may keep; a larger initialize is refused (default 16 KiB). */
   clientInfoBytes?: number
+  /** Where a handler's unexpected throw is logged when the transport gave no request logger. */
+  log?: ErrorLog
   /** Problems for a tool's author (a result that breaks its outputSchema): a warn-level log line. */
   warn?: (fields: Record<string, unknown>, message: string) => void
   /** Resource URIs one session may subscribe to (MAX_SUBSCRIPTIONS_PER_SESSION, default 64). */
@@ -313,7 +325,8 @@ export class McpServer {
       const code = err instanceof RpcError ? err.code : ErrorCode.InternalError
       this.#observeRpc(req.method, 'error', code, started)
       if (err instanceof RpcError) return { response: errorResponse(req.id, err.code, err.message, err.data) }
-      return { response: errorResponse(req.id, ErrorCode.InternalError, 'Internal error') }
+      if (err instanceof UserError) return { response: errorResponse(req.id, ErrorCode.InternalError, err.message) }
+      return { response: errorResponse(req.id, ErrorCode.InternalError, this.#unexpected(err, req, ctx)) }
     } finally {
       untrack?.()
       this.#inflight.delete(key)
@@ -444,6 +457,7 @@ export class McpServer {
       requestId: req.id,
       get signal () { return signal.signal },
       identity: ctx.identity,
+      auth: ctx.auth ?? null,
       progress: async (progress, total, message) => {
         if (!hasToken || signal.aborted) return
         const params: Record<string, unknown> = { progressToken, progress }
@@ -560,13 +574,18 @@ export class McpServer {
         }, timeoutMs)
       })
       try {
-        result = await Promise.race([
+        const returned: CallToolResult | string = await Promise.race([
           Promise.resolve(tool.def.handler(checked.value as never, this.#context(req, session, ctx, signal))), timedOut
         ])
+        // A plain string is the tool's text, as the SDK and fastmcp take it.
+        result = typeof returned === 'string' ? { content: [{ type: 'text', text: returned }] } : returned
       } catch (err) {
         if (err instanceof InputRequiredSignal) throw err
         if (err instanceof RpcError && err.code !== ErrorCode.InternalError && err.code !== ErrorCode.InvalidRequest) throw err
-        result = { content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }], isError: true }
+        // A UserError (and the server's own RpcErrors: cancelled, client timeouts) is for the model;
+        // anything else is a bug the operator reads in the log, not the client.
+        const text = err instanceof UserError || err instanceof RpcError ? err.message : this.#unexpected(err, req, ctx, `tool ${cap(name)}`)
+        result = { content: [{ type: 'text', text }], isError: true }
       } finally {
         clearTimeout(timer)
       }
@@ -578,6 +597,18 @@ export class McpServer {
       for (const o of this.#observers) o.tool?.(e)
     }
     return result as unknown as Record<string, unknown>
+  }
+
+  /**
+   * A handler threw something that is not for the client: one error-level line with the stack, the
+   * JSON-RPC id and a fresh error id (on the HTTP request's logger, so with its request id too);
+   * the client is told only that id.
+   */
+  #unexpected (err: unknown, req: JsonRpcRequest, ctx: TransportContext, what = req.method): string {
+    const errorId = randomUUID()
+    const log = ctx.log ?? this.#opts.log
+    log?.error({ err, errorId, rpcMethod: req.method, rpcId: req.id }, `${what} failed`)
+    return `Internal error in ${what} (error id ${errorId}; the server log has the details)`
   }
 
   /**

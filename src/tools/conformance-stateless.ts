@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { McpServer } from '../mcp/server.js'
+import { UserError } from '../mcp/errors.js'
 
 // Fixtures the 2026-07-28 scenarios of the conformance suite call by name (stateless era:
 // MRTR input requests, capability checks, log opt-in, list changes for subscriptions/listen,
@@ -141,8 +142,13 @@ export function registerStatelessFixtures (mcp: McpServer): void {
     description: 'Adds or removes the tool test_dynamic_tool (tools list_changed)',
     inputSchema: NoArgs,
     handler: () => {
-      if (extraTool) mcp.registry.removeTool('test_dynamic_tool')
-      else mcp.tool({ name: 'test_dynamic_tool', description: 'Appears and disappears with test_trigger_tool_change', inputSchema: NoArgs, handler: () => text('dynamic') })
+      try {
+        if (extraTool) mcp.registry.removeTool('test_dynamic_tool')
+        else mcp.tool({ name: 'test_dynamic_tool', description: 'Appears and disappears with test_trigger_tool_change', inputSchema: NoArgs, handler: () => text('dynamic') })
+      } catch (err) {
+        // With REDIS_URL the registry is locked after start-up: the caller reads why.
+        throw new UserError(err instanceof Error ? err.message : String(err))
+      }
       extraTool = !extraTool
       return text(`test_dynamic_tool ${extraTool ? 'added' : 'removed'}`)
     }
@@ -153,8 +159,12 @@ export function registerStatelessFixtures (mcp: McpServer): void {
     description: 'Adds or removes the prompt test_dynamic_prompt (prompts list_changed)',
     inputSchema: NoArgs,
     handler: () => {
-      if (extraPrompt) mcp.registry.removePrompt('test_dynamic_prompt')
-      else mcp.prompt({ name: 'test_dynamic_prompt', description: 'Appears and disappears with test_trigger_prompt_change', get: () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'dynamic' } }] }) })
+      try {
+        if (extraPrompt) mcp.registry.removePrompt('test_dynamic_prompt')
+        else mcp.prompt({ name: 'test_dynamic_prompt', description: 'Appears and disappears with test_trigger_prompt_change', get: () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'dynamic' } }] }) })
+      } catch (err) {
+        throw new UserError(err instanceof Error ? err.message : String(err))
+      }
       extraPrompt = !extraPrompt
       return text(`test_dynamic_prompt ${extraPrompt ? 'added' : 'removed'}`)
     }

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { McpServer } from '../mcp/server.js'
+import { UserError } from '../mcp/errors.js'
 import { registerStatelessFixtures } from './conformance-stateless.js'
 
 // Fixtures the official conformance suite (@modelcontextprotocol/conformance) calls by name.
@@ -76,7 +77,7 @@ export function registerConformanceFixtures (mcp: McpServer): void {
     name: 'test_error_handling',
     description: 'Always fails',
     inputSchema: NoArgs,
-    handler: () => { throw new Error('This tool intentionally returns an error for testing') }
+    handler: () => { throw new UserError('This tool intentionally returns an error for testing') }
   })
   mcp.tool({
     name: 'test_tool_with_progress',

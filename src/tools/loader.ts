@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
 import { cap } from '../budget.js'
 import type { Mcp } from '../mcp/api.js'
-import type { AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../mcp/registry.js'
+import { registeringFrom, type AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../mcp/registry.js'
 
 /** Anything a tool module may export by default besides a function. */
 export type Definition = ToolDefinition | ResourceDefinition | ResourceTemplateDefinition | PromptDefinition
@@ -102,6 +102,7 @@ export async function loadToolModules (entries: readonly string[], app: FastifyI
   const skipped: string[] = []
   const files = await toolModuleFiles(entries, cwd, skipped)
   if (skipped.length > 0) app.log.warn({ skipped }, `tool modules: skipped TypeScript files, ${COMPILE_FIRST}`)
-  for (const file of files) await loadToolModule(file, app.mcp, app)
+  // Each module's registrations are its own: a name another module (or the app) took is refused naming both.
+  for (const file of files) await registeringFrom(`tool module ${file}`, async () => { await loadToolModule(file, app.mcp, app) })
   return files
 }

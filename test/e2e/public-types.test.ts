@@ -50,3 +50,15 @@ test('app.mcp is typed by the public interface: a tool author sees the registrat
     assert.match(text, new RegExp(`\\b${member}\\s*[<(]`), `${member} is part of the public API`)
   }
 })
+
+test('the package types add one member to a host app, `mcp`: no config, hub, redis, lifecycle or auth a host (or @fastify/env) may declare', () => {
+  const files = reachableDeclarations()
+  const members: string[] = []
+  for (const file of files) {
+    const text = code(readFileSync(file, 'utf8'))
+    for (const block of text.matchAll(/interface (FastifyInstance|FastifyRequest|FastifyReply)\s*(?:<[^>]*>)?\s*{([^}]*)}/g)) {
+      for (const m of (block[2] ?? '').matchAll(/^\s*(\w+)\??\s*[:(<]/gm)) members.push(`${block[1] ?? ''}.${m[1] ?? ''} (${relative(ROOT, file)})`)
+    }
+  }
+  assert.deepEqual(members.map((m) => m.split(' ')[0]), ['FastifyInstance.mcp'], members.join(', '))
+})
