@@ -1,5 +1,5 @@
-import Fastify, { type FastifyHttpOptions, type FastifyServerOptions } from 'fastify'
-import type { Server as HttpServer } from 'node:http'
+import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
@@ -44,7 +44,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
  * partial config merged over the defaults — `buildApp()`, `buildApp({ authTokens })` — and, for
  * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
  */
-export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
+export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}): Promise<App> {
   const { logger, server, builtins = true, authenticate, ...input } = { ...options, ...more }
   const config = resolveConfig(input)
   // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
@@ -123,4 +123,10 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
   return app
 }
 
-export type App = Awaited<ReturnType<typeof buildApp>>
+/**
+ * The service's app: a Fastify instance with the TypeBox type provider. Spelled out (not inferred) so
+ * the declaration names only exported types, valid under every moduleResolution (bundler, node10 too).
+ */
+export type App = FastifyInstance<
+  RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider
+>
