@@ -7,14 +7,7 @@ import { cap } from './budget.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
 import { trustProxyFunction } from './trust-proxy.js'
-import { boundHttp1OverHttp2, limitConnections, type ConnectionStats } from './connections.js'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The service's sockets (src/connections.ts); only on the service's app (buildApp), not the plugin. */
-    connections?: ConnectionStats
-  }
-}
+import { boundHttp1OverHttp2, limitConnections } from './connections.js'
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
