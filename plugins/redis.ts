@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { Redis } from 'ioredis'
 import { createRedis, RedisBus } from '../src/hub/redis.js'
+import { ConfigError } from '../src/config.js'
 import { RedisDataset } from '../src/hub/dataset.js'
 
 export interface RedisConnections {
@@ -24,10 +25,42 @@ declare module 'fastify' {
   }
 }
 
+/** REDIS_URL as it may be shown: without its password. */
+function shownUrl (url: string): string {
+  if (!URL.canParse(url)) return url
+  const u = new URL(url)
+  if (u.password !== '') u.password = '***'
+  return u.href
+}
+
+/**
+ * At start the server refuses to run without the Redis it was given (rather than serving sessions
+ * no other replica can see): the first connection error is a ConfigError, one line that says what
+ * to do. The connections are closed, so nothing keeps retrying in the background.
+ */
+async function connected (clients: Redis[], url: string): Promise<void> {
+  await Promise.all(clients.map(async (client) => {
+    if (client.status === 'ready') return
+    await new Promise<void>((resolve, reject) => {
+      const onReady = (): void => { client.off('error', onError); resolve() }
+      const onError = (err: Error): void => {
+        client.off('ready', onReady)
+        reject(new ConfigError(`Cannot reach Redis at REDIS_URL=${shownUrl(url)} (${err.message || (err as { code?: string }).code || 'connection failed'}): start Redis there or fix REDIS_URL; the server does not start without it`))
+      }
+      client.once('ready', onReady)
+      client.once('error', onError)
+    })
+  })).catch((err: unknown) => {
+    for (const client of clients) client.disconnect()
+    throw err
+  })
+}
+
 /**
  * Scale-out: with REDIS_URL, one command connection and one subscriber connection shared by the
- * hub (replay log, bus, broadcast targets) and the MCP sessions. Redis being down makes /ready 503
- * and requests that need it fail with clear errors; the clients reconnect by themselves.
+ * hub (replay log, bus, broadcast targets) and the MCP sessions. Redis unreachable at start refuses
+ * the start (one line); Redis going down later makes /ready 503 and requests that need it fail with
+ * clear errors; the clients reconnect by themselves.
  */
 const redisPlugin: FastifyPluginAsync = async (app) => {
   const url = app.config.redisUrl
@@ -36,8 +69,10 @@ const redisPlugin: FastifyPluginAsync = async (app) => {
     return
   }
   let lastError = ''
+  let starting = true
   const onError = (err: Error): void => {
-    // One line per distinct error, not one per retry.
+    // At start the refusal below says it; after, one line per distinct error, not one per retry.
+    if (starting) return
     if (err.message !== lastError) app.log.warn({ err: err.message }, 'redis error')
     lastError = err.message
   }
@@ -55,6 +90,9 @@ const redisPlugin: FastifyPluginAsync = async (app) => {
     dataset.check().catch((err: unknown) => { onError(err instanceof Error ? err : new Error(String(err))) })
   })
   app.decorate('redis', { client, bus: new RedisBus(client, sub), dataset })
+  // Listeners first (the first 'ready' checks the dataset), then wait: unreachable at start refuses.
+  await connected([client, sub], url)
+  starting = false
   app.lifecycle.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return false
     return await Promise.race([

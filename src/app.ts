@@ -1,5 +1,5 @@
-import Fastify, { type FastifyHttpOptions, type FastifyServerOptions } from 'fastify'
-import type { Server as HttpServer } from 'node:http'
+import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify'
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
@@ -8,14 +8,7 @@ import { refuse } from './http-error.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
 import { trustProxyFunction } from './trust-proxy.js'
-import { boundHttp1OverHttp2, limitConnections, type ConnectionStats } from './connections.js'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The service's sockets (src/connections.ts); only on the service's app (buildApp), not the plugin. */
-    connections?: ConnectionStats
-  }
-}
+import { boundHttp1OverHttp2, limitConnections } from './connections.js'
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
@@ -45,7 +38,7 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
  * partial config merged over the defaults, with BuildOptions beside it — `buildApp()`,
  * `buildApp({ authTokens, logger: false })`. `src/server.ts` calls it and listens.
  */
-export async function buildApp (options: BuildAppOptions = {}) {
+export async function buildApp (options: BuildAppOptions = {}): Promise<App> {
   const { logger, server, builtins = true, authenticate, ...input } = options
   const config = resolveConfig(input)
   // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
@@ -120,4 +113,10 @@ export async function buildApp (options: BuildAppOptions = {}) {
   return app
 }
 
-export type App = Awaited<ReturnType<typeof buildApp>>
+/**
+ * The service's app: a Fastify instance with the TypeBox type provider. Spelled out (not inferred) so
+ * the declaration names only exported types, valid under every moduleResolution (bundler, node10 too).
+ */
+export type App = FastifyInstance<
+  RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider
+>

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { OAuthConfig } from './oauth.js'
 import { parseTrustProxy, type TrustProxy } from './trust-proxy.js'
@@ -217,6 +217,18 @@ function isLoopback (host: string): boolean {
 
 const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
 
+/** What to write instead, for variables whose schema error would be a regex or a union. */
+const HINTS: Record<string, string> = {
+  LOG_LEVEL: 'is not a level: use one of fatal, error, warn, info, debug, trace, silent',
+  STATE_SECRET: 'is too short: use at least 32 characters (e.g. the output of `openssl rand -hex 32`), or leave it unset',
+  REDIS_URL: 'is not a Redis URL: use redis://host:6379 (or rediss:// for TLS)',
+  OAUTH_JWKS_URL: 'is not an http(s):// URL',
+  MCP_FIXTURES: 'is not a fixture set: leave it empty or use conformance',
+  METRICS_PUBLIC: 'is not a boolean: use true or false',
+  DOCS_PUBLIC: 'is not a boolean: use true or false',
+  OAUTH_OPERATOR_SCOPE: 'is not one OAuth scope (no spaces, quotes or backslashes)'
+}
+
 function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
 }
@@ -262,7 +274,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (first) {
     const variable = first.path.replace(/^\//, '') || 'environment'
     // Secrets are never echoed into logs, even when malformed.
-    fail(variable, SECRET_VARIABLES.has(variable) ? '<redacted>' : raw[variable], `is invalid: ${first.message}`)
+    fail(variable, SECRET_VARIABLES.has(variable) ? '<redacted>' : raw[variable], HINTS[variable] ?? `is invalid: ${first.message}`)
   }
   const e = converted as Env
 
@@ -358,6 +370,159 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 }
 
+type Check = { schema: TSchema, says: string }
+const P = EnvSchema.properties
+/** An option with its variable's schema; integers need only be ≥ 0 (tests use budgets below the deployed ranges). */
+function like (variable: keyof typeof P): Check {
+  const schema: TSchema = P[variable]
+  if (schema.type === 'integer') return { schema: Type.Integer({ minimum: 0 }), says: `must be a whole number ≥ 0 (like ${variable})` }
+  if (schema.type === 'boolean') return { schema, says: 'must be true or false' }
+  const hint = HINTS[variable]
+  return { schema, says: hint ?? `must be a string (like ${variable})` }
+}
+const strings: Check = { schema: Type.Array(Type.String()), says: 'must be an array of strings, e.g. ["a", "b"]' }
+const OAUTH: Check = {
+  schema: Type.Object({
+    resource: Type.String(),
+    issuer: Type.Optional(Type.String()),
+    jwksUrl: Type.Optional(Type.String()),
+    publicKeyFile: Type.Optional(Type.String()),
+    authorizationServers: Type.Array(Type.String()),
+    scopesSupported: Type.Array(Type.String())
+  }, { additionalProperties: false }),
+  says: 'must be { resource, issuer?, jwksUrl? or publicKeyFile?, authorizationServers: [], scopesSupported: [] }'
+}
+const BUDGET_OPTIONS: Record<keyof Budgets, Check> = {
+  sessionsPerClient: like('MAX_SESSIONS_PER_CLIENT'),
+  streamsPerClient: like('MAX_STREAMS_PER_CLIENT'),
+  inflightPerClient: like('MAX_INFLIGHT_PER_CLIENT'),
+  clientInfoBytes: like('MAX_CLIENT_INFO_BYTES'),
+  subscriptionsPerSession: like('MAX_SUBSCRIPTIONS_PER_SESSION'),
+  uriBytes: like('MAX_URI_BYTES'),
+  listenFilterBytes: like('MAX_LISTEN_FILTER_BYTES'),
+  replayBufferBytes: like('REPLAY_BUFFER_BYTES'),
+  replayTotalBytes: like('REPLAY_TOTAL_BYTES'),
+  broadcastBytes: like('MAX_BROADCAST_BYTES'),
+  stateBytes: like('MAX_STATE_BYTES'),
+  replayClientBytes: like('REPLAY_CLIENT_BYTES')
+}
+const JSON_OPTIONS: Record<keyof JsonLimits, Check> = {
+  maxDepth: like('JSON_MAX_DEPTH'), maxKeys: like('JSON_MAX_KEYS'), maxStringBytes: like('JSON_MAX_STRING_BYTES')
+}
+/** Every option of the plugin and buildApp that is part of the Config: checked as its variable is. */
+const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
+  host: like('HOST'),
+  port: like('PORT'),
+  logLevel: like('LOG_LEVEL'),
+  authTokens: strings,
+  allowedOrigins: strings,
+  allowedHosts: strings,
+  maxConnections: like('MAX_CONNECTIONS'),
+  heartbeatIntervalMs: like('HEARTBEAT_INTERVAL_MS'),
+  sessionIdleTimeoutMs: like('SESSION_IDLE_TIMEOUT_MS'),
+  replayBufferSize: like('REPLAY_BUFFER_SIZE'),
+  bodyLimit: like('BODY_LIMIT'),
+  rateLimitMax: like('RATE_LIMIT_MAX'),
+  rateLimitWindowMs: like('RATE_LIMIT_WINDOW_MS'),
+  drainTimeoutMs: like('DRAIN_TIMEOUT_MS'),
+  maxInflightPerSession: like('MAX_INFLIGHT_PER_SESSION'),
+  toolTimeoutMs: like('TOOL_TIMEOUT_MS'),
+  stateSecret: like('STATE_SECRET'),
+  stateTtlMs: like('STATE_TTL_MS'),
+  cacheTtlMs: like('CACHE_TTL_MS'),
+  redisUrl: like('REDIS_URL'),
+  tls: { schema: Type.Object({ certFile: Type.String(), keyFile: Type.String() }, { additionalProperties: false }), says: 'must be { certFile, keyFile }' },
+  trustProxy: {
+    schema: Type.Union([
+      Type.Literal(false),
+      Type.Object(
+        { addresses: Type.Array(Type.String()), hops: Type.Optional(Type.Integer({ minimum: 1 })) },
+        { additionalProperties: false }
+      )
+    ]),
+    says: 'must be false or { addresses: [addresses, CIDRs or presets], hops? }'
+  },
+  fixtures: { schema: Type.Literal('conformance'), says: 'must be "conformance" or left out' },
+  metricsPublic: like('METRICS_PUBLIC'),
+  oauth: OAUTH,
+  docsPublic: like('DOCS_PUBLIC'),
+  operatorTokens: strings,
+  oauthOperatorScope: like('OAUTH_OPERATOR_SCOPE'),
+  authFailureMax: like('AUTH_FAILURE_MAX'),
+  tools: strings,
+  redisCommandTimeoutMs: like('REDIS_COMMAND_TIMEOUT_MS'),
+  maxConnectionsPerClient: like('MAX_CONNECTIONS_PER_CLIENT'),
+  headersTimeoutMs: like('HEADERS_TIMEOUT_MS'),
+  requestTimeoutMs: like('REQUEST_TIMEOUT_MS'),
+  keepAliveTimeoutMs: like('KEEP_ALIVE_TIMEOUT_MS'),
+  http2: like('HTTP2'),
+  serverName: like('SERVER_NAME'),
+  serverVersion: like('SERVER_VERSION'),
+  serverInstructions: like('SERVER_INSTRUCTIONS')
+}
+/** Options the plugin itself takes (not part of the Config), and the nested ones checked on their own. */
+const PLUGIN_OPTIONS = new Set(['prefix', 'builtins', 'authenticate', 'logger', 'server', 'budgets', 'json'])
+const SECRET_OPTIONS = new Set(['authTokens', 'operatorTokens', 'stateSecret'])
+
+/** The closest known name within two edits, for "did you mean". */
+function closest (name: string, known: readonly string[]): string | undefined {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+    for (let i = 1; i <= a.length; i++) {
+      let previous = row[0] ?? 0
+      row[0] = i
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j] ?? 0
+        row[j] = Math.min(current + 1, (row[j - 1] ?? 0) + 1, previous + (a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1))
+        previous = current
+      }
+    }
+    return row[b.length] ?? Infinity
+  }
+  let best: string | undefined
+  let bestDistance = 3
+  for (const k of known) {
+    const d = distance(name, k)
+    if (d < bestDistance) { best = k; bestDistance = d }
+  }
+  return best
+}
+
+/** One line per mistake in `given` against `checks` (a misspelt or unknown key, a value of the wrong kind). */
+function optionMistakes (given: Record<string, unknown>, checks: Record<string, Check>, path: string): string[] {
+  const lines: string[] = []
+  for (const [key, value] of Object.entries(given)) {
+    if (value === undefined || (path === '' && PLUGIN_OPTIONS.has(key))) continue
+    const name = `${path}${key}`
+    const check = checks[key]
+    if (check === undefined) {
+      const hint = closest(key, Object.keys(checks))
+      lines.push(`Invalid option: ${name} is not an option of sse-mcp-server${hint === undefined ? '' : `; did you mean ${path}${hint}?`}`)
+    } else if (!Value.Check(check.schema, value)) {
+      const shown = SECRET_OPTIONS.has(key) ? '<redacted>' : cap80(JSON.stringify(value) ?? String(value))
+      lines.push(`Invalid option: ${name}=${shown} ${check.says}`)
+    }
+  }
+  return lines
+}
+const cap80 = (s: string): string => s.length > 80 ? `${s.slice(0, 80)}…` : s
+
+/**
+ * Checks the plugin's / buildApp's options as the environment is checked: a ConfigError with one line
+ * per mistake (unknown or misspelt keys refused, values of the wrong kind named with what they must be).
+ */
+export function checkOptions (input: Record<string, unknown>): void {
+  const lines = optionMistakes(input, OPTIONS, '')
+  const nested = { budgets: BUDGET_OPTIONS, json: JSON_OPTIONS } as const
+  for (const [key, checks] of Object.entries(nested)) {
+    const value = input[key]
+    if (value === undefined) continue
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) lines.push(`Invalid option: ${key}=${cap80(JSON.stringify(value) ?? String(value))} must be an object such as { ${Object.keys(checks)[0] ?? ''}: 10 }`)
+    else lines.push(...optionMistakes(value as Record<string, unknown>, checks, `${key}.`))
+  }
+  if (lines.length > 0) throw new ConfigError(lines.join('\n'))
+}
+
 /** A config where only some fields are given; `budgets` and `json` may be given in part too. */
 export type ConfigInput = Partial<Omit<Config, 'budgets' | 'json'>> & { budgets?: Partial<Budgets>, json?: Partial<JsonLimits> }
 
@@ -366,6 +531,7 @@ export type ConfigInput = Partial<Omit<Config, 'budgets' | 'json'>> & { budgets?
  * environment). Giving `host` without `allowedHosts` derives the Host allow-list as HOST does.
  */
 export function resolveConfig (input: ConfigInput = {}): Config {
+  checkOptions(input)
   const defaults = loadConfig({})
   const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ConfigInput
   const config: Config = {

@@ -4,6 +4,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import { Quota } from './budget.js'
 
+// Declared here, not in app.ts, so the package's public types (reachable from app.d.ts) do not add
+// it to a host app: only the service's own app (buildApp) carries it.
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service's sockets; only on the service's app (buildApp), not the plugin. */
+    connections?: ConnectionStats
+  }
+}
+
 export interface ConnectionLimits {
   /** Open sockets one peer address may hold (MAX_CONNECTIONS_PER_CLIENT). */
   perClient: number

@@ -12,6 +12,9 @@ export { loadConfig, resolveConfig, ConfigError, type Config, type ConfigInput, 
 export { RpcError, ErrorCode } from './mcp/jsonrpc.js'
 export type { CallContext, AuthInfo } from './mcp/context.js'
 export { UserError } from './mcp/errors.js'
+export type { AskOptions, ClientRequests, ElicitParams, ElicitResult, CreateMessageParams, CreateMessageResult, SamplingMessage, ListRootsResult } from './mcp/context.js'
+export type { ToolResult, Declared } from './mcp/registry.js'
+export type { OAuthConfig } from './oauth.js'
 export type {
   ToolDefinition, ResourceDefinition, ResourceTemplateDefinition, PromptDefinition, PromptArgument, ToolAnnotations,
   CallToolResult, ReadResourceResult, ResourceContents, GetPromptResult, PromptMessage, ContentBlock,

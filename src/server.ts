@@ -32,7 +32,8 @@ closeWithGrace({ delay: config.drainTimeoutMs + 5_000 }, async ({ signal, err })
 try {
   await app.listen({ host: config.host, port: config.port })
 } catch (err) {
-  app.log.error({ err }, 'could not listen')
+  // One line that says what to do, like a configuration error (not a stack in a log line).
+  process.stderr.write(`${listenFailure(err, config)}\n`)
   process.exit(1)
 }
 const address = app.server.address()
@@ -44,3 +45,12 @@ app.log.info(`MCP endpoint (Streamable HTTP): ${base}/mcp`)
 app.log.info(`HTTP+SSE endpoint: ${base}/sse`)
 app.log.info(`Health: ${base}/health`)
 app.log.info(`Docs: ${base}/docs`)
+
+function listenFailure (err: unknown, { host, port }: Config): string {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
+  const code = (err as { code?: unknown }).code
+  if (code === 'EADDRINUSE') return `Cannot listen on ${where}: the port is in use by another process; stop that process or set PORT to a free port`
+  if (code === 'EACCES') return `Cannot listen on ${where}: permission denied (ports below 1024 need privileges); set PORT to 1024 or above`
+  if (code === 'EADDRNOTAVAIL') return `Cannot listen on ${where}: ${host} is not an address of this machine; set HOST to one of its addresses, 127.0.0.1 or 0.0.0.0`
+  return `Cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}`
+}

@@ -30,6 +30,8 @@ export interface InjectClientOptions {
 }
 
 export interface Notification { method: string, params?: Record<string, unknown> }
+/** The SDK's `callTool` argument. */
+export interface CallToolParams { name: string, arguments?: Record<string, unknown>, _meta?: Record<string, unknown> }
 /** A tool as tools/list shows it (the catalog's shape, plus whatever else a server adds). */
 export interface ToolListing extends CatalogTool { [key: string]: unknown }
 
@@ -40,8 +42,13 @@ export interface InjectClient {
   /** Every notification the server sent on this client's requests, oldest first. */
   readonly notifications: Notification[]
   listTools (): Promise<{ tools: ToolListing[], nextCursor?: string }>
-  /** A tool's result; a tool error is `{ isError: true }`, a protocol error rejects with an RpcError. */
-  callTool (name: string, args?: Record<string, unknown>): Promise<CallToolResult>
+  /**
+   * A tool's result; a tool error is `{ isError: true }`, a protocol error rejects with an RpcError.
+   * `callTool(name, args)`, or the SDK's shape `callTool({ name, arguments, _meta })`; `_meta` is
+   * sent as given (e.g. `{ progressToken: 'mine' }`; without one, a token `p<id>` is sent).
+   */
+  callTool (name: string, args?: Record<string, unknown>, options?: { _meta?: Record<string, unknown> }): Promise<CallToolResult>
+  callTool (params: CallToolParams): Promise<CallToolResult>
   listResources (): Promise<{ resources: Array<Record<string, unknown>>, nextCursor?: string }>
   readResource (uri: string): Promise<ReadResourceResult>
   listPrompts (): Promise<{ prompts: Array<Record<string, unknown>>, nextCursor?: string }>
@@ -155,7 +162,12 @@ export async function connectInject (app: Injectable, options: InjectClientOptio
     initialized,
     notifications,
     listTools: async () => await request('tools/list') as unknown as { tools: ToolListing[], nextCursor?: string },
-    callTool: async (name, args = {}) => await request('tools/call', { name, arguments: args }) as unknown as CallToolResult,
+    callTool: async (
+      nameOrParams: string | CallToolParams, args: Record<string, unknown> = {}, options: { _meta?: Record<string, unknown> } = {}
+    ) => {
+      const { name, arguments: given = {}, _meta } = typeof nameOrParams === 'string' ? { name: nameOrParams, arguments: args, _meta: options._meta } : nameOrParams
+      return await request('tools/call', { name, arguments: given, ...(_meta === undefined ? {} : { _meta }) }) as unknown as CallToolResult
+    },
     listResources: async () => await request('resources/list') as { resources: Array<Record<string, unknown>>, nextCursor?: string },
     readResource: async (uri) => await request('resources/read', { uri }) as unknown as ReadResourceResult,
     listPrompts: async () => await request('prompts/list') as { prompts: Array<Record<string, unknown>>, nextCursor?: string },

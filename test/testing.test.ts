@@ -108,3 +108,48 @@ test('the docs page under a prefix points its console and examples at the prefix
   assert.match(res.body, /http:\/\/127\.0\.0\.1:3000\/api\/mcp/)
   assert.doesNotMatch(res.body, /http:\/\/127\.0\.0\.1:3000\/mcp\b/)
 })
+
+test('connectInject callTool takes the SDK\'s shape { name, arguments, _meta } and sends the caller\'s progress token', async (t) => {
+  const app = await build(t, { fixtures: 'conformance' })
+  const client = await connectInject(app)
+  t.after(() => client.close())
+  const sdkShape = await client.callTool({ name: 'echo', arguments: { message: 'as the SDK' } })
+  assert.match(JSON.stringify(sdkShape.content), /as the SDK/)
+  await client.callTool({ name: 'test_tool_with_progress', arguments: {}, _meta: { progressToken: 'mine-1' } })
+  await client.callTool('test_tool_with_progress', {}, { _meta: { progressToken: 7 } })
+  const tokens = client.notifications.filter((n) => n.method === 'notifications/progress').map((n) => n.params?.progressToken)
+  assert.deepEqual(tokens, ['mine-1', 'mine-1', 'mine-1', 7, 7, 7])
+})
+
+test('ctx.elicit asks in form mode, types and checks accepted content against a TypeBox schema; ctx.sample asks the model', async (t) => {
+  const app = Fastify({ logger: false })
+  await app.register(sseMcp)
+  const Answer = Type.Object({ name: Type.String() })
+  app.mcp.tool({
+    name: 'who',
+    inputSchema: Type.Object({}),
+    handler: async (_args, ctx) => {
+      const answer = await ctx.elicit('Who are you?', Answer)
+      const sampled = await ctx.sample({ messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }], maxTokens: 5 })
+      return { content: [{ type: 'text', text: `${answer.action}:${answer.content?.name ?? '-'}:${sampled.model}` }] }
+    }
+  })
+  await app.ready()
+  t.after(() => app.close())
+  const asked: Array<Record<string, unknown>> = []
+  let reply: Record<string, unknown> = { action: 'accept', content: { name: 'Ada' } }
+  const client = await connectInject(app, {
+    onRequest: (method, params) => {
+      asked.push({ method, ...params })
+      return method === 'sampling/createMessage' ? { role: 'assistant', content: { type: 'text', text: 'hello' }, model: 'm1' } : reply
+    }
+  })
+  t.after(() => client.close())
+  assert.deepEqual((await client.callTool('who')).content, [{ type: 'text', text: 'accept:Ada:m1' }])
+  assert.deepEqual(asked[0], { method: 'elicitation/create', message: 'Who are you?', requestedSchema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } })
+  assert.equal(asked[1]?.method, 'sampling/createMessage')
+  reply = { action: 'accept', content: { name: 42 } }
+  // An answer that does not match is the handler's RpcError (unless the handler catches it).
+  await assert.rejects(client.callTool('who'), (err: Error) => err instanceof RpcError && err.code === ErrorCode.InvalidParams &&
+    /^The client's elicitation answer does not match requestedSchema: \/name Expected string$/.test(err.message))
+})

@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import { request as httpsRequest } from 'node:https'
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2'
 import type { Readable } from 'node:stream'
+import { kEngine } from '../src/mcp/engine.js'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { kEngine } from '../src/mcp/engine.js'
 
 const hasOpenssl = (() => {
   try { execFileSync('openssl', ['version'], { stdio: 'ignore' }); return true } catch { return false }

@@ -7,10 +7,11 @@ import type { AnySchema, Catalog, PromptDefinition, ResourceDefinition, Resource
  */
 export interface Mcp {
   /** Registers a tool; its handler's argument type is inferred from a TypeBox or Standard Schema inputSchema. */
-  tool<S extends AnySchema> (def: ToolDefinition<S>): void
+  tool<S extends AnySchema, O extends AnySchema = AnySchema> (def: ToolDefinition<S, O>): void
   resource (def: ResourceDefinition): void
   resourceTemplate (def: ResourceTemplateDefinition): void
-  prompt (def: PromptDefinition): void
+  /** Registers a prompt; `get`'s argument type is inferred from a TypeBox or Standard Schema argsSchema. */
+  prompt<A extends AnySchema = AnySchema> (def: PromptDefinition<A>): void
   /** Removes a tool; false when there was none. */
   removeTool (name: string): boolean
   removeResource (uri: string): boolean

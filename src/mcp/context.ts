@@ -1,5 +1,25 @@
 import type { RequestId } from './jsonrpc.js'
 import type { LoggingLevel, SessionRecord } from './sessions/store.js'
+import type { ContentBlock, Declared, JsonSchemaObject } from './registry.js'
+import type { TSchema } from '@sinclair/typebox'
+
+/** elicitation/create's params (form mode: `requestedSchema`; URL mode: `mode: 'url'`, `url`, `elicitationId`). */
+export interface ElicitParams { message: string, requestedSchema?: Record<string, unknown>, [key: string]: unknown }
+/** What the client answered an elicitation with; `content` only when accepted. */
+export interface ElicitResult<Content = Record<string, unknown>> { action: 'accept' | 'decline' | 'cancel', content?: Content, [key: string]: unknown }
+export interface SamplingMessage { role: 'user' | 'assistant', content: ContentBlock | ContentBlock[] }
+/** sampling/createMessage's params. */
+export interface CreateMessageParams { messages: SamplingMessage[], maxTokens: number, systemPrompt?: string, [key: string]: unknown }
+/** What the client's model answered. */
+export interface CreateMessageResult { role: 'user' | 'assistant', content: ContentBlock | ContentBlock[], model: string, stopReason?: string, [key: string]: unknown }
+export interface ListRootsResult { roots: Array<{ uri: string, name?: string }>, [key: string]: unknown }
+/** The requests a server may send a client, with their params and results. */
+export interface ClientRequests {
+  'elicitation/create': { params: ElicitParams, result: ElicitResult }
+  'sampling/createMessage': { params: CreateMessageParams, result: CreateMessageResult }
+  'roots/list': { params: Record<string, unknown>, result: ListRootsResult }
+}
+export interface AskOptions { timeoutMs?: number, key?: string }
 
 /**
  * Who called (`ctx.auth`), as the route's authentication found them: a static token (its name), an
@@ -49,9 +69,18 @@ export interface CallContext {
    * handler must not swallow what this throws, and runs again from the top on the retry.
    * A missing capability is -32021 there.
    */
-  request (
-    method: string, params: Record<string, unknown>, options?: { timeoutMs?: number, key?: string }
-  ): Promise<Record<string, unknown>>
+  request<M extends keyof ClientRequests> (method: M, params: ClientRequests[M]['params'], options?: AskOptions): Promise<ClientRequests[M]['result']>
+  request (method: string, params: Record<string, unknown>, options?: AskOptions): Promise<Record<string, unknown>>
+  /**
+   * Asks the user through the client (elicitation/create, form mode), as `request` does. With a
+   * TypeBox schema, accepted content is checked against it (a mismatch rejects with an RpcError)
+   * and typed by it; a plain JSON Schema object gives `Record<string, unknown>`.
+   */
+  elicit<S extends TSchema | JsonSchemaObject> (
+    message: string, requestedSchema: S, options?: AskOptions
+  ): Promise<ElicitResult<Declared<S, Record<string, unknown>>>>
+  /** Asks the client's model (sampling/createMessage), as `request` does. */
+  sample (params: CreateMessageParams, options?: AskOptions): Promise<CreateMessageResult>
   /**
    * SEP-1699 polling: closes this request's SSE stream now (the client reconnects with
    * Last-Event-ID and gets the rest). A no-op when the transport cannot stream.

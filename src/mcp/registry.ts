@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { CallContext } from './context.js'
-import { SchemaCompiler, type AnySchema, type Infer, type Validator } from './validate.js'
+import type { Static, TSchema } from '@sinclair/typebox'
+import { SchemaCompiler, type AnySchema, type Infer, type StandardSchemaV1, type Validator } from './validate.js'
 
 export type { AnySchema, Infer, StandardSchemaV1, JsonSchemaObject, Validator } from './validate.js'
 
@@ -35,7 +36,20 @@ export interface ToolAnnotations {
   openWorldHint?: boolean
 }
 
-export interface ToolDefinition<S extends AnySchema = AnySchema> {
+/**
+ * What a schema declares about a value: the inferred type for TypeBox and Standard Schema (zod 4, …),
+ * `Fallback` for plain JSON Schema or when no schema is given.
+ */
+export type Declared<S, Fallback> = [S] extends [StandardSchemaV1]
+  ? StandardSchemaV1.InferOutput<S>
+  : [S] extends [TSchema] ? Static<S> : Fallback
+
+/** A tool's result, with `structuredContent` typed by its outputSchema. */
+export type ToolResult<O extends AnySchema = AnySchema> = Omit<CallToolResult, 'structuredContent'> & {
+  structuredContent?: Declared<O, Record<string, unknown>>
+}
+
+export interface ToolDefinition<S extends AnySchema = AnySchema, O extends AnySchema = AnySchema> {
   name: string
   title?: string
   description?: string
@@ -46,7 +60,7 @@ export interface ToolDefinition<S extends AnySchema = AnySchema> {
    */
   inputSchema: S
   /** When set, the handler must return `structuredContent` that validates (2025-06-18+). Any schema form. */
-  outputSchema?: AnySchema
+  outputSchema?: O
   annotations?: ToolAnnotations
   _meta?: Record<string, unknown>
   /** OAuth scopes a caller's access token must carry to call this tool (OAuth mode only). */
@@ -55,7 +69,7 @@ export interface ToolDefinition<S extends AnySchema = AnySchema> {
    * A plain string is the text of the result (`{ content: [{ type: "text", text }] }`); throw a
    * UserError for a failure the model should read.
    */
-  handler: (args: Infer<S>, ctx: CallContext) => CallToolResult | string | Promise<CallToolResult | string>
+  handler: (args: Infer<S>, ctx: CallContext) => ToolResult<O> | string | Promise<ToolResult<O> | string>
 }
 
 export interface ResourceDefinition {
@@ -83,7 +97,7 @@ export interface ResourceTemplateDefinition {
 
 export interface PromptArgument { name: string, description?: string, required?: boolean }
 
-export interface PromptDefinition {
+export interface PromptDefinition<A extends AnySchema = AnySchema> {
   name: string
   title?: string
   description?: string
@@ -92,8 +106,9 @@ export interface PromptDefinition {
    * Checks the arguments (an object of strings) before `get`; a mismatch is -32602. Any schema form.
    * When `arguments` is not given, the listing's arguments come from this schema's properties.
    */
-  argsSchema?: AnySchema
-  get: (args: Record<string, string>, ctx: CallContext) => GetPromptResult | Promise<GetPromptResult>
+  argsSchema?: A
+  /** Its arguments, typed from a TypeBox or Standard Schema argsSchema (strings otherwise). */
+  get: (args: Declared<A, Record<string, string>>, ctx: CallContext) => GetPromptResult | Promise<GetPromptResult>
   /** Suggestions for an argument (completion/complete). */
   complete?: Record<string, (value: string) => string[] | Promise<string[]>>
 }

@@ -1,5 +1,8 @@
 import { LATEST_PROTOCOL_VERSION, isSessionVersion } from '../meta.js'
-import type { AuthInfo, CallContext } from './context.js'
+import type { AskOptions, AuthInfo, CallContext, ElicitResult } from './context.js'
+import type { JsonSchemaObject } from './registry.js'
+import { KindGuard, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import { UserError } from './errors.js'
 import type { McpObserver } from './api.js'
 import {
@@ -443,6 +446,12 @@ export class McpServer {
     const progressToken = meta?.progressToken
     const hasToken = typeof progressToken === 'string' || typeof progressToken === 'number'
     const stateless = ctx.stateless
+    type Ask = (method: string, params: Record<string, unknown>, options?: AskOptions) => Promise<Record<string, unknown>>
+    const ask: Ask = async (method, params, options) => stateless === undefined
+      ? await this.#clientRequest(method, params, session, ctx, signal, options?.timeoutMs)
+      : await this.#inputRequest(method, params, stateless, options?.key)
+    // The typed overloads of CallContext.request over the one untyped ask (results are the client's JSON).
+    const request = ask as CallContext['request']
     return {
       session,
       era: stateless === undefined ? 'session' : 'stateless',
@@ -468,10 +477,10 @@ export class McpServer {
         if (logger !== undefined) params.logger = logger
         await ctx.send({ jsonrpc: '2.0', method: 'notifications/message', params })
       },
-      request: async (method, params, options) => stateless === undefined
-        ? await this.#clientRequest(method, params, session, ctx, signal, options?.timeoutMs)
-        : await this.#inputRequest(method, params, stateless, options?.key),
-      closeStream: () => { ctx.closeStream?.() }
+      request,
+      closeStream: () => { ctx.closeStream?.() },
+      elicit: async (message, requestedSchema, options) => await elicit(request, message, requestedSchema, options),
+      sample: async (params, options) => await request('sampling/createMessage', params, options)
     }
   }
 
@@ -735,4 +744,16 @@ export class McpServer {
     }
     return {}
   }
+}
+
+/** ctx.elicit: elicitation/create in form mode; accepted content checked against a TypeBox schema. */
+async function elicit (
+  request: CallContext['request'], message: string, requestedSchema: TSchema | JsonSchemaObject, options: AskOptions | undefined
+): Promise<ElicitResult<never>> {
+  const result = await request('elicitation/create', { message, requestedSchema: { ...requestedSchema } }, options)
+  if (result.action === 'accept' && KindGuard.IsSchema(requestedSchema) && !Value.Check(requestedSchema, result.content ?? {})) {
+    const first = Value.Errors(requestedSchema, result.content ?? {}).First()
+    throw new RpcError(ErrorCode.InvalidParams, `The client's elicitation answer does not match requestedSchema${first === undefined ? '' : `: ${first.path || '/'} ${first.message}`}`)
+  }
+  return result as ElicitResult<never>
 }

@@ -12,8 +12,12 @@ export type Definition = ToolDefinition | ResourceDefinition | ResourceTemplateD
 /** A tool module's default export: a setup function, one definition or an array of them. */
 export type ToolModule = ((mcp: Mcp, app: FastifyInstance) => void | Promise<void>) | Definition | readonly Definition[]
 
-/** Keeps a tool's inferred argument type inside an array of definitions (`export default [defineTool({ … })]`). */
-export function defineTool<S extends AnySchema> (def: ToolDefinition<S>): ToolDefinition {
+/**
+ * A tool definition checked and inferred as `app.mcp.tool` does (arguments from inputSchema,
+ * structuredContent from outputSchema), for a TypeScript tool module's default export or an array
+ * of them: `export default [defineTool({ … }), defineTool({ … })]`. Returns the definition unchanged.
+ */
+export function defineTool<S extends AnySchema, O extends AnySchema = AnySchema> (def: ToolDefinition<S, O>): ToolDefinition {
   return def
 }
 
@@ -25,20 +29,36 @@ export class ToolModuleError extends ConfigError {
   }
 }
 
-const MODULE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs'])
+const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts'])
+/** Node loads TypeScript itself from 22.18/23.6 (type stripping); older versions cannot. */
+const NODE_LOADS_TYPESCRIPT = Boolean((process.features as { typescript?: unknown }).typescript)
+const MODULE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', ...(NODE_LOADS_TYPESCRIPT ? TYPESCRIPT_EXTENSIONS : [])])
+const isTypeScript = (name: string): boolean => TYPESCRIPT_EXTENSIONS.has(extname(name)) && !/\.d\.[mc]?ts$/.test(name)
+const COMPILE_FIRST = 'which this node cannot load: compile them to .js (tsc) and point MCP_TOOLS at the output, or write .mjs modules'
 
-/** The module files MCP_TOOLS names: files as given, directories' .js/.mjs/.cjs files in name order. */
-export async function toolModuleFiles (entries: readonly string[], cwd = process.cwd()): Promise<string[]> {
+/**
+ * The module files MCP_TOOLS names: files as given, directories' .js/.mjs/.cjs files in name order.
+ * TypeScript files node cannot load are refused when they are all a directory holds (or named
+ * themselves), else listed in `skipped`.
+ */
+export async function toolModuleFiles (entries: readonly string[], cwd = process.cwd(), skipped: string[] = []): Promise<string[]> {
   const files: string[] = []
   for (const entry of entries) {
     const path = resolve(cwd, entry)
     const info = await stat(path).catch(() => undefined)
     if (info === undefined) throw new ToolModuleError(path, 'no such file or directory (MCP_TOOLS)')
     if (!info.isDirectory()) {
+      if (!NODE_LOADS_TYPESCRIPT && isTypeScript(path)) throw new ToolModuleError(path, `it is TypeScript, ${COMPILE_FIRST.replace('them', 'it')}`)
       files.push(path)
       continue
     }
-    const names = (await readdir(path)).filter((n) => MODULE_EXTENSIONS.has(extname(n)) && !n.startsWith('.') && !n.startsWith('_')).sort()
+    const all = (await readdir(path)).filter((n) => !n.startsWith('.') && !n.startsWith('_')).sort()
+    const names = all.filter((n) => MODULE_EXTENSIONS.has(extname(n)))
+    const typescript = NODE_LOADS_TYPESCRIPT ? [] : all.filter(isTypeScript)
+    if (names.length === 0 && typescript.length > 0) {
+      throw new ToolModuleError(path, `the directory holds only TypeScript files (${cap(typescript.join(', '), 200)}), ${COMPILE_FIRST}`)
+    }
+    skipped.push(...typescript.map((n) => join(path, n)))
     files.push(...names.map((n) => join(path, n)))
   }
   return files
@@ -79,7 +99,9 @@ export async function loadToolModule (file: string, mcp: Mcp, app: FastifyInstan
  * locked once ready). The first that fails stops the start with one line naming its file.
  */
 export async function loadToolModules (entries: readonly string[], app: FastifyInstance, cwd?: string): Promise<string[]> {
-  const files = await toolModuleFiles(entries, cwd)
+  const skipped: string[] = []
+  const files = await toolModuleFiles(entries, cwd, skipped)
+  if (skipped.length > 0) app.log.warn({ skipped }, `tool modules: skipped TypeScript files, ${COMPILE_FIRST}`)
   // Each module's registrations are its own: a name another module (or the app) took is refused naming both.
   for (const file of files) await registeringFrom(`tool module ${file}`, async () => { await loadToolModule(file, app.mcp, app) })
   return files

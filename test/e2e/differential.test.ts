@@ -13,6 +13,7 @@ import { listen } from '../helper.js'
 import type { App } from '../../src/app.js'
 import { ignore } from '../../src/ignore.js'
 import { kEngine } from '../../src/mcp/engine.js'
+import type { AnySchema } from '../../src/mcp/registry.js'
 
 // A differential test against the official SDK (1.x): the same tools, resources and prompts are
 // registered on its McpServer and on ours; the same scripted sessions go to both, over Streamable
@@ -61,7 +62,8 @@ function ourFixture (app: App): void {
   app.mcp.tool({ name: 'add', description: 'Adds', inputSchema: z.object(addShape), handler: sum })
   app.mcp.tool({ name: 'weather', description: 'Weather', inputSchema: z.object({ city: z.string() }), outputSchema: z.object(weatherOut), handler: weather })
   app.mcp.tool({ name: 'slow', description: 'Slow', inputSchema: z.object({}), handler: async (args, ctx) => await slow(args, ctx) })
-  app.mcp.tool({ name: 'bad_weather', description: 'Breaks its output schema', inputSchema: z.object({}), outputSchema: z.object(weatherOut), handler: badWeather })
+  // Explicit schema types opt out of structuredContent's inference, which would refuse this handler at compile time.
+  app.mcp.tool<AnySchema, AnySchema>({ name: 'bad_weather', description: 'Breaks its output schema', inputSchema: z.object({}), outputSchema: z.object(weatherOut), handler: badWeather })
   app.mcp.resource({ uri: 'test://static', name: 'static', description: 'Static', mimeType: 'text/plain', read: (uri) => ({ contents: [{ uri, mimeType: 'text/plain', text: 'static' }] }) })
   app.mcp.resourceTemplate({
     uriTemplate: 'test://city/{name}',

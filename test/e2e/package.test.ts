@@ -91,10 +91,19 @@ async function callBoth (client: Client): Promise<string[]> {
   return [add, shout].map((r) => (r.content as Array<{ text: string }>)[0]?.text ?? '')
 }
 
-test('the packed package, installed in a new project: plugin under a prefix, testing helper, bin with MCP_TOOLS, types', { timeout: 90_000 }, async (t) => {
+test('the packed package, installed in a new project: plugin under a prefix, testing helper, bin with MCP_TOOLS, types', { timeout: 600_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sse-mcp-pack-'))
   t.after(async () => { await rm(dir, { recursive: true, force: true }) })
   const project = await consumerProject(dir)
+
+  await t.test('the package carries its LICENSE and its metadata (license, keywords, engines)', async () => {
+    const root = join(project, 'node_modules/sse-mcp-server')
+    assert.match(await readFile(join(root, 'LICENSE'), 'utf8'), /^MIT License\n\nCopyright \(c\) \d{4} sse-mcp-server contributors\n/)
+    const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, unknown>
+    assert.equal(manifest.license, 'MIT')
+    assert.ok(Array.isArray(manifest.keywords) && manifest.keywords.includes('mcp') && manifest.keywords.includes('fastify'))
+    assert.deepEqual(manifest.engines, { node: '>=20' })
+  })
 
   await t.test('the plugin in the project\'s own app, beside its route: SDK clients over Streamable HTTP and HTTP+SSE', async (t) => {
     const url = await started(t, process.execPath, ['app.mjs'], project, { PORT: '0' })
@@ -128,11 +137,26 @@ test('the packed package, installed in a new project: plugin under a prefix, tes
     assert.ok(tools.some((tool) => tool.name === 'current_time'), 'the service keeps its built-ins')
   })
 
-  await t.test('tsc: the consumer file type-checks; the misuse of inferred arguments and of the engine does not', async () => {
-    await run(join(project, 'node_modules/.bin/tsc'), ['-p', '.', '--noEmit'], { cwd: project }).catch((err: { stdout?: string }) => {
-      assert.fail(`consumer.ts should type-check:\n${err.stdout ?? String(err)}`)
-    })
-    await writeFile(join(project, 'tsconfig.misuse.json'), JSON.stringify({ extends: './tsconfig.json', files: ['misuse.ts'] }))
+  await t.test('tsc: the consumer file type-checks under NodeNext, Node16, bundler and node10 (skipLibCheck off, the app not any); the misuse of inferred arguments and of the engine does not', async () => {
+    // consumer.ts holds @ts-expect-error lines that fail (TS2578) if the app, the service or the
+    // test client were `any`; skipLibCheck is off, so every declaration file of the package is checked.
+    const resolutions = [
+      { module: 'NodeNext', moduleResolution: 'NodeNext' },
+      { module: 'Node16', moduleResolution: 'Node16' },
+      { module: 'ESNext', moduleResolution: 'bundler' },
+      // node10 projects set esModuleInterop (pino's and zod's own declarations need it).
+      { module: 'ESNext', moduleResolution: 'node10', esModuleInterop: true }
+    ]
+    // Side by side: each compile checks every declaration file (tens of seconds on a loaded machine).
+    await Promise.all(resolutions.map(async (options) => {
+      const file = `tsconfig.${options.moduleResolution.toLowerCase()}.json`
+      await writeFile(join(project, file), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { ...options, skipLibCheck: false } }))
+      await run(join(project, 'node_modules/.bin/tsc'), ['-p', file, '--noEmit'], { cwd: project }).catch((err: { stdout?: string }) => {
+        assert.fail(`consumer.ts should type-check with moduleResolution ${options.moduleResolution}:\n${err.stdout ?? String(err)}`)
+      })
+    }))
+    // The misuse errors are the consumer's own: the libraries' declarations were checked above.
+    await writeFile(join(project, 'tsconfig.misuse.json'), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { skipLibCheck: true }, files: ['misuse.ts'] }))
     const failed = await run(join(project, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.misuse.json', '--noEmit'], { cwd: project }).then(() => '', (err: { stdout?: string }) => err.stdout ?? '')
     assert.match(failed, /misuse\.ts\(8,\d+\): error TS\d+/, failed)
     assert.match(failed, /misuse\.ts\(12,\d+\): error TS2339: Property 'toUpperCase' does not exist on type 'number'/, failed)
@@ -140,5 +164,8 @@ test('the packed package, installed in a new project: plugin under a prefix, tes
     // app.mcp is the public API only: the engine's members are no part of its type.
     assert.match(failed, /misuse\.ts\(20,\d+\): error TS2339: Property 'server' does not exist on type 'Mcp'/, failed)
     assert.match(failed, /misuse\.ts\(20,\d+\): error TS2339: Property 'endSession' does not exist on type 'Mcp'/, failed)
+    // Prompt arguments are inferred from argsSchema, structuredContent from outputSchema.
+    assert.match(failed, /misuse\.ts\(22,\d+\): error TS2339: Property 'topc' does not exist/, failed)
+    assert.match(failed, /misuse\.ts\(23,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/, failed)
   })
 })

@@ -67,7 +67,16 @@ test('the server listens on PORT, serves /health, logs its URLs and exits 0 on S
   const res = await fetch(`${server.url}/health`)
   assert.equal(res.status, 200)
   assert.equal(((await res.json()) as { status: string }).status, 'ok')
-  assert.match(server.output(), new RegExp(`MCP endpoint \\(Streamable HTTP\\): http://127\\.0\\.0\\.1:${server.port}/mcp`))
+  // The URLs are logged just after listen; /health can answer before that line reaches our pipe.
+  const logged = new RegExp(`MCP endpoint \\(Streamable HTTP\\): http://127\\.0\\.0\\.1:${server.port}/mcp`)
+  if (!logged.test(server.output())) {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL line within 10 s:\n${server.output()}`)), 10_000)
+      const onData = (): void => { if (logged.test(server.output())) { clearTimeout(timer); server.child.stdout?.off('data', onData); resolve() } }
+      server.child.stdout?.on('data', onData)
+    })
+  }
+  assert.match(server.output(), logged)
   server.child.kill('SIGTERM')
   assert.equal(await server.exited, 0)
 })
