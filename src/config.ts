@@ -330,7 +330,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
-    redisSentinel: sentinels.length > 0 ? { sentinels, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD || undefined } : undefined,
+    redisSentinel: sentinels.length > 0
+      ? { sentinels, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD || undefined }
+      : undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy,
     fixtures: e.MCP_FIXTURES || undefined,

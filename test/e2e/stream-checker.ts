@@ -81,12 +81,22 @@ export class StreamChecker {
     return out
   }
 
+  /** What is missing and not yet reported at a checkpoint (what a wait for the stream to catch up waits for). */
+  pending (): string[] {
+    return this.missing().filter((p) => !this.#reported.has(p))
+  }
+
   /** Whatever is still missing now is a silent loss (reported once, under `label`). */
   checkpoint (label: string): string[] {
-    const now = this.missing().filter((p) => !this.#reported.has(p))
+    const now = this.pending()
     for (const p of now) this.#reported.add(p)
     if (now.length > 0) this.#lost.push(`${this.name}: ${now.length} lost silently by ${label} (e.g. ${now.slice(0, 3).join(', ')})`)
     return now
+  }
+
+  /** Everything the checker knows, for a dump when a test fails. */
+  dump (): { name: string, ended: { at: number, why: string } | undefined, expected: Array<[string, number]>, entries: Entry[] } {
+    return { name: this.name, ended: this.#ended, expected: [...this.#expected], entries: this.entries }
   }
 
   /** Counts for the diagnostics. */
