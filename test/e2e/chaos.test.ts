@@ -1,6 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
@@ -426,7 +427,9 @@ async function kill (r: Replica): Promise<void> {
 }
 
 test('chaos: three replicas, one Redis, every fault in turn — every stream gets every event once and in order, or evicted; no process stops', { skip, timeout: 180_000 }, async (t) => {
-  const redis: RedisServer = await startRedis(t, { persistent: true })
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-redis-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const redis: RedisServer = await startRedis(t, { dir })
   const proxy: FaultProxy = await startFaultProxy(t, redis.port)
   const [A, B, C] = await Promise.all([replicaOn(t, 'A', redis.url), replicaOn(t, 'B', redis.url), replicaOn(t, 'C', proxy.url)])
   assert.ok(A !== undefined && B !== undefined && C !== undefined)
@@ -485,7 +488,7 @@ test('chaos: three replicas, one Redis, every fault in turn — every stream get
   await phase('Redis restarted empty', async () => {
     await chaos.pause()
     await redis.stop()
-    rmSync(join(redis.dir ?? '', 'dump.rdb'), { force: true })
+    rmSync(join(dir, 'dump.rdb'), { force: true })
     await redis.start()
     await ready(chaos.live())
     chaos.resume()
@@ -493,12 +496,12 @@ test('chaos: three replicas, one Redis, every fault in turn — every stream get
 
   await phase('Redis restored from an older RDB snapshot', async () => {
     await admin.save()
-    const snapshot = join(redis.dir ?? '', 'older.rdb')
-    copyFileSync(join(redis.dir ?? '', 'dump.rdb'), snapshot)
+    const snapshot = join(dir, 'older.rdb')
+    copyFileSync(join(dir, 'dump.rdb'), snapshot)
     await sleep(1500) // more events, which the snapshot does not hold
     await chaos.pause()
     await redis.stop()
-    copyFileSync(snapshot, join(redis.dir ?? '', 'dump.rdb'))
+    copyFileSync(snapshot, join(dir, 'dump.rdb'))
     await redis.start()
     await ready(chaos.live())
     chaos.resume()
