@@ -360,15 +360,18 @@ export class RedisTargets implements BroadcastTargets {
 export type RedisTarget = string | RedisOptions
 
 /**
- * REDIS_SENTINELS: ioredis asks the sentinels for the master of `name`, follows a failover when
- * the connection drops, and (failoverDetector) also when the sentinels announce +switch-master.
+ * REDIS_SENTINELS: ioredis asks the sentinels for the master of `name` on every (re)connect, so a
+ * failover is followed when the old master's connection drops. Not `failoverDetector`: with
+ * ioredis 5.11 a +switch-master that arrives while the client is reconnecting ends the client for
+ * good ("Connection is closed", never retried) — seen in test/e2e/sentinel.test.ts.
  */
 export function sentinelOptions (sentinel: RedisSentinel): RedisOptions {
   return {
     sentinels: sentinel.sentinels.map(({ host, port }) => ({ host, port })),
     name: sentinel.name,
     ...(sentinel.password === undefined ? {} : { sentinelPassword: sentinel.password }),
-    failoverDetector: true,
+    // A demoted master (manual failover) answers writes with READONLY: reconnect, through the sentinels.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
     sentinelRetryStrategy: (times) => Math.min(times * 200, 2000)
   }
 }
