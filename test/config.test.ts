@@ -93,6 +93,8 @@ test('REDIS_SENTINELS: host:port list (IPv6 in brackets), master name mymaster b
   assert.equal(loadConfig({ REDIS_SENTINELS: 'h:1', REDIS_SENTINEL_NAME: 'cache', REDIS_SENTINEL_PASSWORD: 'pw' }).redisSentinel?.password, 'pw')
   assert.equal(loadConfig({}).redisSentinel, undefined)
   assert.throws(() => loadConfig({ REDIS_SENTINELS: 'h:1', REDIS_URL: 'redis://x' }), /REDIS_SENTINELS.*and REDIS_URL are exclusive/)
+  // Sentinel is Redis: a fixed STATE_SECRET is allowed with it as with REDIS_URL.
+  assert.equal(loadConfig({ REDIS_SENTINELS: 'h:1', STATE_SECRET: 'x'.repeat(32) }).stateSecret, 'x'.repeat(32))
 })
 
 test('a malformed STATE_SECRET is reported without echoing it', () => {
