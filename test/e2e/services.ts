@@ -225,10 +225,12 @@ export async function startSentinelSet (
   t: TestContext, opts: { downAfterMs?: number, failoverTimeoutMs?: number } = {}
 ): Promise<SentinelSet> {
   const name = 'mymaster'
-  const master = await startRedis(t)
-  const replica = await startRedis(t, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
   const bin = have('redis-sentinel') ?? 'redis-sentinel'
   const dir = mkdtempSync(join(tmpdir(), 'sentinel-'))
+  // Each Redis in its own dir: a replica's full sync writes dump.rdb there, not in the cwd.
+  for (const d of ['master', 'replica']) mkdirSync(join(dir, d))
+  const master = await startRedis(t, { dir: join(dir, 'master') })
+  const replica = await startRedis(t, { dir: join(dir, 'replica'), args: ['--replicaof', '127.0.0.1', String(master.port)] })
   const sentinels: string[] = []
   const children: ChildProcess[] = []
   t.after(async () => {
