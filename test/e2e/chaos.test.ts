@@ -123,12 +123,12 @@ class Chaos {
     while (!this.stopping) {
       const c = this.checker(`${kind}#${n}@${replica.name}`)
       let endpoint: string | undefined
-      const opened = performance.now()
       const f = kind === 'legacy'
         ? await follow(`${replica.proc.url}/sse`, {}, (ev) => { if (ev.event === 'endpoint') endpoint = ev.data; this.record(c, ev) })
         : await follow(`${replica.proc.url}/mcp`, { method: 'POST', ...modernListen() }, (ev) => this.record(c, ev))
       if (f.status === 200) {
-        this.takeBroadcasts(c, opened)
+        // From the moment the stream is open (its head is here): a broadcast sent before may or may not be on it.
+        this.takeBroadcasts(c, performance.now())
         this.#open.add(f)
         const pinger = kind === 'legacy' ? this.#ping(c, () => endpoint, f.done) : Promise.resolve()
         await f.done
