@@ -32,8 +32,10 @@ export function redisOptions (commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_M
   }
 }
 
-/** A client whose errors are logged, never thrown as unhandled 'error' events. */
-export function createRedis (target: RedisTarget, onError: (err: Error) => void, commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Redis {
+/** A client (a URL, or sentinel options) whose errors are logged, never thrown as unhandled 'error' events. */
+export function createRedis (
+  target: RedisTarget, onError: (err: Error) => void, commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS
+): Redis {
   const options = redisOptions(commandTimeoutMs)
   const client = typeof target === 'string' ? new Redis(target, options) : new Redis({ ...options, ...target })
   client.on('error', onError)

@@ -4,6 +4,7 @@ import { connect, createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
+import { Redis } from 'ioredis'
 import { freePort, ROOT } from './process.js'
 
 /** Whether a binary is on PATH (or in /usr/sbin, where Debian puts nginx). */
@@ -262,8 +263,14 @@ export async function startSentinelSet (
   }
   const ask = async (): Promise<string> => {
     const [host, port] = (sentinels[0] ?? '').split(':')
-    const r = spawnSync('redis-cli', ['-h', host ?? '', '-p', port ?? '', 'SENTINEL', 'get-master-addr-by-name', name], { encoding: 'utf8' })
-    return r.stdout.trim().split('\n').join(':')
+    const client = new Redis(Number(port), host ?? '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 })
+    try {
+      await client.connect()
+      const addr = await client.call('SENTINEL', 'get-master-addr-by-name', name) as string[] | null
+      return addr === null ? '' : addr.join(':')
+    } finally {
+      client.disconnect()
+    }
   }
   return { master, replica, sentinels, name, masterAddress: ask }
 }
