@@ -309,6 +309,7 @@ async function replicaOn (t: TestContext, name: string, redisUrl: string): Promi
     LOG_LEVEL: 'warn',
     HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
     MAX_STREAMS_PER_CLIENT: '10000',
+    MAX_CONNECTIONS_PER_CLIENT: '10000',
     MAX_SESSIONS_PER_CLIENT: '10000',
     MAX_INFLIGHT_PER_CLIENT: '1000',
     MCP_TOOLS: 'test/e2e/chaos-tools'

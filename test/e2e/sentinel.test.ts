@@ -58,6 +58,7 @@ test('Sentinel: the master SIGKILLed while clients stream broadcasts and call to
     REDIS_SENTINELS: set.sentinels.join(','),
     REDIS_SENTINEL_NAME: set.name,
     RATE_LIMIT_MAX: '0',
+    MAX_CONNECTIONS_PER_CLIENT: '1000',
     LOG_LEVEL: 'warn',
     HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS)
   }
