@@ -66,7 +66,7 @@ async function startRedis () {
   return { url: `redis://127.0.0.1:${port}`, child }
 }
 
-const ourEnv = { RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', MAX_CONNECTIONS: '50000', MAX_INFLIGHT_PER_SESSION: '1000' }
+const ourEnv = { RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', MAX_CONNECTIONS: '50000', MAX_CONNECTIONS_PER_CLIENT: '50000', MAX_INFLIGHT_PER_SESSION: '1000' }
 const TARGETS = [
   { id: 'ours', name: 'sse-mcp-server', script: join(root, 'dist', 'src', 'server.js'), env: ourEnv, ours: true, session: true, streams: 'public' },
   { id: 'ours-stateless', name: 'sse-mcp-server, 2026-07-28 stateless', script: join(root, 'dist', 'src', 'server.js'), env: ourEnv, ours: true, session: false, modern: true },

@@ -34,6 +34,8 @@ interface MetricsSources {
   auth?: () => { lockouts: number, untracked: number }
   /** Bytes held by the replay log (in-memory log only). */
   replayBytes?: () => number | undefined
+  /** The service's sockets (src/connections.ts); absent for the plugin inside someone else's app. */
+  connections?: () => { open: number, refused: number } | undefined
 }
 
 /** A bounded set of label values: the first MAX_LABEL_VALUES distinct values are kept, the rest become `other`. */
@@ -155,6 +157,16 @@ export function createMetrics (sources: MetricsSources) {
       const totals = sources.budgetRefusals?.() ?? {}
       this.reset()
       for (const budget of BUDGETS) this.inc({ budget }, Math.max(0, totals[budget] ?? 0))
+    }
+  })
+  mirrored('http_connections_refused_total', 'Sockets closed on arrival because their address held MAX_CONNECTIONS_PER_CLIENT.', () => sources.connections?.()?.refused ?? 0)
+  new Gauge({ // eslint-disable-line no-new
+    name: 'http_connections_open',
+    help: 'Open sockets on the service\'s server.',
+    registers,
+    collect () {
+      const open = sources.connections?.()?.open
+      if (open !== undefined) this.set(open)
     }
   })
   new Gauge({ // eslint-disable-line no-new
@@ -305,7 +317,8 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
       }
     },
     auth: () => ({ lockouts: app.auth.failures.lockouts, untracked: app.auth.failures.untracked }),
-    replayBytes: () => replayLogBytes(app)
+    replayBytes: () => replayLogBytes(app),
+    connections: () => app.connections
   })
   app.decorate('metrics', metrics)
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { Redis } from 'ioredis'
-import { createRedis, RedisBus } from '../src/hub/redis.js'
+import { createRedis, redisTarget, RedisBus } from '../src/hub/redis.js'
 import { RedisDataset } from '../src/hub/dataset.js'
 
 export interface RedisConnections {
@@ -19,18 +19,18 @@ export interface RedisConnections {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The Redis connections when REDIS_URL is set; null for the in-memory default. */
+    /** The Redis connections when REDIS_URL (or REDIS_SENTINELS) is set; null for the in-memory default. */
     redis: RedisConnections | null
   }
 }
 
 /**
- * Scale-out: with REDIS_URL, one command connection and one subscriber connection shared by the
+ * Scale-out: with REDIS_URL (or REDIS_SENTINELS), one command connection and one subscriber connection shared by the
  * hub (replay log, bus, broadcast targets) and the MCP sessions. Redis being down makes /ready 503
  * and requests that need it fail with clear errors; the clients reconnect by themselves.
  */
 const redisPlugin: FastifyPluginAsync = async (app) => {
-  const url = app.config.redisUrl
+  const url = redisTarget(app.config)
   if (url === undefined) {
     app.decorate('redis', null)
     return

@@ -1,4 +1,19 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
+import { createHmac, randomBytes } from 'node:crypto'
+
+/**
+ * A session id (MCP or legacy) is a capability: whoever holds it may use the session. The log
+ * carries only a short keyed fingerprint of it (12 base64url characters = 72 bits of HMAC-SHA256),
+ * the same on every line of that session so lines still correlate. The key is derived from
+ * STATE_SECRET when one is set (replicas sharing it print the same fingerprint for a session that
+ * moves between them), else random per process.
+ */
+export function sessionFingerprinter (stateSecret: string | undefined): (id: string) => string {
+  const key = stateSecret === undefined
+    ? randomBytes(32)
+    : createHmac('sha256', stateSecret).update('sse-mcp-server log fingerprint v1').digest()
+  return (id) => createHmac('sha256', key).update(id).digest('base64url').slice(0, 12)
+}
 
 /** JSON-RPC methods named in a request body (a single message or a batch); undefined when it is not JSON-RPC. */
 function rpcMethods (body: unknown): { rpc?: string, tool?: string } {
@@ -37,10 +52,10 @@ export function redactUrl (url: string): string {
 
 /**
  * The fields of the one line logged per request: what was asked (method, url, JSON-RPC method and
- * tool), by whom (session, token fingerprint, ip) and how it ended (status, ms). Never headers,
- * never bodies, never tokens.
+ * tool), by whom (session fingerprint, token fingerprint, ip) and how it ended (status, ms). Never
+ * headers, never bodies, never tokens, never a session id.
  */
-export function requestLogFields (request: FastifyRequest, reply: FastifyReply) {
+export function requestLogFields (request: FastifyRequest, reply: FastifyReply, fingerprint: (id: string) => string) {
   const query = request.query
   const httpSseSession = typeof query === 'object' && query !== null && 'sessionId' in query ? first(query.sessionId) : undefined
   const session = first(reply.getHeader('mcp-session-id')) ?? first(request.headers['mcp-session-id']) ?? httpSseSession
@@ -49,7 +64,7 @@ export function requestLogFields (request: FastifyRequest, reply: FastifyReply) 
     url: redactUrl(request.url),
     statusCode: reply.statusCode,
     ms: Math.round(reply.elapsedTime * 10) / 10,
-    ...(session !== undefined ? { session } : {}),
+    ...(session !== undefined ? { session: fingerprint(session) } : {}),
     ...(request.method === 'POST' ? rpcMethods(request.body) : {}),
     ...(request.identity ? { client: request.identity } : {}),
     ip: request.ip
@@ -59,11 +74,19 @@ export function requestLogFields (request: FastifyRequest, reply: FastifyReply) 
 /**
  * Fastify's request logging, one line per request (issue 8 "Logs"): Fastify's default
  * "incoming request" + "request completed" pair becomes a single `request completed` line carrying
- * the MCP session id and JSON-RPC method. Client errors are `info` (401/403/429 `warn`, worth an
+ * the session's fingerprint and JSON-RPC method. Client errors are `info` (401/403/429 `warn`, worth an
  * operator's eye), server errors `error`; no stack traces (src/app.ts's error handler logs faults).
  * Passed to Fastify as `logController` (src/app.ts).
  */
 export class RequestLogController extends LogController {
+  readonly #fingerprint: (id: string) => string
+
+  /** `fingerprint` turns a session id into what the log shows (sessionFingerprinter). */
+  constructor (fingerprint: (id: string) => string = sessionFingerprinter(undefined)) {
+    super()
+    this.#fingerprint = fingerprint
+  }
+
   override incomingRequest (request: FastifyRequest): void {
     if (this.isLogDisabled(request)) return
     request.log.debug({ method: request.method, url: redactUrl(request.url) }, 'incoming request')
@@ -75,7 +98,7 @@ export class RequestLogController extends LogController {
     // Build the line only when it will be written (the hot path runs at LOG_LEVEL=warn in production too).
     const level = error || status >= 500 ? 'error' : status === 401 || status === 403 || status === 429 ? 'warn' : 'info'
     if ((LEVELS[level] ?? 0) < (LEVELS[reply.log.level] ?? 0)) return
-    const fields = requestLogFields(request, reply)
+    const fields = requestLogFields(request, reply, this.#fingerprint)
     reply.log[level](error ? { ...fields, error: error.message } : fields, 'request completed')
   }
 

@@ -45,7 +45,8 @@ function backends (app: FastifyInstance): Pick<HubOptions, 'log' | 'bus' | 'targ
       log: new MemoryEventLog({
         capacity: replayBufferSize,
         ringBytes: budgets.replayBufferBytes,
-        totalBytes: budgets.replayTotalBytes
+        totalBytes: budgets.replayTotalBytes,
+        clientBytes: budgets.replayClientBytes
       })
     }
   }
@@ -127,6 +128,8 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       return undefined
     }
     reply.hijack()
+    // A stream's ring counts against its client's share of REPLAY_TOTAL_BYTES (the public stream's is everyone's).
+    if (opts.kind !== 'public' && chosen.log instanceof MemoryEventLog) chosen.log.own(opts.key, clientOf(request))
     const onClose = (reason: CloseReason): void => {
       release()
       opts.onClose?.(reason)

@@ -1,10 +1,20 @@
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyServerOptions } from 'fastify'
+import type { Server as HttpServer } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
 import { cap } from './budget.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
-import { RequestLogController } from '../plugins/request-log.js'
+import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
+import { trustProxyFunction } from './trust-proxy.js'
+import { boundHttp1OverHttp2, limitConnections, type ConnectionStats } from './connections.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service's sockets (src/connections.ts); only on the service's app (buildApp), not the plugin. */
+    connections?: ConnectionStats
+  }
+}
 
 export interface BuildOptions {
   /** Overrides the pino logger options (tests pass `false`). */
@@ -37,35 +47,77 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}) {
   const { logger, server, builtins = true, ...input } = { ...options, ...more }
   const config = resolveConfig(input)
+  // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
+  // the timeouts hold within a quarter of the headers timeout). requestTimeout covers receiving the
+  // request only: a stream's GET has fully arrived once its headers have, so streams are not cut.
+  const arrival = {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4)))
+  }
   const https = config.tls
-    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
+    ? {
+        cert: readFileSync(config.tls.certFile),
+        key: readFileSync(config.tls.keyFile),
+        // A socket that never completes the TLS handshake is bounded like one that sends no header.
+        handshakeTimeout: config.headersTimeoutMs,
+        ...arrival
+      }
     : null
-  const app = Fastify({
+  const serverOptions: FastifyHttpOptions<HttpServer> = {
     logger: logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
-    // A hop count trusts that many proxies in front of us (nginx = 1).
-    trustProxy: typeof config.trustProxy === 'number'
-      ? (_addr: string, hop: number) => hop < (config.trustProxy as number)
-      : config.trustProxy,
+    // X-Forwarded-* only from the proxies TRUST_PROXY names by address (src/trust-proxy.ts).
+    trustProxy: config.trustProxy === false ? false : trustProxyFunction(config.trustProxy),
     // Long-lived SSE sockets must not hold up app.close().
     forceCloseConnections: true,
-    // One log line per request, with MCP session id and JSON-RPC method (plugins/request-log.ts).
-    logController: new RequestLogController(),
+    // One log line per request, with the session's fingerprint (never its id) and JSON-RPC method
+    // (plugins/request-log.ts).
+    logController: new RequestLogController(sessionFingerprinter(config.stateSecret)),
     return503OnClosing: true,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 65_000,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: arrival,
     routerOptions: { ignoreTrailingSlash: true },
     ...(https ? { https } : {}),
     ...server
-  }).withTypeProvider<TypeBoxTypeProvider>()
+  }
+  if (config.http2 && https !== null) {
+    // HTTP/2 over TLS (ALPN), HTTP/1.1 on the same port for clients that do not speak it. Every
+    // transport works over both (test/tls.test.ts); the hub leaves out the Connection header h2
+    // forbids. The server stays typed as the HTTP/1 one: the service only listens on it, reads
+    // address() and counts 'connection's; routes use the compat request/response API.
+    Object.assign(serverOptions, {
+      http2: true,
+      https: { ...https, allowHTTP1: true, settings: { maxConcurrentStreams: 128 } },
+      http2SessionTimeout: config.keepAliveTimeoutMs,
+      ...server
+    })
+  }
+  const app = Fastify(serverOptions).withTypeProvider<TypeBoxTypeProvider>()
+  // Every socket has a bound: MAX_CONNECTIONS_PER_CLIENT per peer address (src/connections.ts).
+  const trusted = config.trustProxy === false ? undefined : trustProxyFunction(config.trustProxy)
+  app.decorate('connections', limitConnections(app.server, {
+    perClient: config.maxConnectionsPerClient,
+    ...(https === null ? { firstByteMs: config.headersTimeoutMs } : {}),
+    ...(trusted !== undefined ? { exempt: (address: string) => trusted(address, 0) } : {})
+  }))
+  if (config.http2 && https !== null) {
+    boundHttp1OverHttp2(app.server, { headersMs: config.headersTimeoutMs, requestMs: config.requestTimeoutMs })
+  }
 
   // A path no route serves is a plain 404 whatever the token: no auth, no challenge, no echo of
   // the whole URL (OAuth-probing clients ask for /.well-known/oauth-authorization-server, /register).
-  app.setNotFoundHandler(async (request, reply) => await reply.code(404).send({
-    statusCode: 404,
-    error: 'Not Found',
-    message: `Route ${request.method}:${cap(request.url, 100)} not found`
-  }))
+  // It counts against the caller's (IP's) rate limit like any request, so probing is bounded too.
+  app.setNotFoundHandler(async (request, reply) => {
+    const limited = app.limitRequest === null ? undefined : await app.limitRequest(request, reply)
+    if (limited !== undefined) return limited
+    return await reply.code(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      message: `Route ${request.method}:${cap(request.url, 100)} not found`
+    })
+  })
   const { logLevel: _level, ...pluginConfig } = config
   await app.register(sseMcp, { ...pluginConfig, builtins, prefix: input.prefix, [kWholeApp]: true })
   return app

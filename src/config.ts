@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { OAuthConfig } from './oauth.js'
+import { parseTrustProxy, type TrustProxy } from './trust-proxy.js'
 
 /**
  * The environment contract (README "Configuration"). Every variable is a string in the
@@ -35,6 +36,10 @@ export const EnvSchema = Type.Object({
   CACHE_TTL_MS: Int(0, 86_400_000, 60_000),
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
   REDIS_COMMAND_TIMEOUT_MS: Int(100, 60_000, 2000),
+  // Redis through Sentinel (instead of REDIS_URL): comma-separated host:port of the sentinels.
+  REDIS_SENTINELS: Type.String({ default: '' }),
+  REDIS_SENTINEL_NAME: Type.String({ default: 'mymaster', pattern: '^[^\\s]{1,200}$' }),
+  REDIS_SENTINEL_PASSWORD: Type.String({ default: '' }),
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -69,7 +74,18 @@ export const EnvSchema = Type.Object({
   JSON_MAX_KEYS: Int(1, 10_000_000, 10_000),
   JSON_MAX_STRING_BYTES: Int(64, 1024 * 1024 * 1024, 1_048_576),
   // Tool modules loaded at start (comma-separated files or directories, resolved against the cwd).
-  MCP_TOOLS: Type.String({ default: '' })
+  MCP_TOOLS: Type.String({ default: '' }),
+  // Every socket has a bound (README "Security model"): open sockets per peer address, and how long
+  // a request may take to arrive (headers; headers + body). Streams are not cut: a GET's request
+  // has fully arrived once its headers have.
+  MAX_CONNECTIONS_PER_CLIENT: Int(1, 1_000_000, 64),
+  HEADERS_TIMEOUT_MS: Int(100, 600_000, 10_000),
+  REQUEST_TIMEOUT_MS: Int(100, 3_600_000, 30_000),
+  KEEP_ALIVE_TIMEOUT_MS: Int(100, 3_600_000, 65_000),
+  // Bytes of every in-memory replay ring one client's streams may hold together (of REPLAY_TOTAL_BYTES).
+  REPLAY_CLIENT_BYTES: Int(1024, 64 * 1024 * 1024 * 1024, 16_777_216),
+  // HTTP/2 over TLS (with HTTP/1.1 on the same port for older clients); needs TLS_CERT_FILE.
+  HTTP2: Type.Boolean({ default: false })
 })
 export type Env = Static<typeof EnvSchema>
 export type LogLevel = Env['LOG_LEVEL']
@@ -110,8 +126,11 @@ export interface Config {
   redisUrl: string | undefined
   /** The longest one Redis call may take before it fails (and the request gets 503 + Retry-After). */
   redisCommandTimeoutMs: number
+  /** Redis found through Sentinel (REDIS_SENTINELS); exclusive with redisUrl. */
+  redisSentinel: RedisSentinel | undefined
   tls: { certFile: string, keyFile: string } | undefined
-  trustProxy: boolean | number | string
+  /** Proxies whose X-Forwarded-* headers are believed (by address, never "any peer"); false = none. */
+  trustProxy: false | TrustProxy
   fixtures: 'conformance' | undefined
   /** When true, /metrics needs no token even with auth on (a scraper inside the network). */
   metricsPublic: boolean
@@ -131,6 +150,15 @@ export interface Config {
   json: JsonLimits
   /** MCP_TOOLS: tool modules (files or directories, resolved against the cwd) the service loads at start. */
   tools: string[]
+  /** Open sockets per peer address (proxies named by TRUST_PROXY exempt). */
+  maxConnectionsPerClient: number
+  /** A request's headers must have arrived within this; its headers and body within requestTimeoutMs. */
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  /** An idle keep-alive socket is closed after this (above the proxy's upstream keepalive_timeout). */
+  keepAliveTimeoutMs: number
+  /** HTTP/2 over TLS, HTTP/1.1 still served on the same port (needs `tls`). */
+  http2: boolean
 }
 
 export interface Budgets {
@@ -152,10 +180,21 @@ export interface Budgets {
   replayBufferBytes: number
   /** Bytes kept across every replay ring of this process (in-memory log). */
   replayTotalBytes: number
+  /** Of replayTotalBytes, what the rings of one client's streams may hold together. */
+  replayClientBytes: number
   /** Largest /broadcast `data` (JSON text bytes). */
   broadcastBytes: number
   /** Largest MRTR requestState accepted or issued. */
   stateBytes: number
+}
+
+/** REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD. */
+export interface RedisSentinel {
+  sentinels: Array<{ host: string, port: number }>
+  /** The master group name the sentinels monitor. */
+  name: string
+  /** Password of the sentinels themselves (the master's comes with its own AUTH, if any). */
+  password: string | undefined
 }
 
 export interface JsonLimits {
@@ -181,15 +220,16 @@ function isLoopback (host: string): boolean {
   return LOOPBACK_HOSTS.includes(host) || host.startsWith('127.')
 }
 
-function parseTrustProxy (raw: string): boolean | number | string {
-  const v = raw.trim().toLowerCase()
-  if (v === 'true') return true
-  if (v === 'false' || v === '') return false
-  if (/^\d+$/.test(v)) return Number(v)
-  return raw.trim() // addresses / CIDRs, as Fastify accepts them
-}
+const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET', 'REDIS_SENTINEL_PASSWORD'])
 
-const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
+/** `host:port` (IPv6 in brackets) → address; undefined when malformed. */
+function parseHostPort (entry: string): { host: string, port: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(entry)
+  if (m === null) return undefined
+  const port = Number(m[2])
+  if (port < 1 || port > 65535) return undefined
+  return { host: (m[1] ?? '').replace(/^\[(.*)\]$/, '$1'), port }
+}
 
 function fail (variable: string, value: unknown, why: string): never {
   throw new ConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${why}`)
@@ -243,8 +283,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) {
     fail(e.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', '', 'must be set together with its pair')
   }
+  if (e.HTTP2 && !e.TLS_CERT_FILE) fail('HTTP2', e.HTTP2, 'needs TLS_CERT_FILE and TLS_KEY_FILE (browsers speak HTTP/2 only over TLS)')
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) fail('HEADERS_TIMEOUT_MS', e.HEADERS_TIMEOUT_MS, `must not exceed REQUEST_TIMEOUT_MS (${e.REQUEST_TIMEOUT_MS})`)
   // A requestState is single-use only where every process sharing its secret sees the used nonces.
-  if (e.STATE_SECRET && !e.REDIS_URL) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
+  if (e.STATE_SECRET && !e.REDIS_URL && !e.REDIS_SENTINELS) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
   if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
   for (const server of list(e.OAUTH_AUTHORIZATION_SERVERS)) {
     if (!URL.canParse(server)) fail('OAUTH_AUTHORIZATION_SERVERS', server, 'is not a URL')
@@ -253,8 +295,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   for (const origin of allowedOrigins) {
     if (origin !== '*' && !URL.canParse(origin)) fail('ALLOWED_ORIGINS', origin, 'is not an origin such as https://app.example.com')
   }
+  let trustProxy: Config['trustProxy']
+  try {
+    trustProxy = parseTrustProxy(e.TRUST_PROXY)
+  } catch (err) {
+    fail('TRUST_PROXY', e.TRUST_PROXY, err instanceof Error ? err.message : String(err))
+  }
   const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
   refuseUnguardedExposure(env, e, explicitHosts)
+  const sentinels = list(e.REDIS_SENTINELS).map((entry) => parseHostPort(entry) ?? fail('REDIS_SENTINELS', entry, 'is not host:port (e.g. 10.0.0.5:26379)'))
+  if (sentinels.length > 0 && e.REDIS_URL) fail('REDIS_SENTINELS', e.REDIS_SENTINELS, 'and REDIS_URL are exclusive: set one')
+  if (sentinels.length === 0 && e.REDIS_SENTINEL_PASSWORD) fail('REDIS_SENTINEL_PASSWORD', '<redacted>', 'needs REDIS_SENTINELS')
   return {
     host: e.HOST,
     port: e.PORT,
@@ -279,8 +330,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisSentinel: sentinels.length > 0
+      ? { sentinels, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD || undefined }
+      : undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
-    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    trustProxy,
     fixtures: e.MCP_FIXTURES || undefined,
     metricsPublic: e.METRICS_PUBLIC,
     docsPublic: e.DOCS_PUBLIC,
@@ -297,11 +351,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       listenFilterBytes: e.MAX_LISTEN_FILTER_BYTES,
       replayBufferBytes: e.REPLAY_BUFFER_BYTES,
       replayTotalBytes: e.REPLAY_TOTAL_BYTES,
+      replayClientBytes: e.REPLAY_CLIENT_BYTES,
       broadcastBytes: e.MAX_BROADCAST_BYTES,
       stateBytes: e.MAX_STATE_BYTES
     },
     json: { maxDepth: e.JSON_MAX_DEPTH, maxKeys: e.JSON_MAX_KEYS, maxStringBytes: e.JSON_MAX_STRING_BYTES },
     tools: list(e.MCP_TOOLS),
+    maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    http2: e.HTTP2,
     oauth: e.OAUTH_JWKS_URL || e.OAUTH_PUBLIC_KEY_FILE
       ? {
           resource: e.OAUTH_RESOURCE || `${e.TLS_CERT_FILE ? 'https' : 'http'}://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}/mcp`,
@@ -349,12 +409,19 @@ export function originAllowed (origin: string, allowed: readonly string[]): bool
   })
 }
 
+/**
+ * A Host header's name, lower-cased: a bracketed IPv6 literal or a name without `:`, then an
+ * optional `:port` and nothing else (`[::1]anything`, `a:1:2`, `a b` → undefined).
+ */
+export function hostName (hostHeader: string): string | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[^[\]:@/\\\s]+)(?::\d{1,5})?$/i.exec(hostHeader)
+  return match?.[1]?.toLowerCase()
+}
+
 /** True when the Host header's name (port stripped) is on the allow-list; an empty list allows all. */
 export function hostAllowed (hostHeader: string | undefined, allowed: readonly string[]): boolean {
   if (allowed.length === 0 || allowed.includes('*')) return true
   if (!hostHeader) return false
-  const name = hostHeader.startsWith('[')
-    ? hostHeader.slice(0, hostHeader.indexOf(']') + 1)
-    : hostHeader.replace(/:\d+$/, '')
-  return allowed.includes(name.toLowerCase())
+  const name = hostName(hostHeader)
+  return name !== undefined && allowed.includes(name)
 }

@@ -181,7 +181,7 @@ test('a session id works only on the transport that created it (404 across)', as
 test('a Streamable session filled with maximal messages then DELETEd gives its memory back', async (t) => {
   const size = 100_000
   // Rings as large as the config allows, so the test measures what a session owns, not the ring bound.
-  const budgets = { ...testConfig().budgets, replayBufferBytes: 64 * 1024 * 1024 }
+  const budgets = { ...testConfig().budgets, replayBufferBytes: 64 * 1024 * 1024, replayClientBytes: 256 * 1024 * 1024 }
   const { app, url } = await listen(t, { rateLimitMax: 0, budgets }, (a) => {
     a.mcp.tool({
       name: 'flood',

@@ -390,7 +390,9 @@ export class HubImpl implements Hub {
       const lower = name.toLowerCase()
       if (value !== undefined && lower !== 'content-length' && lower !== 'content-type') headers[lower] = value
     }
-    raw.writeHead(200, { ...headers, ...SSE_HEADERS })
+    // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
+    const { connection, ...h2Headers } = SSE_HEADERS
+    raw.writeHead(200, { ...headers, ...(raw.req?.httpVersionMajor === 2 ? h2Headers : { ...h2Headers, connection }) })
     conn.headSent = true
     // Disable Nagle so small events leave at once.
     raw.socket?.setNoDelay?.(true)

@@ -13,6 +13,8 @@ interface Ring {
   /** Bytes of the kept events (data + event name). */
   bytes: number
   ended: boolean
+  /** The client whose stream this ring serves (`own`); its rings together stay within clientBytes. */
+  owner?: string
 }
 
 export interface MemoryLogOptions {
@@ -22,6 +24,8 @@ export interface MemoryLogOptions {
   ringBytes?: number
   /** Bytes kept across every key (REPLAY_TOTAL_BYTES). */
   totalBytes?: number
+  /** Bytes kept across the keys one owner holds (REPLAY_CLIENT_BYTES); see `own`. */
+  clientBytes?: number
   /** How long an ended key (a finished request's stream) stays resumable. */
   endedRetentionMs?: number
   now?: () => number
@@ -46,12 +50,16 @@ export class MemoryEventLog implements EventLog {
   readonly #expiries: Array<{ key: string, at: number }> = []
   readonly #sweeper: NodeJS.Timeout
   #bytes = 0
+  readonly #clientBytes: number
+  /** Per owner: its rings and the bytes they hold together. */
+  readonly #owners = new Map<string, { rings: Set<Ring>, bytes: number }>()
 
   constructor (opts: MemoryLogOptions | number, endedRetentionMs = 5 * 60_000, now: () => number = Date.now) {
     const o: MemoryLogOptions = typeof opts === 'number' ? { capacity: opts, endedRetentionMs, now } : opts
     this.#capacity = Math.max(1, o.capacity)
     this.#ringBytes = o.ringBytes ?? Number.MAX_SAFE_INTEGER
     this.#totalBytes = o.totalBytes ?? Number.MAX_SAFE_INTEGER
+    this.#clientBytes = o.clientBytes ?? Number.MAX_SAFE_INTEGER
     this.#endedRetentionMs = o.endedRetentionMs ?? 5 * 60_000
     this.#now = o.now ?? Date.now
     this.#sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(this.#endedRetentionMs, 30_000)))
@@ -60,6 +68,48 @@ export class MemoryEventLog implements EventLog {
 
   /** Bytes held across every ring. */
   get bytes (): number { return this.#bytes }
+
+  /** Bytes held by the rings `owner` owns. */
+  bytesOf (owner: string): number { return this.#owners.get(owner)?.bytes ?? 0 }
+
+  /**
+   * Counts `key`'s ring against `owner`'s share (the first owner stays; a shared key, such as the
+   * public stream's, is never owned). Past the share, the owner's own oldest events go first.
+   */
+  own (key: string, owner: string): void {
+    const ring = this.#ring(key)
+    if (ring.owner !== undefined) return
+    ring.owner = owner
+    let o = this.#owners.get(owner)
+    if (o === undefined) {
+      o = { rings: new Set(), bytes: 0 }
+      this.#owners.set(owner, o)
+    }
+    o.rings.add(ring)
+    o.bytes += ring.bytes
+    if (o.bytes > this.#clientBytes) this.#shrinkOwner(ring)
+  }
+
+  #account (ring: Ring, delta: number): void {
+    ring.bytes += delta
+    this.#bytes += delta
+    if (ring.owner !== undefined) {
+      const o = this.#owners.get(ring.owner)
+      if (o !== undefined) o.bytes += delta
+    }
+  }
+
+  /** The owner of `keep` is over its share: its other rings give back first, oldest events first, then `keep` down to one event. */
+  #shrinkOwner (keep: Ring): void {
+    const o = keep.owner === undefined ? undefined : this.#owners.get(keep.owner)
+    if (o === undefined) return
+    for (const ring of o.rings) {
+      if (ring === keep) continue
+      while (o.bytes > this.#clientBytes && this.#count(ring) > 0) this.#dropOldest(ring)
+      if (o.bytes <= this.#clientBytes) return
+    }
+    while (o.bytes > this.#clientBytes && this.#count(keep) > 1) this.#dropOldest(keep)
+  }
 
   #ring (key: string): Ring {
     let ring = this.#rings.get(key)
@@ -74,9 +124,7 @@ export class MemoryEventLog implements EventLog {
     const ev = ring.events[ring.head]
     if (ev === undefined) return
     ring.events[ring.head++] = undefined as unknown as StoredEvent
-    const cost = costOf(ev)
-    ring.bytes -= cost
-    this.#bytes -= cost
+    this.#account(ring, -costOf(ev))
     // Compact now and then: amortized O(1) per event.
     if (ring.head > 64 && ring.head * 2 > ring.events.length) {
       ring.events = ring.events.slice(ring.head)
@@ -89,19 +137,23 @@ export class MemoryEventLog implements EventLog {
   #drop (key: string): void {
     const ring = this.#rings.get(key)
     if (ring === undefined) return
-    this.#bytes -= ring.bytes
+    this.#account(ring, -ring.bytes)
     this.#rings.delete(key)
+    if (ring.owner !== undefined) {
+      const o = this.#owners.get(ring.owner)
+      o?.rings.delete(ring)
+      if (o?.rings.size === 0) this.#owners.delete(ring.owner)
+    }
   }
 
   appendSync (key: string, event: HubEvent): { epoch: string, seq: number } {
     const ring = this.#ring(key)
     const stored: StoredEvent = { seq: ++ring.last, data: event.data }
     if (event.event !== undefined) stored.event = event.event
-    const cost = costOf(stored)
     ring.events.push(stored)
-    ring.bytes += cost
-    this.#bytes += cost
+    this.#account(ring, costOf(stored))
     while (this.#count(ring) > 1 && (this.#count(ring) > this.#capacity || ring.bytes > this.#ringBytes)) this.#dropOldest(ring)
+    if (ring.owner !== undefined && this.bytesOf(ring.owner) > this.#clientBytes) this.#shrinkOwner(ring)
     if (this.#bytes > this.#totalBytes) this.#shrink(ring)
     return { epoch: ring.epoch, seq: stored.seq }
   }
@@ -191,6 +243,7 @@ export class MemoryEventLog implements EventLog {
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
     this.#rings.clear()
+    this.#owners.clear()
     this.#bytes = 0
     this.#expiries.length = 0
   }

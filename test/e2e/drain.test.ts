@@ -6,7 +6,7 @@ import { startServer } from './process.js'
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' }
 
 test('SIGTERM with 200 open streams and 20 in-flight calls: every call completes, every stream is told, exit 0', { timeout: 30_000 }, async (t) => {
-  const server = await startServer(t, { MCP_FIXTURES: 'conformance', LOG_LEVEL: 'warn', DRAIN_TIMEOUT_MS: '10000', MAX_STREAMS_PER_CLIENT: '1000' })
+  const server = await startServer(t, { MCP_FIXTURES: 'conformance', LOG_LEVEL: 'warn', DRAIN_TIMEOUT_MS: '10000', MAX_STREAMS_PER_CLIENT: '1000', MAX_CONNECTIONS_PER_CLIENT: '1000' })
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity })
   t.after(() => agent.destroy())
 

@@ -96,6 +96,7 @@ async function replica (t: TestContext, redisUrl: string): Promise<{ app: App, u
     redisUrl,
     rateLimitMax: 0,
     maxConnections: 5000,
+    maxConnectionsPerClient: 5000,
     heartbeatIntervalMs: 2000,
     budgets: { ...testConfig().budgets, streamsPerClient: 5000, sessionsPerClient: 100_000 }
   })

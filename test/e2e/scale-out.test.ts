@@ -14,7 +14,7 @@ const ACCEPT = 'application/json, text/event-stream'
 
 async function cluster (t: TestContext, extra: Record<string, string> = {}) {
   const redis = await startRedis(t)
-  const env = { REDIS_URL: redis.url, TRUST_PROXY: '1', RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', HEARTBEAT_INTERVAL_MS: '1000', ...extra }
+  const env = { REDIS_URL: redis.url, TRUST_PROXY: 'loopback,1', RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn', HEARTBEAT_INTERVAL_MS: '1000', ...extra }
   const a = await startServer(t, env)
   const b = await startServer(t, env)
   const nginx = await startNginx(t, [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`])
@@ -46,7 +46,7 @@ test('docker-compose: nginx → 2 replicas → Redis, nginx mounts deploy/nginx.
   for (const app of ['app1', 'app2']) {
     assert.equal(compose.services[app]?.build, '.')
     assert.equal(compose.services[app]?.environment?.REDIS_URL, 'redis://redis:6379')
-    assert.equal(compose.services[app]?.environment?.TRUST_PROXY, '1')
+    assert.equal(compose.services[app]?.environment?.TRUST_PROXY, 'private,1')
   }
   assert.ok(compose.services.nginx?.volumes?.some((v) => v.startsWith('./deploy/nginx.conf:')))
   assert.deepEqual(compose.services.nginx?.ports, ['8080:8080'])

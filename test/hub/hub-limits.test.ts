@@ -73,9 +73,8 @@ async function openStreams (url: string, agent: http.Agent, n: number): Promise<
 }
 
 test('2,000 idle streams open on one process, show in /health, and leave no leak when closed', { timeout: 60_000 }, async (t) => {
-  const { app, url } = await listen(
-    t, { maxConnections: 5000, rateLimitMax: 0, budgets: { ...testConfig().budgets, streamsPerClient: 5000 } }
-  )
+  const budgets = { ...testConfig().budgets, streamsPerClient: 5000 }
+  const { app, url } = await listen(t, { maxConnections: 5000, maxConnectionsPerClient: 5000, rateLimitMax: 0, budgets })
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity })
   t.after(() => agent.destroy())
   const N = 2000

@@ -122,7 +122,7 @@ test('streams aborted at every stage are released at once, with Redis (MAX_CONNE
 })
 
 test('one client gets at most MAX_STREAMS_PER_CLIENT streams (429 + Retry-After), and more once some close', { timeout: 60_000 }, async (t) => {
-  const { app, url } = await listen(t, { rateLimitMax: 0, maxConnections: 1000 })
+  const { app, url } = await listen(t, { rateLimitMax: 0, maxConnections: 1000, maxConnectionsPerClient: 1000 })
   const streams: Array<Awaited<ReturnType<typeof openSse>>> = []
   for (let i = 0; i < 100; i++) streams.push(await openSse(`${url}/mcp`))
   t.after(async () => { await Promise.all(streams.map(async (s) => { await s.close() })) })
