@@ -2,7 +2,7 @@ import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import { createHmac, randomBytes } from 'node:crypto'
 
 /**
- * A session id (MCP or legacy) is a capability: whoever holds it may use the session. The log
+ * A session id (MCP or HTTP+SSE) is a capability: whoever holds it may use the session. The log
  * carries only a short keyed fingerprint of it (12 base64url characters = 72 bits of HMAC-SHA256),
  * the same on every line of that session so lines still correlate. The key is derived from
  * STATE_SECRET when one is set (replicas sharing it print the same fingerprint for a session that

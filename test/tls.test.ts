@@ -177,7 +177,7 @@ async function everyTransport (app: App, send: Send, version: string): Promise<v
   assert.equal(JSON.parse(answer.data).result.protocolVersion, '2024-11-05')
   const sessions = app[kEngine].stats().sessions
   sse.close()
-  await waitFor(() => app[kEngine].stats().sessions < sessions, 'the legacy session to end with its stream')
+  await waitFor(() => app[kEngine].stats().sessions < sessions, 'the HTTP+SSE session to end with its stream')
 }
 
 test('TLS (TLS_CERT_FILE / TLS_KEY_FILE): Streamable HTTP with an SSE answer, the public stream and HTTP+SSE over https', { skip: !hasOpenssl, timeout: 60_000 }, async (t) => {

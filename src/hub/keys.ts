@@ -21,5 +21,5 @@ export const hubKeys = {
 /** The hub's key of the public stream (operator broadcasts go there as they are). */
 export const PUBLIC_KEY = 'public'
 
-/** The default event-id prefix of a key: its last `:` segment (the MCP side passes its own rule). */
-export const lastSegment = (key: string): string => key.slice(key.lastIndexOf(':') + 1)
+/** The default event-id prefix of a key: `p` for the public stream, else its last `:` segment (the MCP side passes its own rule). */
+export const lastSegment = (key: string): string => key === PUBLIC_KEY ? 'p' : key.slice(key.lastIndexOf(':') + 1)
