@@ -28,16 +28,6 @@ const ReadyResponse = Type.Object({
  * anyone else (a DNS-rebinding page, a stranger with auth on) gets plain liveness.
  */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/health', { config: { policy: POLICY.probe }, schema: { response: { 200: HealthResponse } } }, async () => ({
-    status: 'ok' as const,
-    timestamp: new Date().toISOString(),
-    server: SERVER_NAME,
-    version: SERVER_VERSION,
-    protocolVersions: [...PROTOCOL_VERSIONS],
-    uptime: Math.round((Date.now() - app.lifecycle.startedAt) / 1000),
-    streams: app.hub.stats().streams,
-    sessions: app[kEngine].stats().sessions
-  }))
   const { allowedHosts, allowedOrigins, metricsPublic } = app.config
   const countsOpen = !app.auth.enabled || metricsPublic
   app.get('/health', { config: { policy: POLICY.probe }, schema: { response: { 200: HealthResponse } } }, async (request) => {
