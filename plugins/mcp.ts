@@ -13,7 +13,7 @@ import { SERVER_NAME } from '../src/meta.js'
 import { ListenStreams, StatelessEngine, type Change } from '../src/mcp/stateless.js'
 import { RequestStateCodec } from '../src/mcp/mrtr.js'
 import { sessionOwnedStreams, sessionStreamKey } from '../src/mcp/keys.js'
-import { ScaleOut, nonceStore, sharedClock, stateSecret } from '../src/mcp/scale-out.js'
+import { ScaleOut, changeFeed, nonceStore, sharedClock, stateSecret } from '../src/mcp/scale-out.js'
 import { kEngine, publicApi, type McpEngine } from '../src/mcp/engine.js'
 import type { McpPluginOptions } from '../src/mcp/api.js'
 import { logFailure } from '../src/ignore.js'
@@ -86,16 +86,16 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean 
   if (config.fixtures === 'conformance') await registeringFrom('the conformance fixtures (MCP_FIXTURES)', () => { registerConformanceFixtures(server) })
 
   const listeners = new ListenStreams()
-  // A change reaches this process's listen streams at once and the other replicas' through the bus.
-  const changed = async (change: Change): Promise<void> => {
-    await Promise.all([listeners.deliver(change), scaleOut?.changed(change)])
-  }
+  // One process: a change reaches the listen streams at once. With Redis it goes through the log
+  // (one shared key every replica follows through the hub): this replica's streams get it from there too.
+  const feed = scaleOut === undefined ? undefined : changeFeed(app.hub, listeners, app.log)
+  const changed = feed?.changed ?? (async (change: Change): Promise<void> => { await listeners.deliver(change) })
+  if (feed !== undefined) app.addHook('onClose', async () => { feed.stop() })
   // Registry changes are local: in Redis mode the registry is locked once ready (below), so a
   // replica's start-up registrations are never announced to the others' listen streams.
   server.registry.onChange((kind) => { listeners.deliver({ kind }).catch(logFailure(app.log, 'list change delivery failed')) })
   if (scaleOut !== undefined) {
     const off = await scaleOut.listen({
-      change: (change) => { listeners.deliver(change).catch(logFailure(app.log, 'change delivery from another replica failed')) },
       // A session ended on another replica: its calls running here stop, and the request streams this replica knows go.
       ended: (sid, reason) => {
         server.cancelSession(sid, reason)

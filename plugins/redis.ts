@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { Redis } from 'ioredis'
-import { createRedis, RedisBus } from '../src/hub/redis.js'
+import { createRedis, redisTarget, RedisBus } from '../src/hub/redis.js'
 import { ConfigError } from '../src/config.js'
 import { RedisDataset } from '../src/hub/dataset.js'
 
@@ -20,7 +20,7 @@ export interface RedisConnections {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The Redis connections when REDIS_URL is set; null for the in-memory default. */
+    /** The Redis connections when REDIS_URL (or REDIS_SENTINELS) is set; null for the in-memory default. */
     redis: RedisConnections | null
   }
 }
@@ -38,14 +38,14 @@ function shownUrl (url: string): string {
  * no other replica can see): the first connection error is a ConfigError, one line that says what
  * to do. The connections are closed, so nothing keeps retrying in the background.
  */
-async function connected (clients: Redis[], url: string): Promise<void> {
+async function connected (clients: Redis[], where: string, fix: string): Promise<void> {
   await Promise.all(clients.map(async (client) => {
     if (client.status === 'ready') return
     await new Promise<void>((resolve, reject) => {
       const onReady = (): void => { client.off('error', onError); resolve() }
       const onError = (err: Error): void => {
         client.off('ready', onReady)
-        reject(new ConfigError(`Cannot reach Redis at REDIS_URL=${shownUrl(url)} (${err.message || (err as { code?: string }).code || 'connection failed'}): start Redis there or fix REDIS_URL; the server does not start without it`))
+        reject(new ConfigError(`Cannot reach Redis at ${where} (${err.message || (err as { code?: string }).code || 'connection failed'}): start Redis there or fix ${fix}; the server does not start without it`))
       }
       client.once('ready', onReady)
       client.once('error', onError)
@@ -57,13 +57,13 @@ async function connected (clients: Redis[], url: string): Promise<void> {
 }
 
 /**
- * Scale-out: with REDIS_URL, one command connection and one subscriber connection shared by the
- * hub (replay log, bus, broadcast targets) and the MCP sessions. Redis unreachable at start refuses
- * the start (one line); Redis going down later makes /ready 503 and requests that need it fail with
- * clear errors; the clients reconnect by themselves.
+ * Scale-out: with REDIS_URL (or REDIS_SENTINELS), one command connection and one subscriber
+ * connection shared by the hub (replay log, bus, broadcast targets) and the MCP sessions. Redis
+ * unreachable at start refuses the start (one line); Redis going down later makes /ready 503 and
+ * requests that need it fail with clear errors; the clients reconnect by themselves.
  */
 const redisPlugin: FastifyPluginAsync = async (app) => {
-  const url = app.config.redisUrl
+  const url = redisTarget(app.config)
   if (url === undefined) {
     app.decorate('redis', null)
     return
@@ -91,7 +91,10 @@ const redisPlugin: FastifyPluginAsync = async (app) => {
   })
   app.decorate('redis', { client, bus: new RedisBus(client, sub), dataset })
   // Listeners first (the first 'ready' checks the dataset), then wait: unreachable at start refuses.
-  await connected([client, sub], url)
+  const sentinel = app.config.redisSentinel
+  await connected([client, sub],
+    typeof url === 'string' ? `REDIS_URL=${shownUrl(url)}` : `REDIS_SENTINELS=${sentinel?.sentinels.map((s) => `${s.host}:${s.port}`).join(',') ?? ''} (master ${sentinel?.name ?? ''})`,
+    typeof url === 'string' ? 'REDIS_URL' : 'REDIS_SENTINELS / REDIS_SENTINEL_NAME')
   starting = false
   app.lifecycle.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return false

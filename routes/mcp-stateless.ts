@@ -117,6 +117,15 @@ async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: Fas
     end: async () => {
       await app.hub.publish(key, { event: 'message', data: JSON.stringify(listenComplete(message.id)) })
       await app.hub.end(key)
+    },
+    fail: async (why) => {
+      try {
+        await app.hub.publish(key, { event: 'message', data: JSON.stringify(errorResponse(message.id, ErrorCode.InternalError, why)) })
+        await app.hub.end(key)
+      } catch {
+        // The error cannot be logged (Redis unavailable): the stream ends without it, never stays open silent.
+        app.hub.closeConnections(key)
+      }
     }
   })
   const conn = await app.hub.open(reply, {

@@ -37,6 +37,10 @@ export const EnvSchema = Type.Object({
   CACHE_TTL_MS: Int(0, 86_400_000, 60_000),
   REDIS_URL: Type.String({ default: '', pattern: '^(rediss?://.+)?$' }),
   REDIS_COMMAND_TIMEOUT_MS: Int(100, 60_000, 2000),
+  // Redis through Sentinel (instead of REDIS_URL): comma-separated host:port of the sentinels.
+  REDIS_SENTINELS: Type.String({ default: '' }),
+  REDIS_SENTINEL_NAME: Type.String({ default: 'mymaster', pattern: '^[^\\s]{1,200}$' }),
+  REDIS_SENTINEL_PASSWORD: Type.String({ default: '' }),
   TLS_CERT_FILE: Type.String({ default: '' }),
   TLS_KEY_FILE: Type.String({ default: '' }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -127,6 +131,8 @@ export interface Config {
   redisUrl: string | undefined
   /** The longest one Redis call may take before it fails (and the request gets 503 + Retry-After). */
   redisCommandTimeoutMs: number
+  /** Redis found through Sentinel (REDIS_SENTINELS); exclusive with redisUrl. */
+  redisSentinel: RedisSentinel | undefined
   tls: { certFile: string, keyFile: string } | undefined
   /** Proxies whose X-Forwarded-* headers are believed (by address, never "any peer"); false = none. */
   trustProxy: false | TrustProxy
@@ -192,6 +198,15 @@ export interface Budgets {
   stateBytes: number
 }
 
+/** REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD. */
+export interface RedisSentinel {
+  sentinels: Array<{ host: string, port: number }>
+  /** The master group name the sentinels monitor. */
+  name: string
+  /** Password of the sentinels themselves (the master's comes with its own AUTH, if any). */
+  password: string | undefined
+}
+
 export interface JsonLimits {
   maxDepth: number
   maxKeys: number
@@ -215,7 +230,16 @@ function isLoopback (host: string): boolean {
   return LOOPBACK_HOSTS.includes(host) || host.startsWith('127.')
 }
 
-const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET'])
+const SECRET_VARIABLES = new Set(['AUTH_TOKENS', 'OPERATOR_TOKENS', 'STATE_SECRET', 'REDIS_SENTINEL_PASSWORD'])
+
+/** `host:port` (IPv6 in brackets) → address; undefined when malformed. */
+function parseHostPort (entry: string): { host: string, port: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(entry)
+  if (m === null) return undefined
+  const port = Number(m[2])
+  if (port < 1 || port > 65535) return undefined
+  return { host: (m[1] ?? '').replace(/^\[(.*)\]$/, '$1'), port }
+}
 
 /** What to write instead, for variables whose schema error would be a regex or a union. */
 const HINTS: Record<string, string> = {
@@ -284,7 +308,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (e.HTTP2 && !e.TLS_CERT_FILE) fail('HTTP2', e.HTTP2, 'needs TLS_CERT_FILE and TLS_KEY_FILE (browsers speak HTTP/2 only over TLS)')
   if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) fail('HEADERS_TIMEOUT_MS', e.HEADERS_TIMEOUT_MS, `must not exceed REQUEST_TIMEOUT_MS (${e.REQUEST_TIMEOUT_MS})`)
   // A requestState is single-use only where every process sharing its secret sees the used nonces.
-  if (e.STATE_SECRET && !e.REDIS_URL) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
+  if (e.STATE_SECRET && !e.REDIS_URL && !e.REDIS_SENTINELS) fail('STATE_SECRET', '<redacted>', STATE_SECRET_NEEDS_REDIS)
   if (e.OAUTH_RESOURCE && !URL.canParse(e.OAUTH_RESOURCE)) fail('OAUTH_RESOURCE', e.OAUTH_RESOURCE, 'is not a URL')
   for (const server of list(e.OAUTH_AUTHORIZATION_SERVERS)) {
     if (!URL.canParse(server)) fail('OAUTH_AUTHORIZATION_SERVERS', server, 'is not a URL')
@@ -301,6 +325,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   const explicitHosts = list(e.ALLOWED_HOSTS).map((h) => h.toLowerCase())
   refuseUnguardedExposure(env, e, explicitHosts)
+  const sentinels = list(e.REDIS_SENTINELS).map((entry) => parseHostPort(entry) ?? fail('REDIS_SENTINELS', entry, 'is not host:port (e.g. 10.0.0.5:26379)'))
+  if (sentinels.length > 0 && e.REDIS_URL) fail('REDIS_SENTINELS', e.REDIS_SENTINELS, 'and REDIS_URL are exclusive: set one')
+  if (sentinels.length === 0 && e.REDIS_SENTINEL_PASSWORD) fail('REDIS_SENTINEL_PASSWORD', '<redacted>', 'needs REDIS_SENTINELS')
   return {
     host: e.HOST,
     port: e.PORT,
@@ -325,6 +352,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_MS,
     redisUrl: e.REDIS_URL || undefined,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisSentinel: sentinels.length > 0
+      ? { sentinels, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD || undefined }
+      : undefined,
     tls: e.TLS_CERT_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     trustProxy,
     fixtures: e.MCP_FIXTURES || undefined,
@@ -431,6 +461,17 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   stateTtlMs: like('STATE_TTL_MS'),
   cacheTtlMs: like('CACHE_TTL_MS'),
   redisUrl: like('REDIS_URL'),
+  redisSentinel: {
+    schema: Type.Object({
+      sentinels: Type.Array(Type.Object({
+        host: Type.String({ minLength: 1 }),
+        port: Type.Integer({ minimum: 1, maximum: 65535 })
+      }, { additionalProperties: false }), { minItems: 1 }),
+      name: Type.String({ minLength: 1 }),
+      password: Type.Optional(Type.String())
+    }, { additionalProperties: false }),
+    says: 'must be { sentinels: [{ host, port }], name, password? } (like REDIS_SENTINELS / REDIS_SENTINEL_NAME)'
+  },
   tls: { schema: Type.Object({ certFile: Type.String(), keyFile: Type.String() }, { additionalProperties: false }), says: 'must be { certFile, keyFile }' },
   trustProxy: {
     schema: Type.Union([

@@ -70,12 +70,32 @@ for (const [env, variable] of [
   [{ ALLOWED_ORIGINS: 'not an origin' }, 'ALLOWED_ORIGINS'],
   [{ MCP_FIXTURES: 'everything' }, 'MCP_FIXTURES'],
   [{ STATE_SECRET: 'too-short' }, 'STATE_SECRET'],
-  [{ CACHE_TTL_MS: '-5' }, 'CACHE_TTL_MS']
+  [{ CACHE_TTL_MS: '-5' }, 'CACHE_TTL_MS'],
+  [{ REDIS_SENTINELS: '10.0.0.5' }, 'REDIS_SENTINELS'],
+  [{ REDIS_SENTINELS: '10.0.0.5:26379,10.0.0.6:99999' }, 'REDIS_SENTINELS'],
+  [{ REDIS_SENTINELS: '10.0.0.5:26379', REDIS_URL: 'redis://x' }, 'REDIS_SENTINELS'],
+  [{ REDIS_SENTINELS: '10.0.0.5:26379', REDIS_SENTINEL_NAME: 'my master' }, 'REDIS_SENTINEL_NAME'],
+  [{ REDIS_SENTINEL_PASSWORD: 'secret' }, 'REDIS_SENTINEL_PASSWORD']
 ] as const) {
   test(`a bad ${variable} is a ConfigError naming it`, () => {
     assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message.includes(variable))
   })
 }
+
+test('REDIS_SENTINELS: host:port list (IPv6 in brackets), master name mymaster by default, password optional', () => {
+  const c = loadConfig({ REDIS_SENTINELS: 'sentinel-1:26379, 10.0.0.6:26380,[::1]:26381' })
+  assert.deepEqual(c.redisSentinel, {
+    sentinels: [{ host: 'sentinel-1', port: 26379 }, { host: '10.0.0.6', port: 26380 }, { host: '::1', port: 26381 }],
+    name: 'mymaster',
+    password: undefined
+  })
+  assert.equal(c.redisUrl, undefined)
+  assert.equal(loadConfig({ REDIS_SENTINELS: 'h:1', REDIS_SENTINEL_NAME: 'cache', REDIS_SENTINEL_PASSWORD: 'pw' }).redisSentinel?.password, 'pw')
+  assert.equal(loadConfig({}).redisSentinel, undefined)
+  assert.throws(() => loadConfig({ REDIS_SENTINELS: 'h:1', REDIS_URL: 'redis://x' }), /REDIS_SENTINELS.*and REDIS_URL are exclusive/)
+  // Sentinel is Redis: a fixed STATE_SECRET is allowed with it as with REDIS_URL.
+  assert.equal(loadConfig({ REDIS_SENTINELS: 'h:1', STATE_SECRET: 'x'.repeat(32) }).stateSecret, 'x'.repeat(32))
+})
 
 test('a malformed STATE_SECRET is reported without echoing it', () => {
   assert.throws(() => loadConfig({ STATE_SECRET: 'hunter2-hunter2' }), (err: unknown) => err instanceof ConfigError && err.message.includes('<redacted>') && !err.message.includes('hunter2'))

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import {
   OverCapacityError, formatEventId,
-  type AttachOptions, type Bus, type CloseReason, type Connection, type EventLog, type Hub,
+  type AttachOptions, type Bus, type CloseReason, type Connection, type EventLog, type Follower, type Hub,
   type HubEvent, type HubStats, type LogHead, type StoredEvent, type StreamKind
 } from './types.js'
 import { frame, comment } from './sse.js'
@@ -82,8 +82,9 @@ function caughtUpable (conn: SseConnection): boolean {
   return !conn.closed && conn.headSent && !conn.replaying && !conn.resyncing && !conn.ending
 }
 
-/** The response can no longer carry anything: destroyed, ended, or its socket gone. */
-function gone (raw: ServerResponse): boolean {
+/** The response can no longer carry anything: destroyed, ended, or its socket gone (a follower has none). */
+function gone (raw: ServerResponse | undefined): boolean {
+  if (raw === undefined) return false
   return raw.destroyed || raw.writableEnded || raw.socket === null || raw.socket.destroyed
 }
 
@@ -92,7 +93,11 @@ class SseConnection implements Connection {
   readonly key: string
   readonly kind: StreamKind
   readonly streamPart: string
-  readonly raw: ServerResponse
+  /** The HTTP response; undefined for an in-process follower (Hub.follow), which gets events through `sink`. */
+  readonly raw: ServerResponse | undefined
+  readonly sink: Follower | undefined
+  /** A follower's start (subscribe + head read) is under way. */
+  starting = false
   /** The log epoch this connection's ids belong to (undefined until the key has a log). */
   epoch: string | undefined
   /** Epochs this connection has left (a late event of one of them is stale, not a new reset). */
@@ -122,10 +127,11 @@ class SseConnection implements Connection {
   #reason: CloseReason = 'client'
   #detached = false
 
-  constructor (hub: HubImpl, id: number, raw: ServerResponse, opts: AttachOptions) {
+  constructor (hub: HubImpl, id: number, raw: ServerResponse | undefined, opts: AttachOptions, sink?: Follower) {
     this.#hub = hub
     this.id = id
     this.raw = raw
+    this.sink = sink
     this.key = opts.key
     this.kind = opts.kind
     this.streamPart = opts.streamPart || hub.partOf(opts.key)
@@ -140,17 +146,18 @@ class SseConnection implements Connection {
   }
 
   write (data: string): void {
-    if (this.closed) return
+    if (this.closed || this.raw === undefined) return
     if (this.queue !== null) {
       this.queue.push(data)
       this.queuedBytes += data.length
       if (this.queuedBytes > this.#hub.maxQueueBytes) this.#hub.dropSlow(this)
       return
     }
-    if (!this.raw.write(data)) {
+    const raw = this.raw
+    if (!raw.write(data)) {
       this.queue = []
       this.stalledSince = Date.now()
-      this.raw.once('drain', () => this.#flush())
+      raw.once('drain', () => this.#flush())
     }
   }
 
@@ -166,6 +173,10 @@ class SseConnection implements Connection {
   /** Writes the next event of this connection's epoch (the caller checked it is lastSeq + 1). */
   deliver (ev: StoredEvent, wire?: string): void {
     this.lastSeq = ev.seq
+    if (this.sink !== undefined) {
+      this.sink.event(ev)
+      return
+    }
     this.write(wire ?? frame(formatEventId(this.streamPart, this.epoch ?? '0', ev.seq), ev.event, ev.data))
     this.#hub.eventsSent++
   }
@@ -181,6 +192,10 @@ class SseConnection implements Connection {
     this.#reason = reason
     this.closed = true
     this.queue = null
+    if (this.raw === undefined) {
+      this.detached()
+      return
+    }
     // Nothing sent yet: there is no stream to end, only a socket to let go.
     if (!this.headSent) this.raw.destroy()
     else if (!this.raw.writableEnded) this.raw.end()
@@ -225,6 +240,8 @@ export class HubImpl implements Hub {
   readonly #stallMs: number
   readonly #byKey = new Map<string, Set<SseConnection>>()
   readonly #all = new Set<SseConnection>()
+  /** In-process followers (Hub.follow): in #byKey like streams, not in #all (no socket, not counted). */
+  readonly #followers = new Set<SseConnection>()
   readonly #unsubscribe = new Map<string, Promise<() => Promise<void>>>()
   readonly #heartbeat: NodeJS.Timeout
   readonly #offReset: (() => void) | undefined
@@ -336,6 +353,13 @@ export class HubImpl implements Hub {
       // A stream that has no id yet holds nothing the store could have lost.
       if (!conn.closed && conn.headSent && conn.epoch !== undefined) this.#resync(conn)
     }
+    // A follower may have missed events of the lost data it had not read yet, whatever its position:
+    // it is told now, then follows the log's new life (its read of a new epoch then says nothing more).
+    for (const conn of [...this.#followers]) {
+      if (conn.closed) continue
+      conn.sink?.lost()
+      if (conn.headSent) this.#resync(conn)
+    }
     // Sessions may have gone with the data: their streams would stay open and silent.
     this.#closeOrphans()
   }
@@ -434,7 +458,12 @@ export class HubImpl implements Hub {
     let evicted = read.evicted
     let base = afterSeq
     const reset = wantEpoch !== undefined ? read.epoch !== wantEpoch : afterSeq > 0
-    if (!reset && read.epoch !== undefined && afterSeq > read.last && this.#log.retire !== undefined) {
+    const wentBack = !reset && read.epoch !== undefined && afterSeq > read.last
+    // A follower is told of lost events only: history trimmed past it, or a log that went back. A new
+    // epoch without a store reset is a key that expired after a whole idle TTL, long after the
+    // follower (caught up every heartbeat) read it; a store reset is told in #storeReset.
+    const followerLost = !reset && (read.evicted || wentBack)
+    if (wentBack && read.epoch !== undefined && this.#log.retire !== undefined) {
       // The log went back within its epoch (an older copy of the key was restored): ids after its
       // head were handed out already. Retire the epoch so the next append starts a new one.
       await this.#log.retire(conn.key, read.epoch)
@@ -446,7 +475,9 @@ export class HubImpl implements Hub {
       evicted = afterSeq > 0 || wantEpoch !== undefined
     }
     if (conn.closed) return
-    if (evicted) {
+    if (conn.sink !== undefined) {
+      if (followerLost) conn.sink.lost()
+    } else if (evicted) {
       const oldest = read.events.length > 0 ? read.events[0] : undefined
       this.evictedNotices++
       conn.write(frame(undefined, 'evicted', JSON.stringify({
@@ -470,6 +501,12 @@ export class HubImpl implements Hub {
     conn.ahead.push(ev)
     conn.aheadBytes += ev.data.length
     if (conn.ahead.length > MAX_AHEAD_EVENTS || (conn.ahead.length > 1 && conn.aheadBytes > this.maxQueueBytes)) {
+      if (conn.sink !== undefined) {
+        // A follower is never dropped: what it held is in the log, the catch-up reads it from there.
+        conn.ahead = []
+        conn.aheadBytes = 0
+        return false
+      }
       this.dropSlow(conn)
       return false
     }
@@ -630,6 +667,33 @@ export class HubImpl implements Hub {
     for (const conn of [...(this.#byKey.get(key) ?? [])]) conn.close('ended')
   }
 
+  follow (key: string, follower: Follower): () => void {
+    const conn = new SseConnection(this, this.#nextId++, undefined, { key, kind: 'listen', streamPart: this.partOf(key) }, follower)
+    this.#followers.add(conn)
+    this.#keyed(conn)
+    this.#startFollower(conn)
+    return () => { conn.close('ended') }
+  }
+
+  /**
+   * Subscribes and reads the key's head: the follower starts there (live events meanwhile wait in
+   * `ahead`). When the store cannot answer, the next heartbeat tries again.
+   */
+  #startFollower (conn: SseConnection): void {
+    if (conn.closed || conn.starting || !conn.replaying || this.#closing) return
+    conn.starting = true
+    this.#subscribe(conn.key).then(async () => await this.#log.head(conn.key)).then((start) => {
+      if (conn.closed) return
+      conn.epoch = start.epoch
+      conn.lastSeq = start.last
+      conn.headSent = true
+      conn.replaying = false
+      this.#drainAhead(conn)
+    }, (err: unknown) => { this.#onError(err, `following ${conn.key} failed; retried at the next heartbeat`) }).finally(() => {
+      conn.starting = false
+    }).catch(ignore('the handlers above do not throw'))
+  }
+
   async addBroadcastTarget (key: string): Promise<void> { await this.#targets.add(key) }
   async removeBroadcastTarget (key: string): Promise<void> { await this.#targets.remove(key) }
 
@@ -661,6 +725,7 @@ export class HubImpl implements Hub {
       conn.close('shutdown')
       conn.detached()
     }
+    for (const conn of [...this.#followers]) conn.close('shutdown')
     await Promise.all([...this.#unsubscribe.values()].map(async (p) => { await (await p)() })).catch(ignore('closing: the bus connection closes next'))
     this.#unsubscribe.clear()
     await this.#bus?.close()
@@ -672,13 +737,13 @@ export class HubImpl implements Hub {
     this.droppedSlowConsumers++
     conn.close('slow-consumer')
     // A consumer that never reads keeps its socket buffer full: destroy it to free the memory.
-    conn.raw.destroy()
+    conn.raw?.destroy()
     conn.detached()
   }
 
   /** Removes a connection; false when it was already gone. */
   remove (conn: SseConnection): boolean {
-    if (!this.#all.delete(conn)) return false
+    if (!this.#all.delete(conn) && !this.#followers.delete(conn)) return false
     const set = this.#byKey.get(conn.key)
     set?.delete(conn)
     if (set !== undefined && set.size === 0) {
@@ -690,6 +755,10 @@ export class HubImpl implements Hub {
 
   #add (conn: SseConnection): void {
     this.#all.add(conn)
+    this.#keyed(conn)
+  }
+
+  #keyed (conn: SseConnection): void {
     let set = this.#byKey.get(conn.key)
     if (set === undefined) {
       set = new Set()
@@ -764,6 +833,7 @@ export class HubImpl implements Hub {
 
   /** Heartbeats; also finds dead sockets and writes that stalled past the stall timeout. */
   #ping (): void {
+    for (const conn of this.#followers) if (conn.replaying) this.#startFollower(conn)
     this.#catchUp()
     this.#closeOrphans()
     const ping = comment('ping')

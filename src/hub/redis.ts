@@ -4,6 +4,7 @@ import type { BroadcastTargets } from './hub.js'
 import { hubKeys } from './keys.js'
 import { DATASET_LUA, RedisDataset, newDatasetId } from './dataset.js'
 import { ignore } from '../ignore.js'
+import type { RedisSentinel } from '../config.js'
 
 /** Default REDIS_COMMAND_TIMEOUT_MS: the longest any one Redis call may take before it fails. */
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
@@ -31,9 +32,12 @@ export function redisOptions (commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_M
   }
 }
 
-/** A client whose errors are logged, never thrown as unhandled 'error' events. */
-export function createRedis (url: string, onError: (err: Error) => void, commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Redis {
-  const client = new Redis(url, redisOptions(commandTimeoutMs))
+/** A client (a URL, or sentinel options) whose errors are logged, never thrown as unhandled 'error' events. */
+export function createRedis (
+  target: RedisTarget, onError: (err: Error) => void, commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS
+): Redis {
+  const options = redisOptions(commandTimeoutMs)
+  const client = typeof target === 'string' ? new Redis(target, options) : new Redis({ ...options, ...target })
   client.on('error', onError)
   return client
 }
@@ -352,4 +356,30 @@ export class RedisTargets implements BroadcastTargets {
   async add (key: string): Promise<void> { await this.#redis.sadd(hubKeys.targets, key) }
   async remove (key: string): Promise<void> { await this.#redis.srem(hubKeys.targets, key) }
   async list (): Promise<Iterable<string>> { return await this.#redis.smembers(hubKeys.targets) }
+}
+
+/** Where Redis is: a redis:// URL, or ioredis options naming the sentinels (sentinelOptions). */
+export type RedisTarget = string | RedisOptions
+
+/**
+ * REDIS_SENTINELS: ioredis asks the sentinels for the master of `name` on every (re)connect, so a
+ * failover is followed when the old master's connection drops. Not `failoverDetector`: with
+ * ioredis 5.11 a +switch-master that arrives while the client is reconnecting ends the client for
+ * good ("Connection is closed", never retried) — seen in test/e2e/sentinel.test.ts.
+ */
+export function sentinelOptions (sentinel: RedisSentinel): RedisOptions {
+  return {
+    sentinels: sentinel.sentinels.map(({ host, port }) => ({ host, port })),
+    name: sentinel.name,
+    ...(sentinel.password === undefined ? {} : { sentinelPassword: sentinel.password }),
+    // A demoted master (manual failover) answers writes with READONLY: reconnect, through the sentinels.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    sentinelRetryStrategy: (times) => Math.min(times * 200, 2000)
+  }
+}
+
+/** The Redis the config names (REDIS_URL or REDIS_SENTINELS); undefined for the in-memory default. */
+export function redisTarget (config: { redisUrl: string | undefined, redisSentinel: RedisSentinel | undefined }): RedisTarget | undefined {
+  if (config.redisSentinel !== undefined) return sentinelOptions(config.redisSentinel)
+  return config.redisUrl
 }

@@ -199,6 +199,21 @@ export interface AttachOptions {
   onClose?: (reason: CloseReason) => void
 }
 
+/**
+ * An in-process consumer of one key (Hub.follow): the key's events from when it started, each once
+ * and in log order, whoever appended them — covered like a stream by the hub's catch-up (a lost
+ * wake-up costs at most one heartbeat) and by its handling of a store that lost data.
+ */
+export interface Follower {
+  /** The key's next event. */
+  event (ev: StoredEvent): void
+  /**
+   * Events of the key may be lost for this follower: the store lost (or may have lost) data, or
+   * the log was trimmed past what the follower had read. It continues with what the log holds now.
+   */
+  lost (): void
+}
+
 export interface Connection {
   readonly id: number
   readonly key: string
@@ -255,6 +270,12 @@ export interface Hub {
    * those keys' streams are closed (the client reconnects and learns the session is gone: 404).
    */
   setLiveness (deadKeys: (keys: readonly string[]) => Promise<ReadonlySet<string>>): void
+  /**
+   * Consumes `key` in this process from its current head on (see Follower); not a stream (no
+   * socket, not counted). Starts at once; reading the head waits for the store when it is down.
+   * Returns the function that stops it.
+   */
+  follow (key: string, follower: Follower): () => void
   /** Tells every connection (a `shutdown` event) and closes them; closes log and bus. */
   close (): Promise<void>
 }

@@ -15,10 +15,15 @@ import { PUBLIC_KEY, hubKeys } from '../hub/keys.js'
  *   `l:<sid>`           an HTTP+SSE (2024-11-05) session's stream                part `l`
  *   `m:<hex>`           a stateless (2026-07-28) request's response stream       ids `<hex>-…`, not resumable
  *   `n:<hex>`           a stateless subscriptions/listen stream                  ids `<hex>-…`, not resumable
+ *   `changes`           what every replica's listen streams are told (list changes, resource updates,
+ *                       operator broadcasts): no stream, each replica follows it (Hub.follow) with Redis
  */
 
 /** The public stream's key. */
 export const PUBLIC_STREAM = PUBLIC_KEY
+
+/** The changes every replica's subscriptions/listen streams are told of (with REDIS_URL; src/mcp/scale-out.ts). */
+export const CHANGES_STREAM = 'changes'
 
 /** A Streamable HTTP session's standalone GET stream. */
 export const sessionStream = (sid: string): string => `s:${sid}:g`
@@ -109,7 +114,7 @@ export const redisKeys = {
 
 /** Pub/sub channels. */
 export const channels = {
-  /** Changes for every replica's listen streams. */
+  /** Session ends for every replica (listen-stream changes go through the log: CHANGES_STREAM). */
   control: 'mcp:control',
   /** One replica's own channel (responses and cancels directed at it). */
   replica: (replica: string): string => `mcp:control:${replica}`,

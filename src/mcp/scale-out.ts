@@ -1,20 +1,20 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { McpServer, ScaleOutTracker } from './server.js'
-import type { Change } from './stateless.js'
+import type { Change, ListenStreams } from './stateless.js'
 import { ErrorCode, errorResponse, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
 import { MemoryNonceStore, fixedRing, type NonceStore, type SecretRing } from './mrtr.js'
 import { RUN_DONE, RunLeases, watchRun } from './leases.js'
-import { channels, redisKeys } from './keys.js'
-import type { Bus, HubEvent } from '../hub/types.js'
+import { CHANGES_STREAM, channels, redisKeys } from './keys.js'
+import type { Bus, Hub, HubEvent } from '../hub/types.js'
 import { bounded, cap } from '../budget.js'
 import { ignore, logFailure, type WarnLogger } from '../ignore.js'
 
 /**
  * Cross-replica coordination of the MCP engine over Redis (beside src/hub/redis.ts, which carries
  * the streams): where a server→client request is awaited and a session request runs, the relay of
- * client answers and cancels to that replica, the end of a session and listen-stream changes to
- * every replica, run leases, the requestState secret ring, its single-use nonces and Redis's clock.
+ * client answers and cancels to that replica, the end of a session to every replica, listen-stream
+ * changes through the log (changeFeed), run leases, the requestState secret ring, its single-use nonces and Redis's clock.
  * Framework-free: plugins/mcp.ts wires it. Without REDIS_URL none of it exists and every function
  * below has its one-process answer.
  */
@@ -22,13 +22,12 @@ import { ignore, logFailure, type WarnLogger } from '../ignore.js'
 /**
  * Messages between replicas. Responses and cancels go to the one replica where the request is
  * awaited or running (its own channel, found through a Redis key set while it waits or runs);
- * changes for listen streams and session ends go to every replica.
+ * session ends go to every replica.
  */
 type Directed =
   | { t: 'response', sid: string, msg: JsonRpcResponse }
   | { t: 'cancel', sid: string, id: RequestId, reason?: string }
 type Broadcast =
-  | { t: 'change', from: string, change: Change }
   | { t: 'end', from: string, sid: string, reason: string }
 const CONTROL_CHANNEL = channels.control
 const replicaChannel = channels.replica
@@ -49,8 +48,6 @@ export type OnClose = (fn: () => Promise<void>) => void
 
 /** What the other replicas tell this one. */
 export interface ScaleOutHandlers {
-  /** A change for listen streams (not from this replica). */
-  change (change: Change): void
   /** A session ended on another replica. */
   ended (sid: string, reason: string): void
   /** A client's answer to a server→client request awaited here. */
@@ -111,8 +108,7 @@ export class ScaleOut {
       try {
         const c = JSON.parse(payload) as Broadcast
         if (c.from === this.replica) return
-        if (c.t === 'change') on.change(c.change)
-        else if (c.t === 'end') on.ended(c.sid, c.reason)
+        if (c.t === 'end') on.ended(c.sid, c.reason)
       } catch (err) {
         logFailure(this.#log, 'a malformed message on the replicas\' control channel was dropped')(err)
       }
@@ -127,11 +123,6 @@ export class ScaleOut {
       }
     })
     return async () => { await Promise.all([offChanges(), offDirected()]) }
-  }
-
-  /** Tells every replica's listen streams about a change. */
-  async changed (change: Change): Promise<void> {
-    await this.#publish(CONTROL_CHANNEL, { t: 'change', from: this.replica, change })
   }
 
   /** Tells the other replicas a session ended (their calls of it stop); bounded, failures logged. */
@@ -210,6 +201,36 @@ export class ScaleOut {
   }
 
   close (): void { this.leases.close() }
+}
+
+/** What a listen stream is told when changes may have been lost for it (it ends with this error). */
+export const CHANGES_LOST = 'The shared store (Redis) lost data: change notifications may be missing; list again and listen again'
+
+/**
+ * Listen-stream changes across replicas (REDIS_URL): each change is appended to one shared log key
+ * (CHANGES_STREAM) and every replica follows that key through the hub (Hub.follow), fanning it out
+ * to its own listen streams by their filters. A change thus reaches every replica's listen streams
+ * as an event reaches a stream: once, in order, within one heartbeat whatever the bus did (the hub's
+ * catch-up). When the log lost changes (Redis lost data, or trimmed past a replica far behind), the
+ * listen streams here end with a JSON-RPC error (CHANGES_LOST): a listen stream cannot be resumed,
+ * so its client lists again and opens a new one. `changed` rejects when the change cannot be logged
+ * (the caller refuses: 503).
+ */
+export function changeFeed (hub: Pick<Hub, 'follow' | 'publish'>, listeners: ListenStreams, log: WarnLogger): { changed: (change: Change) => Promise<void>, stop: () => void } {
+  const stop = hub.follow(CHANGES_STREAM, {
+    event (ev) {
+      let change: Change
+      try { change = JSON.parse(ev.data) as Change } catch { return }
+      listeners.deliver(change).catch(logFailure(log, 'change delivery to listen streams failed'))
+    },
+    lost () {
+      listeners.failAll(CHANGES_LOST).catch(logFailure(log, 'ending listen streams after lost changes failed'))
+    }
+  })
+  return {
+    changed: async (change) => { await hub.publish(CHANGES_STREAM, { event: 'change', data: JSON.stringify(change) }) },
+    stop
+  }
 }
 
 /** A keyring that follows the shared secret in Redis: current signs, current and previous verify. */

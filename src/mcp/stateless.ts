@@ -242,6 +242,8 @@ interface ListenStream {
   send: (message: JsonRpcNotification) => Promise<void>
   /** Graceful end: the listen request's result, then the stream closes. */
   end: () => Promise<void>
+  /** Ends the stream with a JSON-RPC error for the listen request (else, when that cannot be written, just closes it). */
+  fail: (message: string) => Promise<void>
 }
 
 /** The subscriptions/listen streams open on this process, by hub key. */
@@ -256,12 +258,27 @@ export class ListenStreams {
     await Promise.all(all.map(async (s) => { await s.end().catch(ignore('closing: the stream is cut with the server')) }))
   }
 
-  /** Sends `change` to every local stream whose filter asked for it. */
+  /** Ends every local stream with a JSON-RPC error (changes may have been lost for them). */
+  async failAll (message: string): Promise<void> {
+    const all = [...this.#streams.values()]
+    this.#streams.clear()
+    await Promise.all(all.map(async (s) => { await s.fail(message) }))
+  }
+
+  /**
+   * Sends `change` to every local stream whose filter asked for it. A stream that cannot take it
+   * (its log unavailable) ends, so its client knows to list again: never a silent gap.
+   */
   async deliver (change: Change): Promise<void> {
     const work: Array<Promise<void>> = []
-    for (const s of this.#streams.values()) {
+    for (const [key, s] of this.#streams) {
       const n = listenNotification(change, s.filter, s.id)
-      if (n !== undefined) work.push(s.send(n).catch(ignore('a listen stream that cannot take a notification is closing')))
+      if (n !== undefined) {
+        work.push(s.send(n).catch(async () => {
+          this.#streams.delete(key)
+          await s.fail('A change notification could not be delivered; list again and listen again')
+        }))
+      }
     }
     await Promise.all(work)
   }
