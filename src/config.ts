@@ -463,7 +463,10 @@ const OPTIONS: Record<Exclude<keyof Config, 'budgets' | 'json'>, Check> = {
   redisUrl: like('REDIS_URL'),
   redisSentinel: {
     schema: Type.Object({
-      sentinels: Type.Array(Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false }), { minItems: 1 }),
+      sentinels: Type.Array(Type.Object({
+        host: Type.String({ minLength: 1 }),
+        port: Type.Integer({ minimum: 1, maximum: 65535 })
+      }, { additionalProperties: false }), { minItems: 1 }),
       name: Type.String({ minLength: 1 }),
       password: Type.Optional(Type.String())
     }, { additionalProperties: false }),
