@@ -94,9 +94,10 @@ test('MCP_TOOLS with .js modules beside .ts sources: the modules load, the skipp
 })
 
 /** The README's SDK snippets, run against a real server: each prints and exits by itself. */
-test('the README\'s SDK snippets close their client and exit', { timeout: 60_000 }, async (t) => {
+test('the README\'s (and docs/protocol.md\'s) SDK snippets close their client and exit', { timeout: 60_000 }, async (t) => {
   const { readFile } = await import('node:fs/promises')
-  const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
+  // The v1 snippet is in the README's quick start, the 2026-07-28 (v2) one in docs/protocol.md.
+  const readme = (await readFile(join(ROOT, 'README.md'), 'utf8')) + (await readFile(join(ROOT, 'docs/protocol.md'), 'utf8'))
   const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```\n/g)].map((m) => m[1] ?? '').filter((s) => s.includes('new Client(') && s.includes('127.0.0.1:8080'))
   assert.ok(snippets.length >= 2, 'the SDK v1 and v2 snippets')
   const server = await startServer(t)

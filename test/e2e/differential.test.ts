@@ -19,7 +19,7 @@ import type { AnySchema } from '../../src/mcp/registry.js'
 // registered on its McpServer and on ours; the same scripted sessions go to both, over Streamable
 // HTTP and HTTP+SSE, for each protocol version; responses are normalised (ids, server info,
 // session ids, message texts) and compared. Every difference is either fixed on our side or listed
-// in ALLOWED with the spec's words that justify us — ALLOWED is the README's table.
+// in ALLOWED with the spec's words that justify us — ALLOWED is docs/sdk-differences.md's table.
 
 type Json = Record<string, unknown>
 type Msg = Json & { id?: string | number | null }
@@ -318,7 +318,7 @@ function withoutCapabilities (n: Json): Json {
   return copy
 }
 
-// ---- the allow-list: every known difference, with the spec's words (the README table) ------------
+// ---- the allow-list: every known difference, with the spec's words (docs/sdk-differences.md's table) ------------
 
 interface Allowed { steps: string[], ours: string, sdk: string, spec: string }
 
@@ -429,9 +429,9 @@ test('the same scripted sessions get the same answers from our server and the of
   const unexplained = [...byStep.entries()].filter(([step]) => !ALLOWED.some((a) => a.steps.includes(step)))
   const stale = ALLOWED.flatMap((a) => a.steps).filter((step) => !byStep.has(step))
   const report = unexplained.map(([step, ds]) => `- ${step} (${ds.map((d) => d.where).join(', ')})\n    ours: ${JSON.stringify(ds[0]?.ours)}\n    sdk:  ${JSON.stringify(ds[0]?.sdk)}`).join('\n')
-  t.diagnostic(`README table (Differences from the official SDK):\n${markdownTable()}`)
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  assert.ok(readme.includes(markdownTable()), 'the README table (Differences from the official SDK) differs from ALLOWED: paste the table printed above')
+  t.diagnostic(`docs/sdk-differences.md table (Differences from the official SDK):\n${markdownTable()}`)
+  const doc = readFileSync(new URL('../../docs/sdk-differences.md', import.meta.url), 'utf8')
+  assert.ok(doc.includes(markdownTable()), 'the docs/sdk-differences.md table (Differences from the official SDK) differs from ALLOWED: paste the table printed above')
   assert.equal(unexplained.length, 0, `differences not in the allow-list:\n${report}`)
   assert.deepEqual(stale, [], 'allow-list entries that no longer differ: remove them')
 })
