@@ -37,9 +37,9 @@ let serverOut = ''
 child.stdout.on('data', (d) => { serverOut += d })
 child.stderr.on('data', (d) => { serverOut += d })
 const base = `http://127.0.0.1:${port}`
-for (let i = 0; ; i++) {
-  try { if ((await fetch(`${base}/health`)).ok) break } catch {}
-  if (i > 100) throw new Error(`server did not start:\n${serverOut}`)
+for (let i = 0, lastError; ; i++) {
+  try { if ((await fetch(`${base}/health`)).ok) break } catch (err) { lastError = err }
+  if (i > 100) throw new Error(`server did not start (last /health attempt: ${lastError}):\n${serverOut}`)
   await sleep(100)
 }
 const heap = () => new Promise((resolve) => { child.once('message', (m) => resolve(m.heapUsed)); child.send('gc') })
@@ -158,7 +158,7 @@ for (const s of sockets) s?.destroy()
 await sleep(3000)
 const after = await heap()
 let health = 0
-try { health = (await fetch(`${base}/health`)).status } catch {}
+try { health = (await fetch(`${base}/health`)).status } catch (err) { console.error(`/health after the attack failed: ${err}`) }
 child.kill('SIGTERM')
 await new Promise((resolve) => child.once('exit', resolve))
 

@@ -245,7 +245,7 @@ async function broadcastScenario (s) {
 // ---------- scenarios ----------
 const results = { machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` }, versions: {}, config: CFG, targets: {} }
 for (const pkg of ['@modelcontextprotocol/sdk', 'fastmcp', 'fastify', 'autocannon']) {
-  try { results.versions[pkg] = JSON.parse(readFileSync(join(here, 'node_modules', pkg, 'package.json'), 'utf8')).version } catch {}
+  try { results.versions[pkg] = JSON.parse(readFileSync(join(here, 'node_modules', pkg, 'package.json'), 'utf8')).version } catch { results.versions[pkg] = 'not installed' }
 }
 results.versions['sse-mcp-server'] = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
 

@@ -42,7 +42,6 @@ export interface Authenticator {
   readonly failures: FailureCounter
 }
 
-/** Auth is on as soon as any credential is configured: client tokens, operator tokens or OAuth. */
 /**
  * Whom a per-client limit counts against (rate limit, budgets): the auth identity, else the client's
  * IP (behind a proxy, with TRUST_PROXY, the real client's). One key for every limit.
@@ -51,6 +50,7 @@ export function clientOf (request: FastifyRequest): string {
   return request.identity ?? `ip:${request.ip}`
 }
 
+/** Auth is on as soon as any credential is configured: client tokens, operator tokens or OAuth. */
 export function authEnabled (config: Pick<Config, 'authTokens' | 'operatorTokens' | 'oauth'>): boolean {
   return config.authTokens.length > 0 || config.operatorTokens.length > 0 || config.oauth !== undefined
 }

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { readJson } from '../src/json.js'
+import { InvalidJsonError, JsonLimitError } from '../src/http-error.js'
 
 /**
  * Every JSON body (outside the MCP routes, which read their text themselves through the same
@@ -16,10 +17,7 @@ const jsonBodyPlugin: FastifyPluginAsync = async (app) => {
       done(null, read.value)
       return
     }
-    const err = new Error(`Bad Request: ${read.message}`) as Error & { statusCode: number, code: string }
-    err.statusCode = 400
-    err.code = read.reason === 'syntax' ? 'FST_ERR_CTP_INVALID_JSON' : 'ERR_JSON_LIMIT'
-    done(err, undefined)
+    done(read.reason === 'syntax' ? new InvalidJsonError(read.message) : new JsonLimitError(read.message), undefined)
   })
 }
 

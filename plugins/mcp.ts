@@ -55,13 +55,14 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean 
     log: app.log,
     maxSubscriptionsPerSession: config.budgets.subscriptionsPerSession,
     maxUriBytes: config.budgets.uriBytes,
+    countRefusal: (budget) => { app.budgetRefusals.count(budget) },
     tracker: scaleOut?.tracker((sid, id) => { server.cancel(sid, id, 'the session ended, or another replica declared this run dead') }),
     notify: async (session, message) => {
       await app.hub.publish(sessionStreamKey(session), { event: 'message', data: JSON.stringify(message) })
     }
   })
   const ledger = new SessionLedger(
-    new Quota('MAX_SESSIONS_PER_CLIENT', config.budgets.sessionsPerClient),
+    new Quota('MAX_SESSIONS_PER_CLIENT', config.budgets.sessionsPerClient, app.budgetRefusals.counter('sessions_per_client')),
     async (id) => await sessions.get(id) !== undefined,
     redis === undefined ? undefined : new RedisSessionUnits(redis)
   )
@@ -81,7 +82,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean 
     ])
   }
   sessions.onEvict((id) => { endSession(id, 'session evicted for idleness').catch(logFailure(app.log, 'ending an idle session failed')) })
-  if (opts.builtins !== false) await registeringFrom('the built-in tools (builtins)', () => { registerBuiltins(server, app.lifecycle.startedAt) })
+  if (opts.builtins === true) await registeringFrom('the built-in tools (builtins)', () => { registerBuiltins(server, app.lifecycle.startedAt) })
   if (config.fixtures === 'conformance') await registeringFrom('the conformance fixtures (MCP_FIXTURES)', () => { registerConformanceFixtures(server) })
 
   const listeners = new ListenStreams()
@@ -113,6 +114,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean 
   const stateCodec = new RequestStateCodec(await stateSecret(config.stateSecret, redis, app.log, onClose), {
     ttlMs: config.stateTtlMs,
     maxBytes: config.budgets.stateBytes,
+    countRefusal: app.budgetRefusals.counter('state_bytes'),
     nonces: await nonceStore(redis, app.log, onClose),
     now: await sharedClock(redis, app.log, onClose)
   })
@@ -124,7 +126,7 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean 
     readTtlMs: 0,
     privateReads: config.authTokens.length > 0 || config.oauth !== undefined || opts.privateReads === true
   })
-  const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', config.budgets.inflightPerClient, redis)
+  const statelessInflight = clientBudget('MAX_INFLIGHT_PER_CLIENT', config.budgets.inflightPerClient, redis, app.budgetRefusals.counter('inflight_per_client'))
   const engine: McpEngine = {
     server,
     stateless,
@@ -167,4 +169,4 @@ const mcpPlugin: FastifyPluginAsync<McpPluginOptions & { privateReads?: boolean 
   })
 }
 
-export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'redis', 'sse-hub'] })
+export default fp(mcpPlugin, { name: 'mcp', dependencies: ['config', 'lifecycle', 'budgets', 'redis', 'sse-hub'] })

@@ -3,19 +3,14 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { HubStats, StreamKind } from '../src/hub/types.js'
 import { MemoryEventLog } from '../src/hub/memory.js'
+import { BUDGETS, type BudgetName } from '../src/budget.js'
 import { kEngine } from '../src/mcp/engine.js'
 
 const STREAM_KINDS: StreamKind[] = ['public', 'session', 'request', 'http+sse', 'listen']
 
-/**
- * The budgets a client can run into (README "Resource budgets"), as the `budget` label of
- * mcp_budget_refusals_total. Each is read from the counter its owner keeps where it refuses.
- */
-export const BUDGETS = [
-  'sessions_per_client', 'streams_per_client', 'inflight_per_client', 'client_info_bytes',
-  'subscriptions_per_session', 'uri_bytes', 'listen_filter_bytes', 'broadcast_bytes', 'state_bytes'
-] as const
-export type Budget = typeof BUDGETS[number]
+/** The `budget` label of mcp_budget_refusals_total: the names of the budgets registry (src/budget.ts). */
+export { BUDGETS }
+type Budget = BudgetName
 
 /** Label values that come from clients (method names, tool names) are capped so a client cannot blow up cardinality. */
 const MAX_LABEL_VALUES = 100
@@ -283,39 +278,25 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Prometheus metrics (issue 8): decorates `app.metrics`; counts every answered HTTP request
- * (onResponse, by route pattern and status), and JSON-RPC requests and tool calls through
- * `app.mcp.observe`. routes/metrics.ts serves them.
- */
 /** Bytes the in-memory replay log holds; undefined with Redis (the log lives there). */
 function replayLogBytes (app: FastifyInstance): number | undefined {
   const log = app.hub.replayLog
   return log instanceof MemoryEventLog ? log.bytes : undefined
 }
 
+/**
+ * Prometheus metrics: decorates `app.metrics`; counts every answered HTTP request (onResponse, by
+ * route pattern and status), and JSON-RPC requests and tool calls through `app.mcp.observe`; budget
+ * refusals are read from the budgets registry (`app.budgetRefusals`). routes/metrics.ts serves them.
+ */
+
 const metricsPlugin: FastifyPluginAsync = async (app) => {
-  // POST /broadcast answered 413: data over MAX_BROADCAST_BYTES (or the whole body over BODY_LIMIT).
-  let broadcastRefused = 0
   const metrics = createMetrics({
     // Read defensively: a hub may report only part of HubStats.
     hubStats: (): Partial<HubStats> => app.hub.stats(),
     sessions: () => app[kEngine].stats().sessions,
     startedAt: app.lifecycle.startedAt,
-    budgetRefusals: () => {
-      const { server, ledger, statelessInflight, listeners, stateCodec } = app[kEngine]
-      return {
-        sessions_per_client: ledger.quota.refused,
-        streams_per_client: app.hub.stats().refusedOverClientBudget,
-        inflight_per_client: statelessInflight.refused,
-        client_info_bytes: server.refused.clientInfoBytes,
-        subscriptions_per_session: server.refused.subscriptions,
-        uri_bytes: server.refused.uriBytes,
-        listen_filter_bytes: listeners.refusedFilters,
-        broadcast_bytes: broadcastRefused,
-        state_bytes: stateCodec.refused
-      }
-    },
+    budgetRefusals: () => app.budgetRefusals.totals(),
     auth: () => ({ lockouts: app.auth.failures.lockouts, untracked: app.auth.failures.untracked }),
     replayBytes: () => replayLogBytes(app),
     connections: () => app.connections
@@ -329,10 +310,9 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.recordHttp(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
-    if (reply.statusCode === 413 && request.routeOptions.url === '/broadcast') broadcastRefused++
   })
 
   app.addHook('onClose', async () => { metrics.registry.clear() })
 }
 
-export default fp(metricsPlugin, { name: 'metrics', dependencies: ['config', 'lifecycle', 'sse-hub', 'mcp'] })
+export default fp(metricsPlugin, { name: 'metrics', dependencies: ['config', 'lifecycle', 'budgets', 'sse-hub', 'mcp'] })

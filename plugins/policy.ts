@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { hostAllowed, originAllowed } from '../src/config.js'
 import { cap } from '../src/budget.js'
-import { httpError } from '../src/http-error.js'
+import { refuse } from '../src/http-error.js'
 
 import type { RoutePolicy } from './route-policy.js'
 export type { RoutePolicy } from './route-policy.js'
@@ -36,10 +36,6 @@ function validPolicy (p: unknown): p is RoutePolicy {
   const o = p as Record<string, unknown>
   return ACCESS.has(o.access as string) && CROSS_ORIGIN.has(o.crossOrigin as string) &&
     (o.rateLimit === undefined || typeof o.rateLimit === 'boolean')
-}
-
-function forbidden (reply: FastifyReply, message: string): FastifyReply {
-  return reply.code(403).send(httpError(403, message))
 }
 
 /**
@@ -95,19 +91,19 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
     if (policy === undefined) return
     if (policy.crossOrigin === 'guarded') {
       const refusal = crossOriginRefusal(request)
-      if (refusal !== undefined) return forbidden(reply, refusal)
+      if (refusal !== undefined) return await refuse(reply, 403, refusal)
     }
     if (policy.access !== 'public' && auth.enabled) {
       const wait = auth.failures.retryAfter(request.ip)
       if (wait !== undefined) {
         request.log.info('too many failed authentications')
-        return await reply.code(429).header('Retry-After', String(wait)).send(httpError(429, `Too many failed authentications from this address; retry in ${wait} s`))
+        return await refuse(reply, 429, `Too many failed authentications from this address; retry in ${wait} s`, { retryAfter: wait })
       }
       const outcome = await auth.authenticate(request)
       if (!outcome.ok) {
         if (outcome.reason === 'invalid') auth.failures.record(request.ip)
         request.log.info({ reason: `${outcome.reason} token` }, 'unauthorized')
-        return await reply.code(401).header('WWW-Authenticate', auth.challenge(outcome.reason)).send(httpError(401, outcome.reason === 'missing' ? 'A bearer token is required' : 'The bearer token is invalid'))
+        return await refuse(reply, 401, outcome.reason === 'missing' ? 'A bearer token is required' : 'The bearer token is invalid', { headers: { 'www-authenticate': auth.challenge(outcome.reason) } })
       }
       request.identity = outcome.identity
       request.scopes = outcome.scopes
@@ -116,7 +112,7 @@ const policyPlugin: FastifyPluginAsync = async (app) => {
       if (policy.access === 'operator' && outcome.role !== 'operator') {
         const challenge = auth.operatorChallenge()
         if (challenge !== undefined) reply.header('WWW-Authenticate', challenge)
-        return forbidden(reply, 'This route needs an operator credential (OPERATOR_TOKENS or the operator scope)')
+        return await refuse(reply, 403, 'This route needs an operator credential (OPERATOR_TOKENS or the operator scope)')
       }
     }
     if (policy.rateLimit !== false && app.limitRequest !== null) return await app.limitRequest(request, reply)

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { httpError } from '../src/http-error.js'
+import { refuse } from '../src/http-error.js'
 import { clientOf } from './auth.js'
 import { StoreUnavailableError, bounded } from '../src/budget.js'
 import { redisKeys } from '../src/mcp/keys.js'
@@ -48,10 +48,10 @@ const rateLimitPlugin: FastifyPluginAsync = async (app) => {
       result = await bounded(check(request), 2000, 'rate limit')
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err
-      return await reply.code(503).header('Retry-After', String(err.retryAfterSeconds)).send(httpError(503, err.message))
+      return await refuse(reply, 503, err.message, { retryAfter: err.retryAfterSeconds })
     }
     if (result.isAllowed || !result.isExceeded) return undefined
-    return await reply.code(429).header('Retry-After', String(Math.max(1, result.ttlInSeconds))).send(httpError(429, `Rate limit exceeded: ${result.max} requests per ${Math.round(result.timeWindow / 1000)} s; retry later`))
+    return await refuse(reply, 429, `Rate limit exceeded: ${result.max} requests per ${Math.round(result.timeWindow / 1000)} s; retry later`, { retryAfter: result.ttlInSeconds })
   })
 }
 

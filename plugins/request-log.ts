@@ -75,7 +75,7 @@ export function requestLogFields (request: FastifyRequest, reply: FastifyReply, 
  * Fastify's request logging, one line per request (issue 8 "Logs"): Fastify's default
  * "incoming request" + "request completed" pair becomes a single `request completed` line carrying
  * the session's fingerprint and JSON-RPC method. Client errors are `info` (401/403/429 `warn`, worth an
- * operator's eye), server errors `error`; no stack traces (src/app.ts's error handler logs faults).
+ * operator's eye), server errors `error`; no stack traces (the error handler in src/plugin.ts logs faults).
  * Passed to Fastify as `logController` (src/app.ts).
  */
 export class RequestLogController extends LogController {

@@ -8,7 +8,7 @@ import { OverCapacityError, type AttachOptions, type CloseReason, type Connectio
 import { sessionOfStream, streamPartOf } from '../src/mcp/keys.js'
 import { kEngine } from '../src/mcp/engine.js'
 import { broadcastNotification } from '../src/mcp/broadcast.js'
-import { SHUTTING_DOWN, httpError } from '../src/http-error.js'
+import { SHUTTING_DOWN, refuse, refuseRaw } from '../src/http-error.js'
 import { clientOf } from './auth.js'
 
 /** What the Fastify adapter adds to the hub core (src/hub/types.ts `Hub`): attaching a route's reply. */
@@ -89,7 +89,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       return dead
     })
   })
-  const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client)
+  const perClient = clientBudget('MAX_STREAMS_PER_CLIENT', budgets.streamsPerClient, app.redis?.client, app.budgetRefusals.counter('streams_per_client'))
   const open: HubReplies['open'] = async (reply, opts, held) => {
     const request = reply.request
     const socket = request.raw.socket
@@ -103,14 +103,14 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
     if (app.lifecycle.draining) {
       held?.()
       // Shutting down is not a capacity problem: a distinct message, and not counted as one.
-      await reply.code(503).header('retry-after', '5').send(httpError(503, SHUTTING_DOWN))
+      await refuse(reply, 503, SHUTTING_DOWN)
       return undefined
     }
     if (!core.hasCapacity()) {
       held?.()
       core.rejectedOverCapacity++
       const err = new OverCapacityError()
-      await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
+      await refuse(reply, 503, err.message, { retryAfter: err.retryAfterSeconds })
       return undefined
     }
     let release: Release | undefined
@@ -118,13 +118,11 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
       release = held ?? await perClient.take(clientOf(request))
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err
-      await reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(httpError(503, err.message))
+      await refuse(reply, 503, err.message, { retryAfter: err.retryAfterSeconds })
       return undefined
     }
     if (release === undefined) {
-      core.refusedOverClientBudget++
-      await reply.code(429).header('retry-after', '5')
-        .send(httpError(429, `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`))
+      await refuse(reply, 429, `Too many open streams for this client (MAX_STREAMS_PER_CLIENT=${perClient.limit}); close some and retry`)
       return undefined
     }
     reply.hijack()
@@ -139,8 +137,7 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
     } catch (err) {
       release()
       if (!(err instanceof OverCapacityError)) throw err
-      reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(err.retryAfterSeconds) })
-      reply.raw.end(JSON.stringify(httpError(503, err.message)))
+      refuseRaw(reply.raw, 503, err.message, { retryAfter: err.retryAfterSeconds, extraHeaders: reply.getHeaders() })
       return undefined
     }
   }
@@ -150,4 +147,4 @@ const hubPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('preClose', async () => { await core.close() })
 }
 
-export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle', 'redis'] })
+export default fp(hubPlugin, { name: 'sse-hub', dependencies: ['config', 'lifecycle', 'budgets', 'redis'] })

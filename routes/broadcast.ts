@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
 import { utf8Bytes } from '../src/budget.js'
+import { refuse } from '../src/http-error.js'
 import { kEngine } from '../src/mcp/engine.js'
 
 const BroadcastBody = Type.Object({
@@ -35,7 +36,8 @@ const broadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const data = request.body.data ?? null
     const bytes = utf8Bytes(JSON.stringify(data))
     if (bytes > maxBytes) {
-      throw Object.assign(new Error(`Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`), { statusCode: 413 })
+      app.budgetRefusals.count('broadcast_bytes')
+      return await refuse(reply, 413, `Broadcast data is ${bytes} bytes of JSON; the limit is ${maxBytes} (MAX_BROADCAST_BYTES)`)
     }
     // Public stream + MCP session streams, and the 2026-07-28 listen streams that opted in.
     // Both run to the end; a failure of either (Redis unavailable: the event could not be logged) refuses

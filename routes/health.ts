@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { POLICY } from '../plugins/policy.js'
+import { refuse } from '../src/http-error.js'
 import { PROTOCOL_VERSIONS, SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
 import { kEngine } from '../src/mcp/engine.js'
 import { hostAllowed, originAllowed } from '../src/config.js'
@@ -20,6 +21,12 @@ const ReadyResponse = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('draining'), Type.Literal('unavailable')]),
   checks: Type.Record(Type.String(), Type.Boolean())
 })
+
+/** Not ready: the refusal shape every 4xx/5xx has (src/http-error.ts), with the readiness report beside it. */
+const NotReadyResponse = Type.Composite([
+  Type.Object({ statusCode: Type.Literal(503), error: Type.String(), message: Type.String() }),
+  ReadyResponse
+])
 
 /**
  * Liveness (/health) and readiness (/ready) probes; both are public even when auth is on, from any
@@ -44,11 +51,13 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   })
 
-  app.get('/ready', { config: { policy: POLICY.probe }, schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {
+  app.get('/ready', { config: { policy: POLICY.probe }, schema: { response: { 200: ReadyResponse, 503: NotReadyResponse } } }, async (_request, reply) => {
     const { ready, checks } = await app.lifecycle.readiness()
     if (ready) return { status: 'ready' as const, checks }
-    reply.header('Retry-After', '5')
-    return reply.code(503).send({ status: app.lifecycle.draining ? 'draining' as const : 'unavailable' as const, checks })
+    const status = app.lifecycle.draining ? 'draining' as const : 'unavailable' as const
+    const down = Object.keys(checks).filter((name) => !checks[name])
+    const message = status === 'draining' ? 'Not ready: draining for shutdown' : `Not ready: ${down.join(', ')} down`
+    return await refuse(reply, 503, message, { body: { status, checks } })
   })
 }
 

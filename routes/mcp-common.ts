@@ -1,20 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, RpcError, errorResponse, type Classified, type JsonRpcError, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
+import { ErrorCode, RpcError, errorResponse, type Classified, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from '../src/mcp/jsonrpc.js'
 import type { AttachOptions } from '../src/hub/types.js'
 import { insufficientScope as scopeRefusal } from '../src/oauth.js'
 import { metadataUrl } from '../plugins/auth.js'
 import { isSessionId, type SessionRecord } from '../src/mcp/sessions/store.js'
 import { readMessage as readBody } from '../src/mcp/http.js'
-import { SHUTTING_DOWN } from '../src/http-error.js'
+import { SHUTTING_DOWN, refuseRpc } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
 import { clientOf } from '../plugins/auth.js'
 import { kEngine } from '../src/mcp/engine.js'
-
-/** Sends a JSON-RPC error with an HTTP status (transport-level failures). */
-export async function rpcFail (reply: FastifyReply, status: number, error: JsonRpcError): Promise<FastifyReply> {
-  return await reply.code(status).type('application/json; charset=utf-8').send(error)
-}
 
 /**
  * Keeps the JSON body as text in this encapsulated context, so a malformed body becomes a JSON-RPC
@@ -37,15 +32,13 @@ export async function insufficientScope (
   const required = typeof name === 'string' ? app[kEngine].server.registry.tools.get(name)?.def.requiredScopes ?? [] : []
   const refusal = scopeRefusal(required, request.scopes, metadataUrl(app.config.oauth))
   if (refusal === undefined) return false
-  reply.header('www-authenticate', refusal.challenge)
-  await rpcFail(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, refusal.message))
+  await refuseRpc(reply, 403, errorResponse(message.id, ErrorCode.InvalidRequest, refusal.message), { headers: { 'www-authenticate': refusal.challenge } })
   return true
 }
 
 /** 503 + Retry-After while the server drains for shutdown. */
 export async function draining (reply: FastifyReply, id: RequestId | null): Promise<FastifyReply> {
-  reply.header('retry-after', '5')
-  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, SHUTTING_DOWN))
+  return await refuseRpc(reply, 503, errorResponse(id, ErrorCode.ServerBusy, SHUTTING_DOWN))
 }
 
 /** Parses and classifies the body; answers 400 itself and returns undefined when it is not JSON-RPC. */
@@ -54,7 +47,7 @@ export async function readMessage (request: FastifyRequest, reply: FastifyReply)
   // The parsed message replaces the text, so the request log can name the JSON-RPC method.
   request.body = read.value
   if (!read.ok) {
-    await rpcFail(reply, 400, read.error)
+    await refuseRpc(reply, 400, read.error)
     return undefined
   }
   return read.classified
@@ -74,14 +67,12 @@ export async function findSession (app: FastifyInstance, request: FastifyRequest
 
 /** 429 + Retry-After with a JSON-RPC error naming the budget (a client over one of its budgets). */
 export async function overBudget (reply: FastifyReply, id: RequestId | null, message: string): Promise<FastifyReply> {
-  reply.header('retry-after', '5')
-  return await rpcFail(reply, 429, errorResponse(id, ErrorCode.ServerBusy, message))
+  return await refuseRpc(reply, 429, errorResponse(id, ErrorCode.ServerBusy, message))
 }
 
 /** 503 + Retry-After with a JSON-RPC error: the shared state store (Redis) did not answer in time. */
 export async function storeUnavailable (reply: FastifyReply, id: RequestId | null, err: StoreUnavailableError): Promise<FastifyReply> {
-  reply.header('retry-after', String(err.retryAfterSeconds))
-  return await rpcFail(reply, 503, errorResponse(id, ErrorCode.ServerBusy, err.message))
+  return await refuseRpc(reply, 503, errorResponse(id, ErrorCode.ServerBusy, err.message), { retryAfter: err.retryAfterSeconds })
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { newListenStream, newStatelessStream } from '../src/mcp/keys.js'
+import { refuseRpc } from '../src/http-error.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../src/mcp/jsonrpc.js'
 import {
   STATELESS_METHODS, listenAcknowledged, listenComplete, newCallId, readListenFilter, readRequestMeta, type RequestMeta
 } from '../src/mcp/stateless.js'
 import { checkStatelessHeaders, mirroredName, refusalStatus, statelessStatus } from '../src/mcp/http.js'
-import { insufficientScope, lazyRequestStream, overBudget, rpcFail, storeUnavailable } from './mcp-common.js'
+import { insufficientScope, lazyRequestStream, overBudget, storeUnavailable } from './mcp-common.js'
 import { StoreUnavailableError, cap, type Release } from '../src/budget.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
@@ -21,7 +22,7 @@ import { kEngine } from '../src/mcp/engine.js'
 
 /** A request refused before it runs: its error's status (http.ts refusalStatus). */
 async function fail (reply: FastifyReply, id: JsonRpcRequest['id'], err: RpcError): Promise<FastifyReply> {
-  return await rpcFail(reply, refusalStatus(err.code), errorResponse(id, err.code, err.message, err.data))
+  return await refuseRpc(reply, refusalStatus(err.code), errorResponse(id, err.code, err.message, err.data))
 }
 
 /** Serves one stateless message. */
@@ -41,7 +42,7 @@ export async function serveStateless (
     throw err
   }
   if (!STATELESS_METHODS.has(message.method)) {
-    return await rpcFail(reply, 404, errorResponse(message.id, ErrorCode.MethodNotFound, `Method not found: ${cap(message.method)}`))
+    return await refuseRpc(reply, 404, errorResponse(message.id, ErrorCode.MethodNotFound, `Method not found: ${cap(message.method)}`))
   }
   if (await insufficientScope(app, request, reply, message)) return reply
   if (message.method === 'subscriptions/listen') return await listen(app, message, reply)
@@ -90,7 +91,8 @@ async function answer (
   if (await stream.finish(response) !== undefined) return reply
   if (response === null) return await reply.code(202).send()
   const status = 'error' in response ? statelessStatus(response.error.code) : 200
-  return await reply.code(status).type('application/json; charset=utf-8').send(response)
+  if ('error' in response && status !== 200) return await refuseRpc(reply, status, response)
+  return await reply.code(200).type('application/json; charset=utf-8').send(response)
 }
 
 /**
@@ -101,7 +103,7 @@ async function answer (
 async function listen (app: FastifyInstance, message: JsonRpcRequest, reply: FastifyReply): Promise<FastifyReply> {
   let filter
   try {
-    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes, app[kEngine].listeners)
+    filter = readListenFilter(message.params, app.config.budgets.listenFilterBytes, app.budgetRefusals.counter('listen_filter_bytes'))
   } catch (err) {
     if (err instanceof RpcError) return await fail(reply, message.id, err)
     throw err

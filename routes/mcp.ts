@@ -5,7 +5,7 @@ import type { SessionRecord } from '../src/mcp/sessions/store.js'
 import type { Handled, TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
 import { SERVER_NAME, SERVER_VERSION } from '../src/meta.js'
-import { draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, rpcFail, storeUnavailable } from './mcp-common.js'
+import { draining, findSession, insufficientScope, keepSessionAlive, lazyRequestStream, overBudget, rawJsonBodies, readMessage, storeUnavailable } from './mcp-common.js'
 import { StoreUnavailableError } from '../src/budget.js'
 import {
   REQUEST_STREAM_RETRY_MS, SESSION_HEADER, acceptsPost, accepts, eraOf, header as readHeader, publicResume, sessionGetTarget,
@@ -14,7 +14,7 @@ import {
 import { serveStateless } from './mcp-stateless.js'
 import { POLICY } from '../plugins/policy.js'
 import { PUBLIC_STREAM, newRequestPart, requestStream, sessionStream } from '../src/mcp/keys.js'
-import { httpError } from '../src/http-error.js'
+import { refuse, refuseRpc } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
 import { kEngine } from '../src/mcp/engine.js'
@@ -34,7 +34,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   async function badVersion (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const error = sessionVersionError(header(request, 'mcp-protocol-version'))
     if (error === undefined) return false
-    await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, error))
+    await refuseRpc(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, error))
     return true
   }
 
@@ -42,12 +42,12 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
   async function requireSession (request: FastifyRequest, reply: FastifyReply): Promise<SessionRecord | undefined> {
     const id = header(request, SESSION_HEADER)
     if (id === undefined) {
-      await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'))
+      await refuseRpc(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'))
       return undefined
     }
     const session = await findSession(app, request, id, 'streamable-http')
     if (session === undefined) {
-      await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
+      await refuseRpc(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
       return undefined
     }
     return session
@@ -55,7 +55,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     if (!acceptsPost(header(request, 'accept'))) {
-      return await rpcFail(reply, 406, errorResponse(null, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include application/json and text/event-stream'))
+      return await refuseRpc(reply, 406, errorResponse(null, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include application/json and text/event-stream'))
     }
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
@@ -149,7 +149,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/mcp', { config: { policy: POLICY.client } }, async (request, reply) => {
     if (!accepts(header(request, 'accept'), 'text/event-stream')) {
-      return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
+      return await refuse(reply, 406, 'Accept must include text/event-stream')
     }
     const last = parseEventId(header(request, 'last-event-id'))
     if (header(request, SESSION_HEADER) === undefined) {
@@ -202,8 +202,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (app) => {
     method: ['PUT', 'PATCH'],
     url: '/mcp',
     config: { policy: POLICY.client },
-    handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, POST, DELETE, OPTIONS')
-      .send(httpError(405, 'Use POST, GET or DELETE on /mcp'))
+    handler: async (_request, reply) => await refuse(reply, 405, 'Use POST, GET or DELETE on /mcp', { headers: { allow: 'GET, POST, DELETE, OPTIONS' } })
   })
 }
 

@@ -3,11 +3,11 @@ import { Type } from '@sinclair/typebox'
 import { ErrorCode, errorResponse, type JsonRpcMessage } from '../src/mcp/jsonrpc.js'
 import type { TransportContext } from '../src/mcp/server.js'
 import { parseEventId } from '../src/hub/types.js'
-import { draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage, rpcFail } from './mcp-common.js'
+import { draining, findSession, insufficientScope, keepSessionAlive, rawJsonBodies, readMessage } from './mcp-common.js'
 import { POLICY } from '../plugins/policy.js'
 import { httpSseStream } from '../src/mcp/keys.js'
 import { accepts, header, httpSseEndpoint, newHttpSseSession } from '../src/mcp/http.js'
-import { httpError } from '../src/http-error.js'
+import { refuse, refuseRpc } from '../src/http-error.js'
 import { logFailure } from '../src/ignore.js'
 import { clientOf } from '../plugins/auth.js'
 import { StoreUnavailableError } from '../src/budget.js'
@@ -29,17 +29,17 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/sse', { config: { policy: POLICY.client } }, async (request, reply) => {
     const accept = request.headers.accept
     if (accept !== undefined && !accepts(accept, 'text/event-stream')) {
-      return await reply.code(406).send(httpError(406, 'Accept must include text/event-stream'))
+      return await refuse(reply, 406, 'Accept must include text/event-stream')
     }
     const ticket = await app[kEngine].ledger.admit(clientOf(request)).catch((err: unknown) => {
       if (err instanceof StoreUnavailableError) return err
       throw err
     })
     if (ticket instanceof StoreUnavailableError) {
-      return await reply.code(503).header('retry-after', String(ticket.retryAfterSeconds)).send(httpError(503, ticket.message))
+      return await refuse(reply, 503, ticket.message, { retryAfter: ticket.retryAfterSeconds })
     }
     if (ticket === undefined) {
-      return await reply.code(429).header('retry-after', '5').send(httpError(429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app[kEngine].ledger.quota.limit}); close one and retry`))
+      return await refuse(reply, 429, `Too many sessions for this client (MAX_SESSIONS_PER_CLIENT ${app[kEngine].ledger.quota.limit}); close one and retry`)
     }
     const session = newHttpSseSession(request.identity)
     const key = httpSseStream(session.id)
@@ -83,10 +83,10 @@ const sseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const id = request.query.sessionId
     if (id === undefined || id === '') {
-      return await rpcFail(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: sessionId query parameter is required'))
+      return await refuseRpc(reply, 400, errorResponse(null, ErrorCode.InvalidRequest, 'Bad Request: sessionId query parameter is required'))
     }
     const session = await findSession(app, request, id, 'http+sse')
-    if (session === undefined) return await rpcFail(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
+    if (session === undefined) return await refuseRpc(reply, 404, errorResponse(null, ErrorCode.SessionNotFound, 'Session not found'))
     const classified = await readMessage(request, reply)
     if (classified === undefined) return reply
     if (classified.kind === 'request' && app.lifecycle.draining) return await draining(reply, classified.message.id)

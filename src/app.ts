@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import { resolveConfig, type Config } from './config.js'
 import { cap } from './budget.js'
+import { refuse } from './http-error.js'
 import sseMcp, { kWholeApp, type SseMcpOptions } from './plugin.js'
 import { RequestLogController, sessionFingerprinter } from '../plugins/request-log.js'
 import { trustProxyFunction } from './trust-proxy.js'
@@ -34,11 +35,11 @@ function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 /**
  * The service: a Fastify server configured for long-lived streams with the sse-mcp-server plugin
  * over the whole app (its guards cover every route, so every route must declare a policy). Takes a
- * partial config merged over the defaults — `buildApp()`, `buildApp({ authTokens })` — and, for
- * older call sites, BuildOptions as a second argument. `src/server.ts` calls it and listens.
+ * partial config merged over the defaults, with BuildOptions beside it — `buildApp()`,
+ * `buildApp({ authTokens, logger: false })`. `src/server.ts` calls it and listens.
  */
-export async function buildApp (options: BuildAppOptions = {}, more: BuildOptions = {}): Promise<App> {
-  const { logger, server, builtins = true, authenticate, ...input } = { ...options, ...more }
+export async function buildApp (options: BuildAppOptions = {}): Promise<App> {
+  const { logger, server, builtins = true, authenticate, ...input } = options
   const config = resolveConfig(input)
   // Node's own bounds on a request's arrival (checked every connectionsCheckingInterval, so that
   // the timeouts hold within a quarter of the headers timeout). requestTimeout covers receiving the
@@ -105,11 +106,7 @@ export async function buildApp (options: BuildAppOptions = {}, more: BuildOption
   app.setNotFoundHandler(async (request, reply) => {
     const limited = app.limitRequest === null ? undefined : await app.limitRequest(request, reply)
     if (limited !== undefined) return limited
-    return await reply.code(404).send({
-      statusCode: 404,
-      error: 'Not Found',
-      message: `Route ${request.method}:${cap(request.url, 100)} not found`
-    })
+    return await refuse(reply, 404, `Route ${request.method}:${cap(request.url, 100)} not found`)
   })
   const { logLevel: _level, ...pluginConfig } = config
   await app.register(sseMcp, { ...pluginConfig, builtins, authenticate, prefix: input.prefix, [kWholeApp]: true })

@@ -3,37 +3,58 @@ import { ignore } from './ignore.js'
 import { redisKeys } from './mcp/keys.js'
 
 /**
- * Quotas: how much of one kind of thing each client (auth identity, else IP) may hold at once.
- * Framework-free; the plugins own one Quota per budget and release on every path. The release
- * function `acquire` returns is idempotent, so "release on close" and "release on error" may both
- * run without double-counting.
+ * The budgets a client can run into (README "Resource budgets"), by the name metrics label them
+ * with (`mcp_budget_refusals_total{budget}`).
  */
+export const BUDGETS = [
+  'sessions_per_client', 'streams_per_client', 'inflight_per_client', 'client_info_bytes',
+  'subscriptions_per_session', 'uri_bytes', 'listen_filter_bytes', 'broadcast_bytes', 'state_bytes'
+] as const
+export type BudgetName = typeof BUDGETS[number]
 
-/** Thrown (or mapped to 429 / a JSON-RPC error) when a client is over one of its budgets. */
-export class BudgetExceededError extends Error {
-  override name = 'BudgetExceededError'
-  constructor (readonly budget: string, readonly limit: number, message?: string) {
-    super(message ?? `Over the ${budget} budget (limit ${limit}); close some and retry`)
+/** Counts one refusal of one budget (a BudgetRefusals counter bound to the budget's name). */
+export type CountRefusal = () => void
+const uncounted: CountRefusal = () => {}
+
+/**
+ * The one registry of budget refusals: whoever refuses counts it here, by the budget's name, where
+ * it refuses; metrics read it. Never inferred from a URL or a status code.
+ */
+export class BudgetRefusals {
+  readonly #counts = new Map<BudgetName, number>()
+  count (budget: BudgetName): void { this.#counts.set(budget, this.get(budget) + 1) }
+  /** A counter bound to one budget, for an owner that knows only its own. */
+  counter (budget: BudgetName): CountRefusal { return () => { this.count(budget) } }
+  get (budget: BudgetName): number { return this.#counts.get(budget) ?? 0 }
+  totals (): Record<BudgetName, number> {
+    return Object.fromEntries(BUDGETS.map((b) => [b, this.get(b)])) as Record<BudgetName, number>
   }
 }
 
+/**
+ * Quotas: how much of one kind of thing each client (auth identity, else IP) may hold at once.
+ * Framework-free; the plugins own one Quota per budget and release on every path. The release
+ * function `tryAcquire` returns is idempotent, so "release on close" and "release on error" may
+ * both run without double-counting. A refusal is counted by `countRefusal` (BudgetRefusals).
+ */
 export class Quota {
   readonly #used = new Map<string, number>()
   readonly name: string
   readonly limit: number
-  /** Acquisitions refused because the client was at its limit (a metric). */
-  refused = 0
+  /** Counts a refusal of this budget (also called by a shared store that refuses for it). */
+  readonly countRefusal: CountRefusal
 
-  constructor (name: string, limit: number) {
+  constructor (name: string, limit: number, countRefusal: CountRefusal = uncounted) {
     this.name = name
     this.limit = limit
+    this.countRefusal = countRefusal
   }
 
   /** Takes one unit for `client`; undefined when the client is at its limit. */
   tryAcquire (client: string): (() => void) | undefined {
     const used = this.#used.get(client) ?? 0
     if (used >= this.limit) {
-      this.refused++
+      this.countRefusal()
       return undefined
     }
     this.#used.set(client, used + 1)
@@ -45,13 +66,6 @@ export class Quota {
       if (left <= 0) this.#used.delete(client)
       else this.#used.set(client, left)
     }
-  }
-
-  /** Like tryAcquire, but throws BudgetExceededError at the limit. */
-  acquire (client: string): () => void {
-    const release = this.tryAcquire(client)
-    if (release === undefined) throw new BudgetExceededError(this.name, this.limit)
-    return release
   }
 
   used (client: string): number { return this.#used.get(client) ?? 0 }
@@ -88,8 +102,6 @@ export type Release = () => void
 export interface ClientBudget {
   readonly name: string
   readonly limit: number
-  /** Acquisitions refused because the client was at its limit (a metric). */
-  readonly refused: number
   take (client: string): Promise<Release | undefined>
   /** Stops background work (lease renewal) and forgets held units (shutdown). */
   close (): void
@@ -127,7 +139,6 @@ export class LocalBudget implements ClientBudget {
   constructor (readonly quota: Quota) {}
   get name (): string { return this.quota.name }
   get limit (): number { return this.quota.limit }
-  get refused (): number { return this.quota.refused }
   async take (client: string): Promise<Release | undefined> { return this.quota.tryAcquire(client) }
   close (): void {}
 }
@@ -169,6 +180,8 @@ export interface RedisQuotaOptions {
   leaseMs?: number
   /** Bound on each Redis call. Default 2 s. */
   timeoutMs?: number
+  /** Counts a refusal (BudgetRefusals). */
+  countRefusal?: CountRefusal
 }
 
 /**
@@ -180,7 +193,7 @@ export interface RedisQuotaOptions {
 export class RedisQuota implements ClientBudget {
   readonly name: string
   readonly limit: number
-  refused = 0
+  readonly #countRefusal: CountRefusal
   readonly #redis: RedisCalls
   readonly #prefix: string
   readonly #leaseMs: number
@@ -196,6 +209,7 @@ export class RedisQuota implements ClientBudget {
     this.#prefix = opts.prefix
     this.#leaseMs = opts.leaseMs ?? 15_000
     this.#timeoutMs = opts.timeoutMs ?? 2000
+    this.#countRefusal = opts.countRefusal ?? uncounted
   }
 
   async take (client: string): Promise<Release | undefined> {
@@ -203,7 +217,7 @@ export class RedisQuota implements ClientBudget {
     const unit = randomUnit()
     const ok = await bounded(this.#redis.eval(TAKE, 1, key, this.limit, unit, this.#leaseMs), this.#timeoutMs, `${this.name} budget`)
     if (Number(ok) !== 1) {
-      this.refused++
+      this.#countRefusal()
       return undefined
     }
     let mine = this.#held.get(key)
@@ -259,13 +273,14 @@ function randomUnit (): string {
 /**
  * The per-client budget for `name`: shared by every replica through `redis` (REDIS_URL), else
  * per process. Leased units (streams, in-flight requests) lapse within `leaseMs` of a replica's
- * death.
+ * death. Each refusal is counted by `countRefusal`.
  */
 export function clientBudget (
   name: string, limit: number,
   redis: RedisCalls | undefined,
+  countRefusal: CountRefusal,
   leaseMs?: number
 ): ClientBudget {
-  if (redis === undefined) return new LocalBudget(new Quota(name, limit))
-  return new RedisQuota(redis, name, limit, { prefix: redisKeys.budgetUnits(name), leaseMs })
+  if (redis === undefined) return new LocalBudget(new Quota(name, limit, countRefusal))
+  return new RedisQuota(redis, name, limit, { prefix: redisKeys.budgetUnits(name), leaseMs, countRefusal })
 }

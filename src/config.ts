@@ -572,7 +572,7 @@ export type ConfigInput = Partial<Omit<Config, 'budgets' | 'json'>> & { budgets?
  * environment). Giving `host` without `allowedHosts` derives the Host allow-list as HOST does.
  */
 export function resolveConfig (input: ConfigInput = {}): Config {
-  checkOptions(input as Record<string, unknown>)
+  checkOptions(input)
   const defaults = loadConfig({})
   const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ConfigInput
   const config: Config = {

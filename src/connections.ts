@@ -40,7 +40,8 @@ export interface ConnectionStats {
  * bound at this level is the proxy's (nginx `limit_conn`).
  */
 export function limitConnections (server: Server, limits: ConnectionLimits): ConnectionStats {
-  const quota = new Quota('MAX_CONNECTIONS_PER_CLIENT', limits.perClient)
+  let refused = 0
+  const quota = new Quota('MAX_CONNECTIONS_PER_CLIENT', limits.perClient, () => { refused++ })
   let open = 0
   server.on('connection', (socket) => {
     const address = socket.remoteAddress ?? ''
@@ -65,7 +66,7 @@ export function limitConnections (server: Server, limits: ConnectionLimits): Con
   })
   return {
     get open () { return open },
-    get refused () { return quota.refused }
+    get refused () { return refused }
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto'
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWK, type JWTVerifyGetKey, type JSONWebKeySet } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWK, type JWTVerifyGetKey } from 'jose'
 import { ConfigError } from './config.js'
 import { SERVER_NAME } from './meta.js'
 
@@ -107,7 +107,7 @@ export function loadKeyFile (file: string): VerificationKey {
       }
       for (const alg of algs) algorithms.add(alg)
     }
-    return { key: createLocalJWKSet({ keys } as JSONWebKeySet), algorithms: [...algorithms] }
+    return { key: createLocalJWKSet({ keys }), algorithms: [...algorithms] }
   }
   if (/PRIVATE KEY/.test(text)) bad(file, 'holds a private key; give the public key only')
   let key: KeyObject

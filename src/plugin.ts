@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http'
 import { resolveConfig, type ConfigInput } from './config.js'
 import configPlugin from '../plugins/config.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
+import budgetsPlugin from '../plugins/budgets.js'
 import jsonBodyPlugin from '../plugins/json-body.js'
 import corsPlugin from '../plugins/cors.js'
 import authPlugin from '../plugins/auth.js'
@@ -22,7 +23,7 @@ import metricsRoutes from '../routes/metrics.js'
 import docsRoutes from '../routes/docs.js'
 import { loadToolModules } from './tools/loader.js'
 import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE } from './hub/redis.js'
-import { httpError } from './http-error.js'
+import { refuse } from './http-error.js'
 import { kEngine } from './mcp/engine.js'
 
 /**
@@ -73,16 +74,12 @@ export async function errorHandler (err: FastifyError, request: FastifyRequest, 
   if (isRedisUnavailable(err)) {
     // Not a bug: Redis is down or failing over. Bounded by REDIS_COMMAND_TIMEOUT_MS; the client retries.
     request.log.warn({ err: err.message }, 'request refused: Redis unavailable')
-    return await reply.code(503).header('retry-after', String(REDIS_RETRY_AFTER_S)).send(httpError(503, REDIS_UNAVAILABLE))
+    return await refuse(reply, 503, REDIS_UNAVAILABLE, { retryAfter: REDIS_RETRY_AFTER_S })
   }
   const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
   if (status >= 500) request.log.error({ err }, 'request failed')
   else request.log.info({ code: err.code, message: err.message }, 'client error')
-  return await reply.code(status).send({
-    statusCode: status,
-    error: STATUS_CODES[status] ?? 'Error',
-    message: status >= 500 ? 'Internal Server Error' : err.message
-  })
+  return await refuse(reply, status, status >= 500 ? STATUS_CODES[status] ?? 'Internal Server Error' : err.message)
 }
 
 /** A prefix as Fastify spells it: '' or '/x' (no trailing slash). */
@@ -106,6 +103,7 @@ const sseMcp: FastifyPluginAsync<SseMcpOptions> = async (app, opts) => {
   const server = async (scope: FastifyInstance): Promise<void> => {
     await scope.register(configPlugin, { config })
     await scope.register(lifecyclePlugin)
+    await scope.register(budgetsPlugin)
     await scope.register(redisPlugin)
     await scope.register(hubPlugin)
     await scope.register(mcpPlugin, { builtins, privateReads: authenticate !== undefined })

@@ -89,7 +89,7 @@ for (const bad of BAD_KEYS) {
   test(`a key file with ${bad.name} is a one-line ConfigError at build`, async (t) => {
     const file = join(tempDir(t), 'key')
     writeFileSync(file, bad.content())
-    await assert.rejects(buildApp(testConfig(oauth(file)), { logger: false }), (err: unknown) => {
+    await assert.rejects(buildApp({ ...testConfig(oauth(file)), logger: false }), (err: unknown) => {
       assert.ok(err instanceof ConfigError, String(err))
       assert.match(err.message, /^Invalid configuration: OAUTH_PUBLIC_KEY_FILE=/)
       assert.match(err.message, bad.why)
@@ -100,7 +100,7 @@ for (const bad of BAD_KEYS) {
 }
 
 test('a missing key file is a ConfigError at build', async () => {
-  await assert.rejects(buildApp(testConfig(oauth('/nonexistent/key.pem')), { logger: false }), (err: unknown) => err instanceof ConfigError && /cannot be read/.test(err.message))
+  await assert.rejects(buildApp({ ...testConfig(oauth('/nonexistent/key.pem')), logger: false }), (err: unknown) => err instanceof ConfigError && /cannot be read/.test(err.message))
 })
 
 test('OAuth: the operator scope grants /broadcast; a token without it gets 403 insufficient_scope', async (t) => {

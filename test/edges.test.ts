@@ -37,7 +37,7 @@ test('/health tells stream and session counts only to whom /metrics is open with
   const body = async (app: typeof open, headers: Record<string, string> = {}): Promise<Record<string, unknown>> => {
     const res = await app.inject({ method: 'GET', url: '/health', headers })
     assert.equal(res.statusCode, 200, 'liveness for anyone, from any Host')
-    const json = res.json() as Record<string, unknown>
+    const json = res.json<Record<string, unknown>>()
     assert.equal(json.status, 'ok')
     return json
   }

@@ -41,7 +41,8 @@ test('GET /ready is 503 when a dependency check fails, and names it', async (t) 
   app.lifecycle.addReadinessCheck('redis', () => false)
   const res = await app.inject({ method: 'GET', url: '/ready' })
   assert.equal(res.statusCode, 503)
-  assert.deepEqual(res.json(), { status: 'unavailable', checks: { redis: false } })
+  assert.deepEqual(res.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Not ready: redis down', status: 'unavailable', checks: { redis: false } })
+  assert.equal(res.headers['retry-after'], '5')
 })
 
 test('an unknown route is a JSON 404, not an HTML page', async (t) => {

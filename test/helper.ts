@@ -13,7 +13,7 @@ export type Setup = (app: App) => void | Promise<void>
 
 /** Builds the app for `inject` tests and closes it when the test ends. */
 export async function build (t: TestContext, overrides: Partial<Config> = {}, setup?: Setup): Promise<App> {
-  const app = await buildApp(testConfig(overrides), { logger: false })
+  const app = await buildApp({ ...testConfig(overrides), logger: false })
   t.after(() => app.close())
   await setup?.(app)
   await app.ready()

@@ -16,7 +16,7 @@ async function session (t: TestContext, overrides: Partial<Config> = {}) {
   const sid = String(init.headers['mcp-session-id'])
   const rpc = async (id: number, method: string, params: Record<string, unknown>) => {
     const res = await app.inject({ method: 'POST', url: '/mcp', headers: { ...HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, payload: { jsonrpc: '2.0', id, method, params } })
-    return res.json() as { result?: Record<string, unknown>, error?: { code: number, message: string } }
+    return res.json<{ result?: Record<string, unknown>, error?: { code: number, message: string } }>()
   }
   return { app, sid, rpc }
 }

@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import Fastify from 'fastify'
 import { buildApp } from '../src/app.js'
+import sseMcp from '../src/plugin.js'
 import { Type } from '@sinclair/typebox'
 import { BUDGETS, createMetrics } from '../plugins/metrics.js'
 import { build, listen, testConfig } from './helper.js'
@@ -83,7 +85,7 @@ test('HTTP request counters move with traffic, labelled by route pattern and sta
 })
 
 test('401 answers count as auth failures and 429 answers as rate-limited', async (t) => {
-  const app = await buildApp(testConfig({ authTokens: ['metrics-test-token'] }), { logger: false })
+  const app = await buildApp({ ...testConfig({ authTokens: ['metrics-test-token'] }), logger: false })
   t.after(() => app.close())
   // A stand-in for the rate limiter: whatever answers 429 is counted.
   app.get('/limited', { config: { policy: POLICY.client } }, async (_request, reply) => reply.code(429).header('Retry-After', '1').send({ statusCode: 429 }))
@@ -357,4 +359,16 @@ test('sse_replay_bytes shows what the in-memory replay log holds', async (t) => 
   assert.equal(sampleValue(await scrape(app), 'sse_replay_bytes'), 0)
   await app.inject({ method: 'POST', url: '/broadcast', payload: { event: 'note', data: 'z'.repeat(1000) } })
   assert.ok((sampleValue(await scrape(app), 'sse_replay_bytes') ?? 0) > 1000)
+})
+
+test('budget refusals are counted by budget name under a plugin prefix (/x/broadcast over MAX_BROADCAST_BYTES)', async (t) => {
+  const host = Fastify({ logger: false })
+  t.after(() => host.close())
+  await host.register(sseMcp, { prefix: '/x', rateLimitMax: 0, budgets: { ...testConfig().budgets, broadcastBytes: 64 } })
+  await host.ready()
+  const res = await host.inject({ method: 'POST', url: '/x/broadcast', payload: { event: 'x', data: 'y'.repeat(100) } })
+  assert.equal(res.statusCode, 413)
+  const metrics = await host.inject({ method: 'GET', url: '/x/metrics' })
+  assert.equal(metrics.statusCode, 200, metrics.body)
+  assert.equal(sampleValue(parsePrometheusText(metrics.body), 'mcp_budget_refusals_total', { budget: 'broadcast_bytes' }), 1)
 })

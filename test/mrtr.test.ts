@@ -62,7 +62,7 @@ test('over HTTP: answers that would make the next requestState exceed MAX_STATE_
     url: '/mcp',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'test_input_required_result_multi_round' },
     payload: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'test_input_required_result_multi_round', arguments: {}, ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } } }
-  })).json() as { result?: Record<string, unknown>, error?: { code: number, message: string } }
+  })).json<{ result?: Record<string, unknown>, error?: { code: number, message: string } }>()
   const r1 = await post({})
   const r2 = await post({ requestState: r1.result?.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'A'.repeat(5000) } } } })
   assert.equal(r2.error?.code, -32602, JSON.stringify(r2).slice(0, 300))

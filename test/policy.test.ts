@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { buildApp } from '../src/app.js'
 import { build, testConfig } from './helper.js'
-import { POLICY } from '../plugins/policy.js'
+import { type POLICY } from '../plugins/policy.js'
 import { ignore } from '../src/ignore.js'
 
 const clients = { authTokens: ['tokA-client-1234', 'tokB-client-5678'], operatorTokens: ['op-token-abcdef'] }
@@ -12,14 +12,14 @@ const broadcast = (headers: Record<string, string>, data: unknown = { text: 'hel
 })
 
 test('a route that declares no policy makes the app refuse to start, naming the route', async () => {
-  const app = await buildApp(testConfig(), { logger: false })
+  const app = await buildApp({ ...testConfig(), logger: false })
   app.get('/forgotten', async () => ({ secret: true }))
   await assert.rejects(async () => { await app.ready() }, /GET \/forgotten/)
   await app.close().catch(ignore('the app may be closed already'))
 })
 
 test('a route with a malformed policy is refused too', async () => {
-  const app = await buildApp(testConfig(), { logger: false })
+  const app = await buildApp({ ...testConfig(), logger: false })
   app.post('/typo', { config: { policy: { access: 'everyone', crossOrigin: 'open' } as unknown as typeof POLICY.open } }, async () => ({}))
   await assert.rejects(async () => { await app.ready() }, /POST \/typo/)
   await app.close().catch(ignore('the app may be closed already'))

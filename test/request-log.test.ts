@@ -19,7 +19,7 @@ async function buildLogged (t: TestContext, overrides: Partial<Config> = {}, set
       cb()
     }
   })
-  const app = await buildApp(testConfig(overrides), { logger: { level, stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
+  const app = await buildApp({ ...testConfig(overrides), logger: { level, stream, redact: { paths: LOG_REDACT, censor: '[redacted]' } } })
   t.after(() => app.close())
   setup?.(app)
   await app.ready()

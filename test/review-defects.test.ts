@@ -52,7 +52,7 @@ async function callTime (t: Parameters<typeof build>[0], args: Record<string, un
     headers: { ...HEADERS, 'mcp-session-id': sid },
     payload: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'current_time', arguments: args } }
   })
-  const { result } = res.json() as { result: { content: Array<{ text: string }>, structuredContent: { iso: string, timezone: string } } }
+  const { result } = res.json<{ result: { content: Array<{ text: string }>, structuredContent: { iso: string, timezone: string } } }>()
   return { text: result.content[0]?.text ?? '', structured: result.structuredContent }
 }
 

@@ -151,12 +151,12 @@ test('with REDIS_URL one client\'s budgets count across replicas: sessions, stre
 
   // Streams: two public streams on A, the third on B gets 429; closing one on A lets B open one.
   const opened = [await openSse(`${a.url}/mcp`), await openSse(`${a.url}/mcp`)]
-  t.after(() => { for (const s of opened) s.close() })
+  t.after(async () => { for (const s of opened) await s.close() })
   for (const s of opened) assert.equal(s.res.status, 200)
   const refused = await openSse(`${b.url}/mcp`)
   t.after(() => refused.close())
   assert.equal(refused.res.status, 429)
-  opened[0]?.close()
+  await opened[0]?.close()
   const deadline = Date.now() + 5000
   for (;;) {
     const s = await openSse(`${b.url}/mcp`)
@@ -165,7 +165,7 @@ test('with REDIS_URL one client\'s budgets count across replicas: sessions, stre
     assert.ok(Date.now() < deadline, 'a stream closed on A frees its unit for B')
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  for (const s of opened) s.close()
+  for (const s of opened) await s.close()
 
   // In flight (stateless): one call running on A, a second on B is refused.
   const running = fetch(`${a.url}/mcp`, {

@@ -158,7 +158,7 @@ test('a tool whose result breaks its outputSchema answers with a tool error and 
     a.mcp.tool({ name: 'nostructured', inputSchema: Type.Object({}), outputSchema: out, handler: () => ({ content: [{ type: 'text', text: 'hi' }] }) })
     a.mcp.tool({ name: 'wrong', inputSchema: Type.Object({}), outputSchema: out, handler: () => ({ content: [], structuredContent: { temp: 'hot' } }) })
     a.mcp.tool({ name: 'right', inputSchema: Type.Object({}), outputSchema: z.object({ temp: z.number() }), handler: () => ({ content: [], structuredContent: { temp: 21.5 } }) })
-    a.log.warn = ((fields: Record<string, unknown>) => { warnings.push(fields) }) as typeof a.log.warn
+    a.log.warn = (fields: Record<string, unknown>) => { warnings.push(fields) }
   })
   const sid = await session(app)
   const none = await call(app, sid, 'nostructured', {})

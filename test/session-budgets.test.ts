@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { request as httpRequest } from 'node:http'
@@ -64,10 +64,10 @@ async function until (ok: () => boolean, timeoutMs = 5000): Promise<void> {
 const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n)
 
 /** An app whose pino lines are captured, to prove nothing is logged at error level. */
-async function loggedApp (t: import('node:test').TestContext): Promise<{ app: App, lines: Array<{ level: number, msg?: string }> }> {
+async function loggedApp (t: TestContext): Promise<{ app: App, lines: Array<{ level: number, msg?: string }> }> {
   const lines: Array<{ level: number, msg?: string }> = []
   const sink = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l)); cb() } })
-  const app = await buildApp(testConfig({ logLevel: 'info', rateLimitMax: 0 }), { logger: { level: 'info', stream: sink } })
+  const app = await buildApp({ ...testConfig({ logLevel: 'info', rateLimitMax: 0 }), logger: { level: 'info', stream: sink } })
   t.after(() => app.close())
   await app.ready()
   return { app, lines }
@@ -148,7 +148,7 @@ test('the session budget spans both transports: GET /sse over it is 429, and a c
   assert.equal(refused.status, 429)
   assert.ok(Number(refused.headers.get('retry-after')) > 0)
   assert.equal((await initialize(app)).statusCode, 429)
-  httpSse.close()
+  await httpSse.close()
   await until(() => app[kEngine].ledger.size === 1)
   assert.equal((await initialize(app)).statusCode, 200)
   assert.ok(a.length > 10)
@@ -305,7 +305,7 @@ test('when an HTTP+SSE /sse stream closes, the calls in flight of its session ar
   const post = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hang', arguments: {} } }) })
   assert.equal(post.status, 202)
   await running
-  httpSse.close()
+  await httpSse.close()
   assert.equal(await Promise.race([abortedP, new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000))]), 'aborted')
   await until(() => app[kEngine].sessions.size === 0)
 })

@@ -29,7 +29,7 @@ function selfSigned (t: TestContext): { certFile: string, keyFile: string, ca: B
 
 /** The service as the environment makes it: TLS_CERT_FILE / TLS_KEY_FILE (and HTTP2), on a free port. */
 async function serve (t: TestContext, env: Record<string, string>): Promise<{ app: App, port: number }> {
-  const app = await buildApp({ ...loadConfig({ MCP_FIXTURES: 'conformance', ...env }), logLevel: 'silent' }, { logger: false })
+  const app = await buildApp({ ...loadConfig({ MCP_FIXTURES: 'conformance', ...env }), logLevel: 'silent', logger: false })
   t.after(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
@@ -107,7 +107,7 @@ function https2 (t: TestContext, port: number, ca: Buffer): { send: Send, sessio
     const stream = session.request({ ':method': method, ':path': path, ...headers })
     stream.once('response', (h) => {
       const { ':status': status, ...rest } = h
-      resolve(exchange(Number(status), rest as Exchange['headers'], '2', stream, () => { stream.close() }))
+      resolve(exchange(Number(status), rest, '2', stream, () => { stream.close() }))
     })
     stream.once('error', reject)
     stream.end(body)

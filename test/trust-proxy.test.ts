@@ -21,7 +21,7 @@ async function fromEnv (t: TestContext, env: Record<string, string>): Promise<Ap
     assert.match(err.message, /^Invalid configuration: TRUST_PROXY=.*TRUST_PROXY=loopback/, 'one line that says what to set')
     return undefined
   }
-  const app = await buildApp({ ...config, logLevel: 'silent' }, { logger: false })
+  const app = await buildApp({ ...config, logLevel: 'silent', logger: false })
   t.after(() => app.close())
   await app.ready()
   return app

@@ -6,7 +6,7 @@ import {
 } from './types.js'
 import { frame, comment } from './sse.js'
 import { PUBLIC_KEY, hubKeys, lastSegment } from './keys.js'
-import { httpError } from '../http-error.js'
+import { refuseRaw } from '../http-error.js'
 import { ignore } from '../ignore.js'
 
 export interface HubOptions {
@@ -223,7 +223,6 @@ export class HubImpl implements Hub {
   eventsReplayed = 0
   droppedSlowConsumers = 0
   rejectedOverCapacity = 0
-  refusedOverClientBudget = 0
   droppedDeadSockets = 0
   evictedNotices = 0
   gapReads = 0
@@ -397,8 +396,7 @@ export class HubImpl implements Hub {
       // Redis down: no stream (the client retries); the next stream subscribes afresh.
       if (!conn.closed && !gone(raw)) {
         conn.headSent = true
-        raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '2' })
-        raw.end(JSON.stringify(httpError(503, 'Event store unavailable; retry later')))
+        refuseRaw(raw, 503, 'Event store unavailable; retry later', { retryAfter: 2, extraHeaders: opts.headers })
       }
       conn.close('error')
       conn.detached()
@@ -709,7 +707,6 @@ export class HubImpl implements Hub {
       eventsReplayed: this.eventsReplayed,
       droppedSlowConsumers: this.droppedSlowConsumers,
       rejectedOverCapacity: this.rejectedOverCapacity,
-      refusedOverClientBudget: this.refusedOverClientBudget,
       droppedDeadSockets: this.droppedDeadSockets,
       evictedNotices: this.evictedNotices,
       gapReads: this.gapReads,

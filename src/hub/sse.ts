@@ -18,8 +18,3 @@ export function frame (id: string | undefined, event: string | undefined, data: 
 export function comment (text: string): string {
   return `: ${text}\n\n`
 }
-
-/** SSE field values must not contain line breaks (an event name, an id). */
-export function isSafeField (value: string): boolean {
-  return !/[\r\n]/.test(value)
-}

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 
 /**
  * The SSE hub contract. Every stream the server holds goes through one hub; the MCP transports
@@ -123,8 +124,6 @@ export interface HubStats {
   droppedSlowConsumers: number
   /** Connections refused because MAX_CONNECTIONS was reached. */
   rejectedOverCapacity: number
-  /** Connections refused because the client held MAX_STREAMS_PER_CLIENT streams (429). */
-  refusedOverClientBudget: number
   /** Connections ended because a write failed or stalled (no 'drain' within the stall timeout). */
   droppedDeadSockets: number
   /** `evicted` notices written (history gone, or the log restarted under a new epoch). */
@@ -169,8 +168,6 @@ export type Release = () => void
 export interface StreamBudget {
   readonly name: string
   readonly limit: number
-  /** Acquisitions refused because the client was at its limit (a metric). */
-  readonly refused: number
   /** A release, or undefined when the client is at its limit; rejects when a shared store cannot answer. */
   take (client: string): Promise<Release | undefined>
   close (): void
@@ -245,7 +242,7 @@ export interface Hub {
    * gone), then delivers live events; heartbeats as comments; frees everything on close. If the key
    * is already ended, it replays and closes. Throws OverCapacityError (nothing written) when full.
    */
-  attach (raw: import('node:http').ServerResponse, opts: AttachOptions): Promise<Connection>
+  attach (raw: ServerResponse, opts: AttachOptions): Promise<Connection>
   /** Appends to `key`'s log and delivers to its connections on every replica. Returns the event id. */
   publish (key: string, event: HubEvent): Promise<string>
   /** No more events on `key`: connections close once what was published is written. */

@@ -35,7 +35,7 @@ export interface McpObserver {
 }
 
 export interface McpPluginOptions {
-  /** Registers the demo tools, resource and prompt (src/tools/builtin.ts); default true. */
+  /** Registers the demo tools, resource and prompt (src/tools/builtin.ts); default false (the service's buildApp turns them on). */
   builtins?: boolean
 }
 

@@ -32,7 +32,7 @@ export interface McpEngine {
   statelessInflight: ClientBudget
   /** Run leases of session requests (Redis only): see RequestRuns. */
   runs: RequestRuns | undefined
-  /** MRTR requestState (its `refused` counts MAX_STATE_BYTES refusals). */
+  /** MRTR requestState (MAX_STATE_BYTES refusals are counted in the budgets registry). */
   stateCodec: RequestStateCodec
   /** Ends a session on every path (DELETE, idle eviction, HTTP+SSE stream close). */
   endSession: (id: string, reason: string) => Promise<void>

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, RpcError } from './jsonrpc.js'
 import { obj } from '../values.js'
+import type { CountRefusal } from '../budget.js'
 
 /**
  * Multi Round-Trip Requests (MCP 2026-07-28, SEP-2322): how a stateless request obtains client
@@ -149,6 +150,8 @@ export interface CodecOptions {
   /** Largest requestState issued or accepted (MAX_STATE_BYTES). */
   maxBytes: number
   nonces: NonceStore
+  /** Counts a state refused or not issued for MAX_STATE_BYTES (BudgetRefusals). */
+  countRefusal?: CountRefusal
   /** The clock expiry is set and checked with (with Redis: Redis's clock, so replicas agree). Default Date.now. */
   now?: () => number
 }
@@ -165,14 +168,14 @@ export class RequestStateCodec {
   readonly maxBytes: number
   /** The clock of `e` (CodecOptions.now). */
   readonly now: () => number
-  /** States refused or not issued for MAX_STATE_BYTES (a metric). */
-  refused = 0
+  readonly #countRefusal: CountRefusal
   constructor (ring: SecretRing | Buffer, opts: CodecOptions) {
     this.#ring = Buffer.isBuffer(ring) ? fixedRing(ring) : ring
     this.ttlMs = opts.ttlMs
     this.maxBytes = opts.maxBytes
     this.#nonces = opts.nonces
     this.now = opts.now ?? Date.now
+    this.#countRefusal = opts.countRefusal ?? (() => {})
   }
 
   seal (state: Omit<RequestState, 'n' | 'd'>): string {
@@ -180,7 +183,7 @@ export class RequestStateCodec {
     const body = Buffer.from(JSON.stringify({ ...state, n: randomBytes(12).toString('base64url'), ...(d === undefined ? {} : { d }) })).toString('base64url')
     const token = `${body}.${this.#mac(body, this.#ring.current)}`
     if (token.length > this.maxBytes) {
-      this.refused++
+      this.#countRefusal()
       throw new RpcError(ErrorCode.InvalidParams, `The answers given so far exceed the requestState budget (MAX_STATE_BYTES ${this.maxBytes}); start the request again with shorter answers`)
     }
     return token
@@ -196,7 +199,7 @@ export class RequestStateCodec {
   /** Checks integrity, expiry, binding and caller (does not redeem: see redeem()). */
   open (token: unknown, binding: string, identity: string | null, now = this.now()): RequestState {
     if (typeof token !== 'string') throw invalid('must be the string the server sent')
-    if (token.length > this.maxBytes) { this.refused++; throw invalid(`larger than MAX_STATE_BYTES (${this.maxBytes})`) }
+    if (token.length > this.maxBytes) { this.#countRefusal(); throw invalid(`larger than MAX_STATE_BYTES (${this.maxBytes})`) }
     const dot = token.lastIndexOf('.')
     const body = token.slice(0, dot)
     const mac = Buffer.from(token.slice(dot + 1), 'base64url')

@@ -249,7 +249,7 @@ export class Registry {
       output?.release()
       throw err
     }
-    this.tools.set(def.name, { def: def as unknown as ToolDefinition, input, output, listing })
+    this.tools.set(def.name, { def, input, output, listing })
     this.#changed('tools')
   }
 

@@ -109,14 +109,18 @@ export class ScaleOut {
         const c = JSON.parse(payload) as Broadcast
         if (c.from === this.replica) return
         if (c.t === 'end') on.ended(c.sid, c.reason)
-      } catch {}
+      } catch (err) {
+        logFailure(this.#log, 'a malformed message on the replicas\' control channel was dropped')(err)
+      }
     })
     const offDirected = await this.#bus.subscribe(replicaChannel(this.replica), (payload) => {
       try {
         const c = JSON.parse(payload) as Directed
         if (c.t === 'response') on.response(c.msg, c.sid)
         else if (c.t === 'cancel') on.cancel(c.sid, c.id, c.reason)
-      } catch {}
+      } catch (err) {
+        logFailure(this.#log, 'a malformed message on this replica\'s channel was dropped')(err)
+      }
     })
     return async () => { await Promise.all([offChanges(), offDirected()]) }
   }

@@ -87,6 +87,8 @@ export interface McpServerOptions {
   maxUriBytes?: number
   /** Scale-out: records where work is awaited or running, so answers and cancels reach only that replica. */
   tracker?: ScaleOutTracker
+  /** Counts a refusal by a budget this server enforces (BudgetRefusals). */
+  countRefusal?: (budget: 'client_info_bytes' | 'uri_bytes' | 'subscriptions_per_session') => void
 }
 
 /**
@@ -162,10 +164,13 @@ function encodeCursor (offset: number): string {
 function decodeCursor (cursor: unknown): number {
   if (cursor === undefined) return 0
   if (typeof cursor !== 'string' || cursor.length > 100) throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
+  let o: unknown
   try {
-    const o = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown }).o
-    if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o
-  } catch {}
+    o = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown }).o
+  } catch {
+    throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
+  }
+  if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o
   throw new RpcError(ErrorCode.InvalidParams, 'Invalid cursor')
 }
 
@@ -185,8 +190,6 @@ export class McpServer {
   readonly sessions: SessionStore
   readonly #opts: McpServerOptions
   readonly #observers: McpObserver[] = []
-  /** Requests refused by a budget, by budget (a metric: plugins/metrics.ts). */
-  readonly refused = { clientInfoBytes: 0, uriBytes: 0, subscriptions: 0 }
   /** In-flight requests by `${sessionId}:${id}`, for notifications/cancelled. */
   readonly #inflight = new Map<string, Inflight>()
   /** In-flight request count per session, for MAX_INFLIGHT_PER_SESSION. */
@@ -252,7 +255,7 @@ export class McpServer {
     const budget = this.#opts.clientInfoBytes ?? 16_384
     const bytes = utf8Bytes(JSON.stringify(clientCapabilities)) + utf8Bytes(JSON.stringify(clientInfo))
     if (bytes > budget) {
-      this.refused.clientInfoBytes++
+      this.#opts.countRefusal?.('client_info_bytes')
       this.#observeRpc('initialize', 'error', ErrorCode.InvalidParams, started)
       return { response: errorResponse(req.id, ErrorCode.InvalidParams, `Invalid params: capabilities and clientInfo take ${bytes} bytes; a session keeps at most ${budget} (MAX_CLIENT_INFO_BYTES)`) }
     }
@@ -658,13 +661,13 @@ export class McpServer {
     }
     const maxBytes = this.#opts.maxUriBytes ?? 2048
     if (utf8Bytes(uri) > maxBytes) {
-      this.refused.uriBytes++
+      this.#opts.countRefusal?.('uri_bytes')
       throw new RpcError(ErrorCode.InvalidParams, `Resource URI longer than the MAX_URI_BYTES budget (${maxBytes} bytes): ${cap(uri)}`)
     }
     const max = this.#opts.maxSubscriptionsPerSession ?? 64
     const outcome = await this.sessions.subscribe(session.id, uri, max)
     if (outcome === 'full') {
-      this.refused.subscriptions++
+      this.#opts.countRefusal?.('subscriptions_per_session')
       throw new RpcError(ErrorCode.InvalidParams, `Over the MAX_SUBSCRIPTIONS_PER_SESSION budget (${max} resources); unsubscribe from some first: ${cap(uri)}`)
     }
     if (outcome === 'gone') throw new RpcError(ErrorCode.InvalidRequest, 'Session not found')

@@ -1,9 +1,9 @@
 import { PROTOCOL_VERSIONS, isStatelessVersion, isSessionVersion } from '../meta.js'
 import { ErrorCode, RpcError, errorResponse, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse, type RequestId } from './jsonrpc.js'
-import { InputCollector, RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
+import { InputCollector, type RequestStateCodec, askedAnswers, requestBinding } from './mrtr.js'
 import type { McpServer, TransportContext } from './server.js'
 import { LOGGING_LEVELS, type LoggingLevel } from './sessions/store.js'
-import { cap, utf8Bytes } from '../budget.js'
+import { cap, utf8Bytes, type CountRefusal } from '../budget.js'
 import { ignore } from '../ignore.js'
 import { obj } from '../values.js'
 
@@ -96,12 +96,12 @@ export interface ListenFilter {
 
 /** Reads a subscriptions/listen filter; one larger than `maxBytes` (JSON text) is refused before anything is kept. */
 export function readListenFilter (
-  params: Record<string, unknown> | undefined, maxBytes = 16_384, counter?: { refusedFilters: number }
+  params: Record<string, unknown> | undefined, maxBytes = 16_384, countRefusal?: CountRefusal
 ): ListenFilter {
   const raw = obj(params?.notifications)
   if (raw === undefined) throw new RpcError(ErrorCode.InvalidParams, 'params.notifications must be an object (the notification filter)')
   const bytes = utf8Bytes(JSON.stringify(raw))
-  if (bytes > maxBytes && counter !== undefined) counter.refusedFilters++
+  if (bytes > maxBytes) countRefusal?.()
   if (bytes > maxBytes) throw new RpcError(ErrorCode.InvalidParams, `params.notifications is ${bytes} bytes; a listen filter may be at most ${maxBytes} (MAX_LISTEN_FILTER_BYTES)`)
   const filter: ListenFilter = {}
   for (const k of ['toolsListChanged', 'promptsListChanged', 'resourcesListChanged', BROADCAST_FILTER_KEY] as const) {
@@ -249,8 +249,6 @@ interface ListenStream {
 /** The subscriptions/listen streams open on this process, by hub key. */
 export class ListenStreams {
   readonly #streams = new Map<string, ListenStream>()
-  /** Filters refused for MAX_LISTEN_FILTER_BYTES (a metric). */
-  refusedFilters = 0
   add (key: string, stream: ListenStream): void { this.#streams.set(key, stream) }
   remove (key: string): void { this.#streams.delete(key) }
   /** Ends every local stream gracefully (shutdown). */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { Kind, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { ignore } from '../ignore.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { Ajv2019 } from 'ajv/dist/2019.js'
 import { Ajv as AjvDraft7 } from 'ajv'
@@ -172,8 +173,8 @@ export class SchemaCompiler {
             : { ok: false, problems: [...take(check.Errors(value), MAX_PROBLEMS + 1)].map((e) => `${e.path === '' ? '/' : e.path}: ${e.message}`) },
           release: () => {}
         }
-      } catch {
-        // Type.Unsafe and other kinds TypeBox cannot compile: they are JSON Schema; Ajv checks them.
+      } catch (err) {
+        ignore('Type.Unsafe and other kinds TypeBox cannot compile are JSON Schema: Ajv checks them below')(err)
       }
     }
     return this.#jsonSchema(plain(schema))

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
 import { cap } from '../budget.js'
 import type { Mcp } from '../mcp/api.js'
-import { registeringFrom, type AnySchema, PromptDefinition, ResourceDefinition, ResourceTemplateDefinition, ToolDefinition } from '../mcp/registry.js'
+import { registeringFrom, type AnySchema, type PromptDefinition, type ResourceDefinition, type ResourceTemplateDefinition, type ToolDefinition } from '../mcp/registry.js'
 
 /** Anything a tool module may export by default besides a function. */
 export type Definition = ToolDefinition | ResourceDefinition | ResourceTemplateDefinition | PromptDefinition
@@ -18,7 +18,7 @@ export type ToolModule = ((mcp: Mcp, app: FastifyInstance) => void | Promise<voi
  * of them: `export default [defineTool({ … }), defineTool({ … })]`. Returns the definition unchanged.
  */
 export function defineTool<S extends AnySchema, O extends AnySchema = AnySchema> (def: ToolDefinition<S, O>): ToolDefinition {
-  return def as unknown as ToolDefinition
+  return def
 }
 
 /** A tool module that cannot be loaded: the start stops with this one line. */

@@ -30,7 +30,7 @@ after(async () => {
 
 async function serve (t: TestContext, http2: boolean): Promise<{ app: App, origin: string }> {
   const env = { TLS_CERT_FILE: join(certDir, 'cert.pem'), TLS_KEY_FILE: join(certDir, 'key.pem'), HTTP2: String(http2) }
-  const app = await buildApp({ ...loadConfig(env), logLevel: 'silent' }, { logger: false })
+  const app = await buildApp({ ...loadConfig(env), logLevel: 'silent', logger: false })
   t.after(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()

@@ -238,7 +238,9 @@ class Chaos {
       try {
         const m = JSON.parse(ev.data) as { id?: unknown, result?: { isError?: boolean }, error?: unknown }
         if (m.id === id) got.answer = m.error !== undefined || m.result?.isError === true ? 'error' : 'result'
-      } catch {}
+      } catch (err) {
+        ignore('an event that is not JSON is not the answer; the checker judges the stream')(err)
+      }
     }
     const started = performance.now()
     const f = await follow(`${r.proc.url}/mcp`, {

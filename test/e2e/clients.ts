@@ -1,6 +1,7 @@
 // Raw HTTP clients for the fault tests (chaos, Sentinel): SSE streams followed event by event,
 // POSTs that never throw, and the payload of a broadcast, progress or reply as a checker key.
 import { createParser } from 'eventsource-parser'
+import { ignore } from '../../src/ignore.js'
 
 export const ACCEPT = 'application/json, text/event-stream'
 export const MODERN = '2026-07-28'
@@ -44,7 +45,9 @@ export async function follow (
     const decoder = new TextDecoder()
     try {
       for await (const chunk of res.body ?? []) parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }))
-    } catch {}
+    } catch (err) {
+      ignore('the stream was aborted or cut: done resolves and the caller judges what arrived')(err)
+    }
   })()
   return { status: 200, done, close: () => controller.abort(), sessionId }
 }

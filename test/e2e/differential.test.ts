@@ -162,7 +162,10 @@ function streamableSession (base: string, version: string): Session {
         const decoder = new TextDecoder()
         try {
           for await (const chunk of res.body ?? []) text += decoder.decode(chunk, { stream: true })
-        } catch {}
+        } catch (err) {
+          // Only our own abort at waitMs ends a read early; anything else is a failure.
+          if (!abort.signal.aborted) throw err
+        }
         const type = res.headers.get('content-type') ?? ''
         const messages = text === '' ? [] : type.includes('text/event-stream') ? parseSse(text) : [JSON.parse(text) as Msg]
         return { status: res.status, messages }

@@ -335,12 +335,15 @@ async function startReplica (image: Image, name: string, env: Record<string, str
   child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 20_000
+  let lastError: unknown
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} (the image's CMD with compose's environment) exited ${child.exitCode}:\n${out}`)
-    if (Date.now() > deadline) throw new Error(`${name} did not answer /health within 20 s:\n${out}`)
+    if (Date.now() > deadline) throw new Error(`${name} did not answer /health within 20 s (last attempt: ${String(lastError)}):\n${out}`)
     try {
       if ((await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).ok) break
-    } catch {}
+    } catch (err) {
+      lastError = err // not listening yet
+    }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   return { name, url, env, output: () => out }

@@ -57,8 +57,9 @@ async function started (
   t.after(async () => {
     try {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
-    } catch {
-      // The group is already gone.
+    } catch (err) {
+      // ESRCH: the group is already gone.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
     }
     if (child.exitCode === null && child.signalCode === null) await exited
   })

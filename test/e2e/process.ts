@@ -50,13 +50,16 @@ export async function startServer (t: TestContext, env: Record<string, string> =
   const url = `http://127.0.0.1:${port}`
   // Ready when /health answers, whatever LOG_LEVEL hides.
   const deadline = Date.now() + 20_000
+  let lastError: unknown
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited early:\n${out}`)
-    if (Date.now() > deadline) throw new Error(`server did not start:\n${out}`)
+    if (Date.now() > deadline) throw new Error(`server did not start (last /health attempt: ${String(lastError)}):\n${out}`)
     try {
       const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })
       if (res.ok) break
-    } catch {}
+    } catch (err) {
+      lastError = err // not listening yet
+    }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   return { child, url, port, output: () => out, exited }

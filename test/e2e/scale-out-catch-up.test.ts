@@ -83,7 +83,7 @@ test('an event appended to the log whose wake-up never came (the publisher died 
   const a = await replica(t, redis.url)
   const b = await replica(t, redis.url)
   const streams = await Promise.all([openSse(`${a.url}/mcp`), openSse(`${b.url}/mcp`)])
-  t.after(() => { for (const s of streams) s.close() })
+  t.after(async () => { for (const s of streams) await s.close() })
   for (const s of streams) await nextOf(s, 'welcome', 5000)
   // What a publisher does before it dies: the append, no publish.
   const log = new RedisEventLog(admin(t, redis), 1000, 60_000)
@@ -111,7 +111,7 @@ test('after Redis restarts empty, a session\'s GET stream and an HTTP+SSE stream
   const sessionStream = await openSse(`${a.url}/mcp`, { headers })
   assert.equal(sessionStream.res.status, 200)
   const httpSse = await openSse(`${a.url}/sse`)
-  t.after(() => { sessionStream.close(); httpSse.close() })
+  t.after(async () => { await Promise.all([sessionStream.close(), httpSse.close()]) })
   await nextOf(httpSse, 'endpoint', 5000)
 
   await redis.stop()

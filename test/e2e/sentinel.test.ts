@@ -62,7 +62,7 @@ test('Sentinel: the master SIGKILLed while clients stream broadcasts and call to
     LOG_LEVEL: 'warn',
     HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS)
   }
-  const [A, B] = await Promise.all([startServer(t, env), startServer(t, env)]) as [ServerProcess, ServerProcess]
+  const [A, B] = await Promise.all([startServer(t, env), startServer(t, env)])
   const replicas = [A, B]
 
   // Streams: a public stream on each replica and a session's GET stream on A, each resumed with

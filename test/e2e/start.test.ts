@@ -29,12 +29,15 @@ test('npm start on a built checkout answers /health in seconds: nothing is compi
     if (child.exitCode === null && child.pid !== undefined) { process.kill(-child.pid, 'SIGTERM'); await exited }
   })
   let ms: number | undefined
+  let lastError: unknown
   while (ms === undefined) {
     assert.equal(child.exitCode, null, `npm start exited:\n${out}`)
-    assert.ok(Date.now() - started < 30_000, `npm start did not answer in 30 s:\n${out}`)
+    assert.ok(Date.now() - started < 30_000, `npm start did not answer in 30 s (last /health attempt: ${String(lastError)}):\n${out}`)
     try {
       if ((await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) })).ok) ms = Date.now() - started
-    } catch {}
+    } catch (err) {
+      lastError = err // not listening yet
+    }
     if (ms === undefined) await new Promise((resolve) => setTimeout(resolve, 25))
   }
   assert.doesNotMatch(out, /rebuilding|building/, 'nothing was compiled')

@@ -36,7 +36,7 @@ const rpc = async (
 
 function rpcError (res: LightMyRequestResponse, status: number, code: number, message?: RegExp): { code: number, message: string } {
   assert.equal(res.statusCode, status, res.body.slice(0, 300))
-  const body = res.json() as { jsonrpc: string, error?: { code: number, message: string } }
+  const body = res.json<{ jsonrpc: string, error?: { code: number, message: string } }>()
   assert.equal(body.jsonrpc, '2.0')
   assert.equal(body.error?.code, code, res.body.slice(0, 300))
   if (message !== undefined) assert.match(body.error.message, message)
@@ -249,7 +249,7 @@ async function depthBombs (w: World): Promise<void> {
     const res = await w.app.inject({ method: 'POST', url: b.url ?? '/mcp', headers: b.headers, payload: b.text })
     assert.equal(res.statusCode, b.status, `${b.name}: ${res.body.slice(0, 200)}`)
     if (b.codes !== undefined) {
-      const body = res.json() as { id: unknown, error: { code: number } }
+      const body = res.json<{ id: unknown, error: { code: number } }>()
       assert.ok(b.codes.includes(body.error.code), `${b.name}: ${body.error.code}`)
       assert.equal(body.id, null)
     } else {
@@ -452,7 +452,7 @@ test('16.4 MRTR: a requestState for one URI is refused for another; answers with
   }
   const first = await read('vault://public-notes')
   assert.equal(first.statusCode, 200, first.body)
-  const state = (first.json() as { result: { requestState?: string } }).result.requestState
+  const state = first.json<{ result: { requestState?: string } }>().result.requestState
   assert.ok(typeof state === 'string', first.body.slice(0, 300))
   const answers = { consent: { action: 'accept', content: { ok: true } } }
   // The consent for public-notes, replayed on payroll with the same extra `name`.
@@ -460,7 +460,7 @@ test('16.4 MRTR: a requestState for one URI is refused for another; answers with
   // Answers without a state that asked for them: ignored, the server asks again.
   const bare = await read('vault://payroll', { inputResponses: answers })
   assert.equal(bare.statusCode, 200)
-  assert.ok('requestState' in (bare.json() as { result: Record<string, unknown> }).result, 'asked again')
+  assert.ok('requestState' in bare.json<{ result: Record<string, unknown> }>().result, 'asked again')
   // The right URI with its state: served once; the same state again is refused.
   const ok = await read('vault://public-notes', { requestState: state, inputResponses: answers })
   assert.match(ok.body, /consented=/, ok.body.slice(0, 300))

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { buildApp, type App } from '../../src/app.js'
@@ -118,10 +118,10 @@ const cases: Case[] = [
   { name: '/broadcast with an array body', url: '/broadcast', body: [{ event: 'x' }], session: '', status: 400 }
 ]
 
-async function hostileApp (t: import('node:test').TestContext): Promise<{ app: App, logs: string[], session: string }> {
+async function hostileApp (t: TestContext): Promise<{ app: App, logs: string[], session: string }> {
   const logs: string[] = []
   const sink = new Writable({ write (chunk, _enc, cb) { logs.push(String(chunk)); cb() } })
-  const app = await buildApp(testConfig({ logLevel: 'info', rateLimitMax: 0 }), { logger: { level: 'info', stream: sink } })
+  const app = await buildApp({ ...testConfig({ logLevel: 'info', rateLimitMax: 0 }), logger: { level: 'info', stream: sink } })
   t.after(() => app.close())
   await app.ready()
   const init = await app.inject({
@@ -175,7 +175,7 @@ test('an ended session is 404 for every method', async (t) => {
 })
 
 test('a session belongs to the token that created it: another token gets 404', async (t) => {
-  const app = await buildApp(testConfig({ authTokens: ['alice-token', 'bob-token'] }), { logger: false })
+  const app = await buildApp({ ...testConfig({ authTokens: ['alice-token', 'bob-token'] }), logger: false })
   t.after(() => app.close())
   const init = await app.inject({
     method: 'POST',

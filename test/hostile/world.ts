@@ -43,7 +43,7 @@ export async function hostile (
       cb()
     }
   })
-  const app = await buildApp(testConfig({ rateLimitMax: 0, port: 0, ...overrides, logLevel: 'info' }), { logger: { level: 'info', stream: sink } })
+  const app = await buildApp({ ...testConfig({ rateLimitMax: 0, port: 0, ...overrides, logLevel: 'info' }), logger: { level: 'info', stream: sink } })
   t.after(() => app.close())
   const statuses: number[] = []
   app.addHook('onResponse', async (_request, reply) => { statuses.push(reply.statusCode) })

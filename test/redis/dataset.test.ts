@@ -159,7 +159,7 @@ test('two replicas, Redis restored from an older snapshot between broadcasts: ev
   const a = await listen(t, config)
   const b = await listen(t, config)
   const streams = await Promise.all([openSse(`${a.url}/mcp`), openSse(`${b.url}/mcp`), openSse(`${b.url}/mcp`)])
-  t.after(() => { for (const s of streams) s.close() })
+  t.after(async () => { for (const s of streams) await s.close() })
   const seen = streams.map(() => [] as Array<{ id: string, event: string, data: string }>)
   const pumps = streams.map(async (s, i) => {
     for (;;) {

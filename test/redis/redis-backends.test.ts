@@ -1,6 +1,6 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
+import { type Redis } from 'ioredis'
 import { RedisBus, RedisEventLog, RedisTargets, createRedis } from '../../src/hub/redis.js'
 import { RedisSessionStore } from '../../src/mcp/sessions/redis.js'
 import { missing, startRedis } from '../e2e/services.js'
@@ -8,7 +8,7 @@ import type { SessionRecord } from '../../src/mcp/sessions/store.js'
 
 const skip = missing('redis-server')
 
-async function client (t: import('node:test').TestContext, url: string): Promise<Redis> {
+async function client (t: TestContext, url: string): Promise<Redis> {
   const c = createRedis(url, () => {})
   t.after(() => { c.disconnect() })
   await c.ping()

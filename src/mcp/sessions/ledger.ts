@@ -70,7 +70,7 @@ export class SessionLedger {
     if (shared === undefined) return undefined
     const pending = await shared.take(client, this.quota.limit)
     if (pending === undefined) {
-      this.quota.refused++
+      this.quota.countRefusal()
       return undefined
     }
     return {
