@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis'
 import { RedisBus, RedisEventLog, createRedis } from '../../src/hub/redis.js'
 import { RedisDataset, datasetId } from '../../src/hub/dataset.js'
 import { createHub } from '../../src/hub/hub.js'
-import { parseEventId } from '../../src/hub/types.js'
+import { parseEventId, type Hub } from '../../src/hub/types.js'
 import { missing, startRedis, type RedisServer } from '../e2e/services.js'
 import { until } from '../e2e/sdk.js'
 import { openSse } from '../sse-client.js'
@@ -44,6 +44,22 @@ async function settle<T> (fn: () => Promise<T>): Promise<T> {
     try { return await fn() } catch (err) { if (i > 50) throw err }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+}
+
+/** Serves the hub's public stream (resumable by Last-Event-ID) on a loopback port; closed with the test. */
+async function servePublic (t: TestContext, hub: Hub): Promise<string> {
+  const server = createServer((req, res) => {
+    const last = parseEventId(req.headers['last-event-id'] as string | undefined)
+    hub.attach(res, { key: 'public', kind: 'public', streamPart: 'p', afterSeq: last?.seq, afterEpoch: last?.epoch }).catch(() => res.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => {
+    await hub.close()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const addr = server.address()
+  return `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}/`
 }
 
 test('the dataset id stays while the data does, and changes on FLUSHALL and on a restart from a snapshot', { skip, timeout: 60_000 }, async (t) => {
@@ -102,18 +118,7 @@ test('hub on Redis restored from an older snapshot: open streams get evicted and
   const admin = client(t, redis.url)
   const log = new RedisEventLog(c, 100, 60_000)
   const hub = createHub({ log, bus: new RedisBus(c, sub), maxConnections: 10, heartbeatIntervalMs: 60_000 })
-  const server = createServer((req, res) => {
-    const last = parseEventId(req.headers['last-event-id'] as string | undefined)
-    hub.attach(res, { key: 'public', kind: 'public', streamPart: 'p', afterSeq: last?.seq, afterEpoch: last?.epoch }).catch(() => res.destroy())
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    await hub.close()
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const addr = server.address()
-  const url = `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}/`
+  const url = await servePublic(t, hub)
   const live = await openSse(url)
   t.after(() => live.close())
   await live.nextComment()
@@ -216,18 +221,7 @@ test('a key\'s log restored to an older copy in the same Redis process (head beh
   const sub = client(t, redis.url)
   const admin = client(t, redis.url)
   const hub = createHub({ log: new RedisEventLog(c, 100, 60_000), bus: new RedisBus(c, sub), maxConnections: 10, heartbeatIntervalMs: 300 })
-  const server = createServer((req, res) => {
-    const last = parseEventId(req.headers['last-event-id'] as string | undefined)
-    hub.attach(res, { key: 'public', kind: 'public', streamPart: 'p', afterSeq: last?.seq, afterEpoch: last?.epoch }).catch(() => res.destroy())
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    await hub.close()
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const addr = server.address()
-  const url = `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}/`
+  const url = await servePublic(t, hub)
   const live = await openSse(url)
   t.after(() => live.close())
   await live.nextComment()
